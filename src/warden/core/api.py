@@ -1,0 +1,55 @@
+"""APIs (resource servers): identifier URI used as token audience, scopes, lifetime, algorithm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from warden.core.scope import is_scope_token
+
+__all__ = ["Api", "SIGNING_ALGS", "DEFAULT_ALG", "validate_identifier", "validate_api"]
+
+SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
+DEFAULT_ALG = "ES256"
+MIN_TTL = 60
+MAX_TTL = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Api:
+    identifier: str
+    scopes: tuple[str, ...]
+    token_ttl: int = 900
+    alg: str = DEFAULT_ALG
+    name: str = ""
+    created_at: float = 0.0
+
+
+def validate_identifier(identifier: str) -> None:
+    """RFC 8707 §2: an absolute URI without a fragment."""
+    if len(identifier) > 512:
+        raise ValueError("API identifier is longer than 512 characters")
+    try:
+        parts = urlsplit(identifier)
+    except ValueError:
+        raise ValueError(f"API identifier {identifier!r} is not a URI") from None
+    if not parts.scheme or parts.fragment or "#" in identifier or any(c.isspace() for c in identifier):
+        raise ValueError(f"API identifier {identifier!r} must be an absolute URI without a fragment")
+    if parts.scheme in ("http", "https") and not parts.netloc:
+        raise ValueError(f"API identifier {identifier!r} has no host")
+
+
+def validate_api(api: Api) -> None:
+    """Raise ValueError naming the first rule the API breaks."""
+    validate_identifier(api.identifier)
+    if not api.scopes:
+        raise ValueError("an API needs at least one scope")
+    for scope in api.scopes:
+        if not is_scope_token(scope):
+            raise ValueError(f"invalid scope name {scope!r}")
+    if len(set(api.scopes)) != len(api.scopes):
+        raise ValueError("duplicate scope names")
+    if not MIN_TTL <= api.token_ttl <= MAX_TTL:
+        raise ValueError(f"token lifetime must be between {MIN_TTL}s and {MAX_TTL}s")
+    if api.alg not in SIGNING_ALGS:
+        raise ValueError(f"signing algorithm must be one of {', '.join(SIGNING_ALGS)}")

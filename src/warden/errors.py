@@ -1,0 +1,34 @@
+"""The root of every error Warden raises, and the non-protocol branches.
+
+`OAuthError` (the wire-visible branch) lives in `warden.protocol.errors`.
+`ConfigError` and `StorageError` become a one-line message and a non-zero exit
+in the CLI, and a generic 500/503 with a logged correlation id in the server.
+"""
+
+from __future__ import annotations
+
+__all__ = ["WardenError", "ConfigError", "StorageError", "StorageUnavailable", "NotFound", "Conflict"]
+
+
+class WardenError(Exception):
+    """Root of Warden's exceptions."""
+
+
+class ConfigError(WardenError):
+    """Settings or command-line input that cannot be used; the message names the key."""
+
+
+class StorageError(WardenError):
+    """The store refused or failed an operation."""
+
+
+class StorageUnavailable(StorageError):
+    """The store cannot be reached; callers should answer 503, never an auth error."""
+
+
+class NotFound(StorageError):
+    """The named record does not exist."""
+
+
+class Conflict(StorageError):
+    """The change would violate a uniqueness or state rule."""

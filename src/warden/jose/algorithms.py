@@ -1,0 +1,128 @@
+"""Registry of the JWS algorithms Warden signs and verifies, keyed by wire name (RFC 7518, RFC 8037).
+
+Only asymmetric algorithms exist here: `none` and HMAC cannot be selected by any
+caller, which removes the HS/RS key-confusion class of bugs at the root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Union
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+__all__ = ["Algorithm", "ALGORITHMS", "AlgName", "UnsupportedAlgorithm"]
+
+AlgName = Literal["ES256", "RS256", "PS256", "EdDSA"]
+_PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]
+_PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey]
+
+
+class UnsupportedAlgorithm(ValueError):
+    """The algorithm is not in the registry or does not match the key."""
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    kty: str
+    key_matches: Callable[[object], bool]
+    sign: Callable[[_PrivateKey, bytes], bytes]
+    verify: Callable[[_PublicKey, bytes, bytes], bool]
+
+
+_P256_ORDER_BYTES = 32
+
+
+def _es256_sign(key: _PrivateKey, data: bytes) -> bytes:
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    return r.to_bytes(_P256_ORDER_BYTES, "big") + s.to_bytes(_P256_ORDER_BYTES, "big")
+
+
+def _es256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
+    # RFC 7518 §3.4: the signature is exactly R || S, 32 bytes each; DER is refused.
+    if len(sig) != 2 * _P256_ORDER_BYTES or not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    r = int.from_bytes(sig[:32], "big")
+    s = int.from_bytes(sig[32:], "big")
+    if r == 0 or s == 0:
+        return False
+    try:
+        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _rs256_sign(key: _PrivateKey, data: bytes) -> bytes:
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def _rs256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
+    if not isinstance(key, rsa.RSAPublicKey) or len(sig) != key.key_size // 8:
+        return False
+    try:
+        key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+
+def _ps256_sign(key: _PrivateKey, data: bytes) -> bytes:
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key.sign(data, _PSS, hashes.SHA256())
+
+
+def _ps256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
+    if not isinstance(key, rsa.RSAPublicKey) or len(sig) != key.key_size // 8:
+        return False
+    try:
+        key.verify(sig, data, _PSS, hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _eddsa_sign(key: _PrivateKey, data: bytes) -> bytes:
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
+    return key.sign(data)
+
+
+def _eddsa_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
+    if not isinstance(key, ed25519.Ed25519PublicKey) or len(sig) != 64:
+        return False
+    try:
+        key.verify(sig, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _is_p256(key: object) -> bool:
+    return isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)) and isinstance(
+        key.curve, ec.SECP256R1
+    )
+
+
+def _is_rsa(key: object) -> bool:
+    return isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)) and key.key_size >= 2048
+
+
+def _is_ed25519(key: object) -> bool:
+    return isinstance(key, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey))
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "ES256": Algorithm("ES256", "EC", _is_p256, _es256_sign, _es256_verify),
+    "RS256": Algorithm("RS256", "RSA", _is_rsa, _rs256_sign, _rs256_verify),
+    "PS256": Algorithm("PS256", "RSA", _is_rsa, _ps256_sign, _ps256_verify),
+    "EdDSA": Algorithm("EdDSA", "OKP", _is_ed25519, _eddsa_sign, _eddsa_verify),
+}

@@ -1,0 +1,129 @@
+"""Compact JWS serialization (RFC 7515 §7.1) with the checks of RFC 8725.
+
+`parse_compact` decodes without verifying and refuses anything Warden never
+accepts (JWE, `zip`, unknown `crit`, duplicate JSON members, oversize input);
+`ParsedJWS.verify` checks the signature with a key the *caller* chose, under an
+algorithm the caller allows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Collection, Mapping
+
+from warden.jose._b64 import b64url_decode, b64url_encode
+from warden.jose.algorithms import ALGORITHMS, UnsupportedAlgorithm
+from warden.jose.jwk import PrivateKey, PublicKey
+
+__all__ = ["JoseError", "ParsedJWS", "parse_compact", "sign_compact", "encode_header", "MAX_TOKEN_BYTES"]
+
+MAX_TOKEN_BYTES = 8192
+
+
+class JoseError(ValueError):
+    """A JWS that is malformed, refused by policy, or whose signature does not verify."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise JoseError(f"duplicate member {key!r}")  # RFC 7519 §4, RFC 8725 §2.6
+        out[key] = value
+    return out
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)  # RFC 8725 §3.7
+    except JoseError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise JoseError(f"{what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise JoseError(f"{what} is not a JSON object")
+    return value
+
+
+def encode_header(header: Mapping[str, Any]) -> bytes:
+    """Return the base64url header segment followed by '.', ready to prefix payloads."""
+    return b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8")) + b"."
+
+
+def sign_compact(header_segment: bytes, payload: bytes, key: PrivateKey, alg: str) -> str:
+    """Sign `payload` (raw JSON bytes) under a pre-encoded header segment from `encode_header`."""
+    algorithm = ALGORITHMS.get(alg)
+    if algorithm is None or not algorithm.key_matches(key):
+        raise UnsupportedAlgorithm(f"key does not match {alg}")
+    signing_input = header_segment + b64url_encode(payload)
+    return (signing_input + b"." + b64url_encode(algorithm.sign(key, signing_input))).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ParsedJWS:
+    header: dict[str, Any]
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def alg(self) -> str:
+        return str(self.header.get("alg"))
+
+    def claims(self) -> dict[str, Any]:
+        return _json_object(self.payload, "payload")
+
+    def verify(self, key: PublicKey, allowed_algs: Collection[str]) -> None:
+        """Raise JoseError unless the signature verifies with `key` under an allowed algorithm.
+
+        The algorithm must be in `allowed_algs` *and* match the key type (RFC 8725 §3.1).
+        """
+        alg = self.alg
+        if alg not in allowed_algs:
+            raise JoseError(f"algorithm {alg!r} not allowed")
+        algorithm = ALGORITHMS.get(alg)
+        if algorithm is None or not algorithm.key_matches(key):
+            raise JoseError("algorithm does not match key")
+        if not algorithm.verify(key, self.signing_input, self.signature):
+            raise JoseError("signature verification failed")
+
+
+def parse_compact(
+    token: str | bytes,
+    *,
+    max_bytes: int = MAX_TOKEN_BYTES,
+    understood_crit: Collection[str] = (),
+) -> ParsedJWS:
+    """Split and decode a compact JWS; raise JoseError on anything malformed or refused."""
+    raw = token.encode("ascii", "replace") if isinstance(token, str) else token
+    if len(raw) > max_bytes:
+        raise JoseError("token too large")  # capped before any decoding (T39)
+    parts = raw.split(b".")
+    if len(parts) == 5:
+        raise JoseError("encrypted tokens (JWE) are not accepted")
+    if len(parts) != 3 or not parts[0] or not parts[2]:
+        raise JoseError("not a compact JWS")
+    try:
+        header_raw = b64url_decode(parts[0])
+        payload = b64url_decode(parts[1])
+        signature = b64url_decode(parts[2])
+    except ValueError:
+        raise JoseError("malformed base64url") from None
+    header = _json_object(header_raw, "header")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGORITHMS:
+        raise JoseError("unsupported or missing alg")  # covers none and HS*
+    if "zip" in header:
+        raise JoseError("compressed tokens are not accepted")
+    if "enc" in header:
+        raise JoseError("encrypted tokens (JWE) are not accepted")
+    if "crit" in header:
+        crit = header["crit"]
+        # RFC 7515 §4.1.11: an empty list, non-strings or unknown names make the JWS invalid.
+        if (not isinstance(crit, list) or not crit or
+                not all(isinstance(c, str) and c in understood_crit and c in header for c in crit)):
+            raise JoseError("unsupported crit header")
+    if header.get("b64") is False:
+        raise JoseError("unencoded payloads are not accepted")
+    return ParsedJWS(header, payload, parts[0] + b"." + parts[1], signature)

@@ -1,0 +1,44 @@
+"""Client credentials grant (RFC 6749 §4.4): parse the token request.
+
+Grant types sit in `GRANT_TYPES`, keyed by wire name, each declaring the
+parameters it accepts; only `client_credentials` is registered. Refresh tokens
+are never issued for this grant (§4.4.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warden.core.scope import parse_scope
+from warden.protocol.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
+from warden.protocol.form import Form
+from warden.protocol.resource_indicators import parse_resources
+
+__all__ = ["TokenRequest", "GRANT_TYPES", "parse_token_request"]
+
+GRANT_TYPES: dict[str, tuple[str, ...]] = {
+    "client_credentials": ("grant_type", "scope", "resource", "audience"),
+}
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    grant_type: str
+    scopes: tuple[str, ...] | None
+    resources: tuple[str, ...] | None
+
+
+def parse_token_request(form: Form) -> TokenRequest:
+    grant_type = form.single("grant_type")
+    if grant_type is None:
+        raise InvalidRequest("grant_type is required", reason="missing_grant_type")
+    if grant_type not in GRANT_TYPES:
+        raise UnsupportedGrantType("only client_credentials is supported", reason="unsupported_grant_type")
+    raw_scope = form.single("scope")
+    scopes: tuple[str, ...] | None = None
+    if raw_scope is not None:
+        try:
+            scopes = parse_scope(raw_scope)
+        except ValueError:
+            raise InvalidScope("scope is malformed", reason="malformed_scope") from None
+    return TokenRequest(grant_type, scopes, parse_resources(form))

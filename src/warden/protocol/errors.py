@@ -1,0 +1,135 @@
+"""OAuth error family (RFC 6749 §5.2, RFC 6750 §3.1, RFC 8707 §2, RFC 9449 §5, §8).
+
+Errors describe what went wrong, not how HTTP shows it: the status is a class
+attribute, and the renderers in `warden.server` and `warden.resource` turn an
+error into JSON and headers. Each raise may carry a private `reason` used only
+for audit and metrics; callers on the wire see `error` and a safe description.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from warden.errors import WardenError
+
+__all__ = [
+    "OAuthError",
+    "InvalidRequest",
+    "InvalidClient",
+    "InvalidGrant",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+    "InvalidScope",
+    "InvalidTarget",
+    "InvalidDPoPProof",
+    "UseDPoPNonce",
+    "InvalidToken",
+    "InsufficientScope",
+    "TemporarilyUnavailable",
+    "SlowDown",
+    "safe_description",
+]
+
+# RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+
+
+def safe_description(text: str, limit: int = 200) -> str:
+    """Return `text` reduced to the RFC 6749 §5.2 character set and a bounded length."""
+    return _UNSAFE.sub("?", text)[:limit]
+
+
+class OAuthError(WardenError):
+    """An error with a registered OAuth error code."""
+
+    error: ClassVar[str] = "invalid_request"
+    status: ClassVar[int] = 400
+
+    def __init__(self, description: str | None = None, *, reason: str | None = None) -> None:
+        self.description = safe_description(description) if description else None
+        self.reason = reason or self.error
+        super().__init__(self.description or self.error)
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """401; the renderer adds `WWW-Authenticate` when the client used HTTP Basic (§5.2)."""
+
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2."""
+
+    error = "invalid_target"
+
+
+class InvalidDPoPProof(OAuthError):
+    """RFC 9449 §5."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(OAuthError):
+    """RFC 9449 §8."""
+
+    error = "use_dpop_nonce"
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 §3.1: the access token is expired, revoked, malformed or otherwise invalid."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class InsufficientScope(OAuthError):
+    """RFC 6750 §3.1."""
+
+    error = "insufficient_scope"
+    status = 403
+
+
+class TemporarilyUnavailable(OAuthError):
+    """503 with Retry-After: infrastructure trouble is never reported as an auth failure."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self, description: str | None = None, *, reason: str | None = None,
+                 retry_after: int = 1) -> None:
+        super().__init__(description, reason=reason)
+        self.retry_after = retry_after
+
+
+class SlowDown(OAuthError):
+    """429 with Retry-After: a rate limit was reached."""
+
+    error = "slow_down"
+    status = 429
+
+    def __init__(self, description: str | None = None, *, reason: str | None = None,
+                 retry_after: int = 1) -> None:
+        super().__init__(description, reason=reason)
+        self.retry_after = retry_after

@@ -1,0 +1,27 @@
+"""Authorization server metadata (RFC 8414 §2), served at /.well-known/oauth-authorization-server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warden.core.api import SIGNING_ALGS
+from warden.protocol.client_credentials import GRANT_TYPES
+
+__all__ = ["render_metadata"]
+
+
+def render_metadata(issuer: str, scopes: list[str], supported_auth_methods: list[str]) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/oauth2/jwks",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "grant_types_supported": sorted(GRANT_TYPES),
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": supported_auth_methods,
+        "introspection_endpoint_auth_methods_supported": supported_auth_methods,
+        "revocation_endpoint_auth_methods_supported": supported_auth_methods,
+        "scopes_supported": scopes,
+        "access_token_signing_alg_values_supported": list(SIGNING_ALGS),
+    }

@@ -1,0 +1,1 @@
+"""ASGI application: routing, parsing, rendering and the endpoints (kept thin)."""

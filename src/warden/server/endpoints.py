@@ -1,0 +1,212 @@
+"""The HTTP endpoints. Each one parses, calls a use case, and renders; nothing more.
+
+Token: RFC 6749 §4.4 with §2.3 client authentication and RFC 8707 resources.
+Introspection: RFC 7662. Revocation: RFC 7009. JWKS: RFC 7517. Metadata: RFC 8414.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from warden.core.revocation import RevokedToken, is_revoked_by_client
+from warden.protocol.access_token import verify_own_token
+from warden.protocol.client_auth import parse_client_auth
+from warden.protocol.client_credentials import parse_token_request
+from warden.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
+from warden.protocol.form import Form, parse_form
+from warden.protocol.introspection import INACTIVE, parse_introspection_request, render_active
+from warden.protocol.metadata import render_metadata
+from warden.protocol.revocation import parse_revocation_request
+from warden.server.http import NO_STORE, Request, Response, json_response
+from warden.server.metrics import CONTENT_TYPE_LATEST, render_metrics
+from warden.server.runtime import Runtime
+from warden.services.client_auth import SUPPORTED_AUTH_METHODS, authenticate_client
+from warden.services.registry import ClientEntry
+from warden.services.tokens import issue_token
+
+__all__ = ["token", "introspect", "revoke", "jwks", "metadata", "healthz", "readyz", "metrics"]
+
+_FORM_TYPE = b"application/x-www-form-urlencoded"
+
+
+def _form(request: Request, rt: Runtime) -> Form:
+    content_type = request.headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if content_type != _FORM_TYPE:
+        raise InvalidRequest("content type must be application/x-www-form-urlencoded", reason="bad_content_type")
+    return parse_form(request.body, max_param_bytes=rt.settings.limits.max_param_bytes)
+
+
+def _query_names(request: Request) -> list[str]:
+    if not request.query_string:
+        return []
+    return [part.split(b"=", 1)[0].decode("latin-1") for part in request.query_string.split(b"&")]
+
+
+def _check_source(request: Request, rt: Runtime, now: float) -> None:
+    """Throttle sources that keep failing client authentication (RFC 6749 §2.3.1 brute force)."""
+    per_minute = rt.settings.limits.failed_auth_per_minute
+    wait = rt.failed_auth_limiter.peek(request.source, per_minute / 60.0, per_minute, now)
+    if wait > 0:
+        rt.metrics.rate_limited.labels(limit="failed_auth").inc()
+        raise SlowDown("too many failed authentication attempts", reason="failed_auth_throttled", retry_after=wait)
+
+
+def _authenticate(request: Request, form: Form, rt: Runtime, now: float) -> ClientEntry:
+    if b"authorization" in request.repeated:
+        raise InvalidRequest("Authorization header is repeated", reason="duplicate_header")
+    presented = None
+    try:
+        presented = parse_client_auth(request.header(b"authorization"), form, _query_names(request))
+        return authenticate_client(presented, rt.registry, rt.material.pepper, now, rt.secret_uses.record)
+    except InvalidClient as exc:
+        per_minute = rt.settings.limits.failed_auth_per_minute
+        rt.failed_auth_limiter.take(request.source, per_minute / 60.0, per_minute, now)
+        client_id = presented.client_id if presented else None
+        security = exc.reason in ("secret_expired", "secret_revoked")
+        rt.audit.emit("client.authentication_failed", outcome="denied", reason=exc.reason,
+                      client_id=_bounded(client_id), source=request.source,
+                      severity="security" if security else None)
+        raise
+
+
+def _bounded(value: str | None) -> str | None:
+    return value[:128] if value else value
+
+
+async def token(request: Request, rt: Runtime) -> Response:
+    started = time.perf_counter()
+    now = rt.clock.now()
+    entry: ClientEntry | None = None
+    try:
+        if request.method != "POST":
+            raise InvalidRequest("the token endpoint accepts POST only", reason="bad_method")  # §3.2
+        if not rt.is_serving():
+            raise TemporarilyUnavailable("registry unavailable", reason="registry_stale")
+        _check_source(request, rt, now)
+        form = _form(request, rt)
+        entry = _authenticate(request, form, rt, now)
+        client = entry.client
+        limits = rt.settings.limits
+        rate = client.rate_limit if client.rate_limit is not None else limits.client_rate
+        wait = rt.rate_limiter.take(client.client_id, rate, max(limits.client_burst, rate), now)
+        if wait > 0:
+            rt.metrics.rate_limited.labels(limit="client").inc()
+            raise SlowDown("token request rate limit reached", reason="client_rate_limited", retry_after=wait)
+        token_request = parse_token_request(form)
+        if is_revoked_by_client(int(now), client.revoked_before):
+            # A token issued in the revoking second would be born inactive; make the client wait it out.
+            raise TemporarilyUnavailable("tokens for this client were just revoked", reason="revocation_window")
+        issued = issue_token(entry, token_request, rt.registry, rt.issuer, now)
+    except OAuthError as exc:
+        rt.metrics.token_requests.labels(outcome="denied", reason=exc.reason).inc()
+        if not isinstance(exc, InvalidClient):
+            rt.audit.emit("token.denied", outcome="denied", reason=exc.reason, source=request.source,
+                          client_id=entry.client.client_id if entry else None, error=exc.error)
+        raise
+    rt.audit.emit("token.issued", client_id=entry.client.client_id, source=request.source, jti=issued.jti,
+                  aud=list(issued.audiences), scope=issued.scope, kid=issued.kid)
+    rt.metrics.token_requests.labels(outcome="issued", reason="ok").inc()
+    rt.metrics.issuance_seconds.observe(time.perf_counter() - started)
+    body = {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in,
+            "scope": issued.scope}
+    return json_response(200, body, NO_STORE)
+
+
+def _token_state(claims: dict[str, Any], rt: Runtime, now: float) -> str:
+    """Why a verified token of ours is or is not active."""
+    if claims["exp"] <= now:
+        return "expired"
+    if claims["jti"] in rt.registry.revoked:
+        return "revoked"
+    entry = rt.registry.clients.get(claims["client_id"])
+    if entry is None or not entry.client.enabled:
+        return "client_disabled"
+    if is_revoked_by_client(claims.get("iat", 0), entry.client.revoked_before):
+        return "client_revoked"
+    return "active"
+
+
+def _audiences(claims: dict[str, Any]) -> list[str]:
+    aud = claims.get("aud")
+    return [aud] if isinstance(aud, str) else list(aud) if isinstance(aud, list) else []
+
+
+async def introspect(request: Request, rt: Runtime) -> Response:
+    now = rt.clock.now()
+    try:
+        if request.method != "POST":
+            raise InvalidRequest("the introspection endpoint accepts POST only", reason="bad_method")
+        _check_source(request, rt, now)
+        form = _form(request, rt)
+        caller = _authenticate(request, form, rt, now)  # RFC 7662 §2.1
+        parsed = parse_introspection_request(form)
+    except OAuthError as exc:
+        rt.metrics.introspections.labels(result=exc.error).inc()
+        raise
+    claims = verify_own_token(parsed.token, rt.registry.verification_keys, rt.issuer)
+    state = "invalid" if claims is None else _token_state(claims, rt, now)
+    if claims is not None and state == "active":
+        # T57: a caller learns about its own tokens and tokens for APIs it is granted, nothing else.
+        caller_apis = {g.api for g in caller.grants}
+        if claims["client_id"] != caller.client.client_id and not caller_apis & set(_audiences(claims)):
+            state = "not_authorized"
+    rt.metrics.introspections.labels(result=state).inc()
+    body = render_active(claims) if claims is not None and state == "active" else INACTIVE
+    return json_response(200, body, NO_STORE)
+
+
+async def revoke(request: Request, rt: Runtime) -> Response:
+    now = rt.clock.now()
+    try:
+        if request.method != "POST":
+            raise InvalidRequest("the revocation endpoint accepts POST only", reason="bad_method")
+        _check_source(request, rt, now)
+        form = _form(request, rt)
+        caller = _authenticate(request, form, rt, now)  # RFC 7009 §2.1
+        parsed = parse_revocation_request(form)
+    except OAuthError as exc:
+        rt.metrics.revocations.labels(result=exc.error).inc()
+        raise
+    claims = verify_own_token(parsed.token, rt.registry.verification_keys, rt.issuer)
+    result = "ignored"
+    if claims is not None and claims["client_id"] == caller.client.client_id and claims["exp"] > now:
+        revoked = RevokedToken(jti=claims["jti"], client_id=caller.client.client_id, exp=float(claims["exp"]))
+        store = rt.store
+        assert store is not None
+        await asyncio.to_thread(store.revoke_token, revoked)
+        rt.registry.revoked[revoked.jti] = revoked  # effective here at once, elsewhere via the change log
+        rt.audit.emit("token.revoked", actor=caller.client.client_id, client_id=caller.client.client_id,
+                      source=request.source, jti=revoked.jti)
+        result = "revoked"
+    rt.metrics.revocations.labels(result=result).inc()
+    return Response(200, b"", list(NO_STORE))  # §2.2: 200 whatever the token was
+
+
+async def jwks(request: Request, rt: Runtime) -> Response:
+    body = json.dumps(rt.registry.jwks, separators=(",", ":")).encode()
+    return Response(200, body, [(b"content-type", b"application/jwk-set+json"),
+                                (b"cache-control", b"public, max-age=300")])
+
+
+async def metadata(request: Request, rt: Runtime) -> Response:
+    scopes = sorted({s for api in rt.registry.apis.values() for s in api.scopes})
+    body = render_metadata(rt.issuer, scopes, [m.value for m in SUPPORTED_AUTH_METHODS])
+    return json_response(200, body, [(b"cache-control", b"public, max-age=300")])
+
+
+async def healthz(request: Request, rt: Runtime) -> Response:
+    return json_response(200, {"status": "ok"})
+
+
+async def readyz(request: Request, rt: Runtime) -> Response:
+    if rt.is_ready():
+        return json_response(200, {"status": "ready"})
+    return json_response(503, {"status": "not ready", "registry_staleness_seconds":
+                               None if not rt.ready else round(rt.staleness(), 1)}, [(b"retry-after", b"1")])
+
+
+async def metrics(request: Request, rt: Runtime) -> Response:
+    return Response(200, render_metrics(rt.metrics), [(b"content-type", CONTENT_TYPE_LATEST.encode())])

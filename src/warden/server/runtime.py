@@ -1,0 +1,166 @@
+"""Everything a running server process holds, and its background work.
+
+Start-up opens the store, applies migrations, makes sure signing keys exist and
+loads the registry; if the store is unreachable the process stays up, answers
+503 and keeps retrying (a database outage is never reported as an auth error).
+Background tasks poll the change log, flush audit events and secret last-used
+times, and run key maintenance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Callable
+
+from warden.core.clock import Clock, SystemClock
+from warden.errors import ConfigError, StorageError
+from warden.protocol.errors import TemporarilyUnavailable
+from warden.services.audit import AuditSink, open_audit_sink
+from warden.services.kek import KeyMaterial, load_kek
+from warden.services.keyring import Keyring
+from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
+from warden.services.registry import Registry
+from warden.server.metrics import Metrics
+from warden.settings import Settings
+from warden.storage.contract import Store
+
+__all__ = ["Runtime", "SecretUseRecorder"]
+
+log = logging.getLogger("warden.server")
+
+STALE_READY_SECONDS = 30.0  # readiness fails when the registry is older than this
+STALE_SERVE_SECONDS = 300.0  # the token endpoint refuses (503) beyond this
+
+
+class SecretUseRecorder:
+    """Collects secret last-used times in memory; written in batches, never on the request path."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, secret_id: str, at: float) -> None:
+        self._pending[secret_id] = at
+
+    def drain(self) -> dict[str, float]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+
+class Runtime:
+    def __init__(self, settings: Settings, store_factory: Callable[[], Store], *,
+                 clock: Clock | None = None, audit: AuditSink | None = None,
+                 rate_limiter: RateLimiter | None = None) -> None:
+        self.settings = settings
+        self.issuer = settings.issuer_url
+        self.clock = clock or SystemClock()
+        self.audit = audit or open_audit_sink(settings.audit.sink)
+        self.metrics = Metrics()
+        self.rate_limiter = rate_limiter or InProcessRateLimiter()
+        self.failed_auth_limiter = InProcessRateLimiter()
+        self.secret_uses = SecretUseRecorder()
+        self._store_factory = store_factory
+        self.store: Store | None = None
+        self.material: KeyMaterial = load_kek(
+            settings.keys.encryption_key.reveal() if settings.keys.encryption_key else None, settings.data_dir)
+        self._registry: Registry | None = None
+        self.ready = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # start-up -----------------------------------------------------------------
+    def _open(self) -> None:
+        store = self._store_factory()
+        store.migrate()
+        Keyring(store, self.material, self.clock, self.audit).ensure_keys()
+        registry = Registry(store, self.material)
+        registry.load(self.clock.now())
+        self.store, self._registry, self.ready = store, registry, True
+
+    async def start(self) -> None:
+        try:
+            await asyncio.to_thread(self._open)
+        except ConfigError:
+            raise
+        except StorageError as exc:
+            log.error("store unavailable at start-up, retrying: %s", exc)
+        self._tasks = [asyncio.create_task(self._loop(self._poll, self.settings.registry_poll_interval)),
+                       asyncio.create_task(self._loop(self._flush, 1.0)),
+                       asyncio.create_task(self._loop(self._maintain, 30.0))]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await asyncio.to_thread(self._flush_sync)
+        except StorageError as exc:
+            log.warning("could not record secret use at shutdown: %s", exc)
+        self.audit.close()
+        if self.store is not None:
+            self.store.close()
+
+    async def _loop(self, step: Callable[[], None], interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(step)
+            except StorageError as exc:
+                log.warning("background %s failed: %s", step.__name__, exc)
+            except Exception:  # noqa: BLE001 - a background loop must survive and say why
+                log.exception("background %s failed", step.__name__)
+
+    def _poll(self) -> None:
+        if not self.ready:
+            self._open()
+            return
+        self.registry.refresh(self.clock.now())
+
+    def _flush_sync(self) -> None:
+        uses = self.secret_uses.drain()
+        if uses and self.store is not None:
+            self.store.record_secret_use(uses)
+
+    def _flush(self) -> None:
+        self.audit.flush()
+        self._flush_sync()
+        if self.ready:
+            self.metrics.registry_age.set(self.staleness())
+
+    def _maintain(self) -> None:
+        if not self.ready or self.store is None:
+            return
+        now = self.clock.now()
+        keyring = Keyring(self.store, self.material, self.clock, self.audit)
+        keyring.maintain(interval=self.settings.keys.rotation_interval,
+                         publish_lead=self.settings.keys.publish_lead,
+                         max_token_ttl=self.registry.max_token_ttl)
+        self.store.purge_revocations(now)
+        self.registry.purge_expired_revocations(now)
+        self.store.prune_changes(now - 3600)
+        for key in self.registry.keys:
+            if key.state.value == "active":
+                self.metrics.key_age.labels(alg=key.alg).set(now - (key.activated_at or key.created_at))
+        ages = [now - s.created_at for e in self.registry.clients.values() for s in e.secrets
+                if s.revoked_at is None and (s.expires_at is None or s.expires_at > now)]
+        self.metrics.oldest_secret_age.set(max(ages, default=0.0))
+
+    # state --------------------------------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        """The loaded registry; 503 (never an auth error) while the store has not been reached."""
+        if self._registry is None:
+            raise TemporarilyUnavailable("server is starting", reason="not_ready", retry_after=1)
+        return self._registry
+
+    def staleness(self) -> float:
+        return time.monotonic() - self._registry.refreshed_at if self._registry else float("inf")
+
+    def is_serving(self) -> bool:
+        return self.ready and self.staleness() < STALE_SERVE_SECONDS
+
+    def is_ready(self) -> bool:
+        return self.ready and self.staleness() < STALE_READY_SECONDS

@@ -1,0 +1,1 @@
+"""Use cases: core rules plus storage (issue token, authenticate, rotate, revoke, apply)."""

@@ -1,0 +1,247 @@
+"""Administrative use cases shared by the CLI, `warden apply` and (later) the admin API.
+
+Every change is validated by the core rules, written through the store (which
+logs it for cache invalidation) and audited with the acting principal.
+Plaintext secrets are returned exactly once, to the caller that created them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets as _random
+from dataclasses import dataclass
+from typing import Sequence
+
+from warden.core.api import Api, validate_api
+from warden.core.client import AuthMethod, Client, Grant, validate_client_id, validate_tenant
+from warden.core.clock import Clock
+from warden.core.keys import SigningKey
+from warden.core.revocation import RevokedToken
+from warden.core.secrets import ClientSecret, generate_secret, hash_secret
+from warden.errors import ConfigError, NotFound
+from warden.services.audit import AuditSink
+from warden.services.client_auth import SUPPORTED_AUTH_METHODS
+from warden.services.kek import KeyMaterial
+from warden.services.keyring import Keyring
+from warden.storage.contract import Store
+
+__all__ = ["Admin", "NewSecret", "GrantSpec", "parse_grant_spec"]
+
+
+@dataclass(frozen=True)
+class GrantSpec:
+    api: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    secret_id: str
+    client_id: str
+    secret: str
+    expires_at: float | None
+
+    def __repr__(self) -> str:
+        return f"NewSecret(secret_id={self.secret_id!r}, client_id={self.client_id!r})"
+
+
+def parse_grant_spec(text: str) -> GrantSpec:
+    """`IDENTIFIER=scope1,scope2` (the identifier may itself contain '=')."""
+    api, sep, scopes = text.rpartition("=")
+    if not sep or not api:
+        raise ConfigError(f"grant {text!r}: expected IDENTIFIER=scope1,scope2")
+    parsed = tuple(s.strip() for s in scopes.split(",") if s.strip())
+    if not parsed:
+        raise ConfigError(f"grant {text!r}: list at least one scope after '='")
+    return GrantSpec(api, parsed)
+
+
+class Admin:
+    def __init__(self, store: Store, material: KeyMaterial, clock: Clock, audit: AuditSink,
+                 actor: str = "cli") -> None:
+        self.store = store
+        self._material = material
+        self._clock = clock
+        self._audit = audit
+        self._actor = actor
+        self.keyring = Keyring(store, material, clock, audit)
+
+    # APIs ---------------------------------------------------------------------
+    def save_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = "ES256",
+                 name: str = "") -> tuple[Api, bool]:
+        """Create or update an API; returns (api, changed)."""
+        old = self.store.load_api(identifier)
+        api = Api(identifier=identifier, scopes=tuple(scopes), token_ttl=ttl, alg=alg, name=name,
+                  created_at=old.created_at if old else self._clock.now())
+        try:
+            validate_api(api)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if old == api:
+            return api, False
+        if old is not None:
+            removed = set(old.scopes) - set(api.scopes)
+            in_use = [g for g in self.store.load_grants() if g.api == identifier and removed & set(g.scopes)]
+            if in_use:
+                raise ConfigError(f"scopes {', '.join(sorted(removed))} are still granted to "
+                                  f"{len(in_use)} client(s); remove those grants first")
+        self.store.save_api(api)
+        self._audit.emit("api.updated" if old else "api.created", actor=self._actor, api=identifier,
+                         scopes=list(api.scopes), ttl=ttl, alg=alg)
+        return api, True
+
+    def delete_api(self, identifier: str) -> None:
+        self.store.delete_api(identifier)
+        self._audit.emit("api.deleted", actor=self._actor, api=identifier)
+
+    # clients ------------------------------------------------------------------
+    def _grants(self, client_id: str, specs: Sequence[GrantSpec]) -> list[Grant]:
+        seen: set[str] = set()
+        grants = []
+        for position, spec in enumerate(specs):
+            api = self.store.load_api(spec.api)
+            if api is None:
+                raise ConfigError(f"grant names unknown API {spec.api!r} (create it with `warden apis create`)")
+            if spec.api in seen:
+                raise ConfigError(f"API {spec.api!r} is granted twice; list all its scopes in one grant")
+            seen.add(spec.api)
+            unknown = [s for s in spec.scopes if s not in api.scopes]
+            if unknown:
+                raise ConfigError(f"API {spec.api!r} defines no scope {unknown[0]!r} "
+                                  f"(it defines: {' '.join(api.scopes)})")
+            grants.append(Grant(client_id, spec.api, tuple(spec.scopes), position))
+        return grants
+
+    def _new_secret(self, client_id: str, expires_at: float | None = None) -> tuple[ClientSecret, NewSecret]:
+        plaintext = generate_secret(_random.token_bytes)
+        secret = ClientSecret(secret_id=f"sec_{_random.token_hex(6)}", client_id=client_id,
+                              hash=hash_secret(self._material.pepper, plaintext), created_at=self._clock.now(),
+                              expires_at=expires_at, hint=plaintext[-4:])
+        return secret, NewSecret(secret.secret_id, client_id, plaintext, expires_at)
+
+    def create_client(self, name: str, grants: Sequence[GrantSpec], *,
+                      auth_method: str = AuthMethod.CLIENT_SECRET_BASIC.value, tenant: str | None = None,
+                      client_id: str | None = None, enabled: bool = True,
+                      rate_limit: float | None = None) -> tuple[Client, NewSecret | None]:
+        method = self._method(auth_method)
+        client_id = client_id or _random.token_hex(12)
+        try:
+            validate_client_id(client_id)
+            if tenant is not None:
+                validate_tenant(tenant)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not name.strip() or len(name) > 200:
+            raise ConfigError("client name must be 1-200 characters")
+        client = Client(client_id=client_id, name=name, auth_method=method, enabled=enabled, tenant=tenant,
+                        rate_limit=rate_limit, created_at=self._clock.now())
+        grant_rows = self._grants(client_id, grants)
+        secret_rows: list[ClientSecret] = []
+        new_secret = None
+        if method in SUPPORTED_AUTH_METHODS:
+            row, new_secret = self._new_secret(client_id)
+            secret_rows.append(row)
+        self.store.create_client(client, grant_rows, secret_rows)
+        self._audit.emit("client.created", actor=self._actor, client_id=client_id, auth_method=method.value,
+                         grants=[g.api for g in grant_rows], tenant=tenant)
+        return client, new_secret
+
+    @staticmethod
+    def _method(name: str) -> AuthMethod:
+        try:
+            method = AuthMethod(name)
+        except ValueError:
+            raise ConfigError(f"unknown auth method {name!r}; expected one of "
+                              f"{', '.join(m.value for m in AuthMethod)}") from None
+        if method not in SUPPORTED_AUTH_METHODS:
+            raise ConfigError(f"auth method {name} is not supported by this server yet; "
+                              f"use {' or '.join(m.value for m in SUPPORTED_AUTH_METHODS)}")
+        return method
+
+    def update_client(self, client_id: str, *, name: str | None = None, enabled: bool | None = None,
+                      tenant: str | None = None, auth_method: str | None = None,
+                      grants: Sequence[GrantSpec] | None = None,
+                      rate_limit: float | None = None) -> bool:
+        """Change the named attributes; return whether anything changed."""
+        client = self.client(client_id)
+        changes: dict[str, object] = {}
+        if name is not None and name != client.name:
+            changes["name"] = name
+        if enabled is not None and enabled != client.enabled:
+            changes["enabled"] = enabled
+        if tenant is not None and tenant != client.tenant:
+            validate_tenant(tenant)
+            changes["tenant"] = tenant
+        if auth_method is not None and self._method(auth_method) is not client.auth_method:
+            changes["auth_method"] = self._method(auth_method)
+        if rate_limit is not None and rate_limit != client.rate_limit:
+            changes["rate_limit"] = rate_limit
+        changed = False
+        if changes:
+            self.store.update_client(dataclasses.replace(client, **changes))  # type: ignore[arg-type]
+            event = {True: "client.enabled", False: "client.disabled"}.get(changes.get("enabled"),  # type: ignore
+                                                                           "client.updated")
+            self._audit.emit(event, actor=self._actor, client_id=client_id, fields=sorted(changes))
+            changed = True
+        if grants is not None:
+            new = self._grants(client_id, grants)
+            if [(g.api, g.scopes, g.position) for g in new] != [
+                    (g.api, g.scopes, g.position) for g in self.store.load_grants(client_id)]:
+                self.store.set_grants(client_id, new)
+                self._audit.emit("client.grants_changed", actor=self._actor, client_id=client_id,
+                                 grants=[g.api for g in new])
+                changed = True
+        return changed
+
+    def client(self, client_id: str) -> Client:
+        client = self.store.load_client(client_id)
+        if client is None:
+            raise NotFound(f"no client {client_id}")
+        return client
+
+    def delete_client(self, client_id: str) -> None:
+        self.store.delete_client(client_id)
+        self._audit.emit("client.deleted", actor=self._actor, client_id=client_id)
+
+    # secrets ------------------------------------------------------------------
+    def rotate_secret(self, client_id: str, grace: int) -> NewSecret:
+        """Add a secret; the others stay valid for `grace` seconds, then expire."""
+        client = self.client(client_id)
+        if client.auth_method not in SUPPORTED_AUTH_METHODS:
+            raise ConfigError(f"client {client_id} does not authenticate with a secret")
+        row, new = self._new_secret(client_id)
+        self.store.add_secret(row, expire_others_at=self._clock.now() + grace)
+        self._audit.emit("client.secret_rotated", actor=self._actor, client_id=client_id,
+                         secret_id=row.secret_id, grace_seconds=grace)
+        return new
+
+    def revoke_secret(self, client_id: str, secret_id: str) -> None:
+        self.store.revoke_secret(client_id, secret_id, self._clock.now())
+        self._audit.emit("client.secret_revoked", actor=self._actor, client_id=client_id, secret_id=secret_id)
+
+    # keys ---------------------------------------------------------------------
+    def keys(self) -> list[SigningKey]:
+        return self.store.load_keys()
+
+    def rotate_keys(self, algs: Sequence[str] | None = None) -> list[str]:
+        self.keyring.ensure_keys()
+        return self.keyring.rotate(algs) if algs else self.keyring.rotate()
+
+    # revocation ---------------------------------------------------------------
+    def revoke_jti(self, jti: str, client_id: str = "", exp: float | None = None) -> None:
+        """Revoke one token by `jti`; kept until the token's expiry (the longest lifetime if unknown)."""
+        if not jti or len(jti) > 256:
+            raise ConfigError("jti must be 1-256 characters")
+        if exp is None:
+            max_ttl = max((a.token_ttl for a in self.store.load_apis()), default=900)
+            exp = self._clock.now() + max_ttl
+        self.store.revoke_token(RevokedToken(jti=jti, client_id=client_id, exp=exp))
+        self._audit.emit("token.revoked", actor=self._actor, client_id=client_id or None, jti=jti)
+
+    def revoke_client_tokens(self, client_id: str) -> float:
+        """Every token the client holds now becomes inactive; returns the not-before time."""
+        client = self.client(client_id)
+        at = self._clock.now()
+        self.store.update_client(dataclasses.replace(client, revoked_before=at))
+        self._audit.emit("client.tokens_revoked", actor=self._actor, client_id=client_id)
+        return at

@@ -1,0 +1,238 @@
+"""One frozen, typed settings object: defaults, then a TOML file, then `WARDEN_*` environment.
+
+The environment wins. Unknown keys are errors that name the key and the expected
+form. Secret values are wrapped in `Secret`, whose repr/str hide them. Build it
+once at start-up with `load_settings` and pass it down; nothing else reads
+`os.environ`.
+
+Environment names: top-level keys are `WARDEN_<KEY>`, section keys are
+`WARDEN_<SECTION>_<KEY>` (e.g. `WARDEN_DATABASE_URL`, `WARDEN_SERVER_PORT`,
+`WARDEN_LIMITS_CLIENT_RATE`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from warden.core.durations import parse_duration
+from warden.errors import ConfigError
+
+__all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
+           "load_settings"]
+
+
+class Secret:
+    """A configuration value that must not be printed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """HTTP serving. `workers` > 1 runs that many processes sharing one port."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    graceful_timeout: int = 10  # seconds SIGTERM waits for in-flight requests
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """Signing-key lifecycle. `publish_lead` must exceed resource servers' JWKS cache age."""
+
+    rotation_interval: int = 30 * 86400
+    publish_lead: int = 900
+    encryption_key: Secret | None = None  # base64url 32 bytes; else <data_dir>/kek (0600)
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Abuse limits (DESIGN.md "Limits")."""
+
+    client_rate: float = 1000.0  # token requests per second per client (default for every client)
+    client_burst: int = 2000
+    failed_auth_per_minute: int = 60  # failed client authentications per source address
+    max_body_bytes: int = 16384
+    max_param_bytes: int = 4096
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Audit events as JSON lines: `stdout`, `off`, or a file path."""
+
+    sink: str = "stdout"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "./warden-data"
+    database_url: Secret | None = None
+    issuer: str | None = None  # default http://<host>:<port>
+    dev_mode: bool = False  # allows plain-HTTP issuers other than loopback
+    log_level: str = "info"
+    registry_poll_interval: float = 0.25  # seconds between change-log polls
+    server: ServerSettings = field(default_factory=ServerSettings)
+    keys: KeySettings = field(default_factory=KeySettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+
+    @property
+    def issuer_url(self) -> str:
+        return self.issuer or f"http://{self.server.host}:{self.server.port}"
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
+}
+_DURATIONS = {"rotation_interval", "publish_lead"}
+
+
+def _coerce(name: str, ftype: Any, value: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, or raise ConfigError."""
+    tname = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype))
+    try:
+        if name in _DURATIONS:
+            return parse_duration(value)
+        if "Secret" in tname:
+            if not isinstance(value, str) or not value:
+                raise ValueError("expected a non-empty string")
+            return Secret(value)
+        if tname.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return value.lower() in ("1", "true", "yes", "on")
+            raise ValueError("expected true or false")
+        if tname.startswith("int"):
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            result = int(value)
+            if result < 0:
+                raise ValueError("expected a non-negative integer")
+            return result
+        if tname.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            fresult = float(value)
+            if fresult < 0:
+                raise ValueError("expected a non-negative number")
+            return fresult
+        if tname.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("expected a list of strings")
+            return tuple(value)
+        if tname.startswith("str"):
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+            return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: {exc}") from None
+    raise ConfigError(f"setting {name}: unsupported type")  # pragma: no cover
+
+
+def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        f = fields.get(key)
+        if f is None or key in _SECTIONS and not isinstance(value, dict):
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown setting {prefix}{key!r} (known: {known})")
+        if key in _SECTIONS:
+            changes[key] = _apply(_SECTIONS[key], getattr(base, key), value, f"{key}.")
+        else:
+            changes[key] = _coerce(prefix + key, f.type, value)
+    return dataclasses.replace(base, **changes)
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    top = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS)
+    names: dict[str, tuple[str, ...]] = {f"WARDEN_{k.upper()}": (k,) for k in top}
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            names[f"WARDEN_{section.upper()}_{f.name.upper()}"] = (section, f.name)
+    for env_name, value in environ.items():
+        path = names.get(env_name)
+        if path is None:
+            continue
+        if len(path) == 1:
+            out[path[0]] = value
+        else:
+            out.setdefault(path[0], {})[path[1]] = value
+    return out
+
+
+def _validate(settings: Settings) -> None:
+    issuer = settings.issuer_url
+    if not (issuer.startswith("https://") or issuer.startswith("http://")):
+        raise ConfigError("setting issuer: expected an http(s) URL such as https://auth.example.com")
+    if "?" in issuer or "#" in issuer:
+        raise ConfigError("setting issuer: must not contain a query or fragment (RFC 8414 §2)")
+    loopback = any(issuer.startswith(f"http://{h}") for h in ("127.0.0.1", "localhost", "[::1]"))
+    if issuer.startswith("http://") and not (loopback or settings.dev_mode):
+        raise ConfigError("setting issuer: plain http is only allowed on loopback or with dev_mode = true")
+    if settings.server.workers < 1:
+        raise ConfigError("setting server.workers: expected at least 1")
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError("setting server.port: expected 1-65535")
+    if settings.audit.sink == "":
+        raise ConfigError("setting audit.sink: expected stdout, off or a file path")
+
+
+def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build settings from defaults < TOML file < environment < explicit overrides (CLI flags).
+
+    `overrides` use dotted names for sections, e.g. ``{"server.port": 9000}``; None values are skipped.
+    """
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    path = config_file or environ.get("WARDEN_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        settings = _apply(Settings, settings, data, "")
+    settings = _apply(Settings, settings, _from_environ(environ), "")
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if "." in key:
+            section, sub = key.split(".", 1)
+            nested.setdefault(section, {})[sub] = value
+        else:
+            nested[key] = value
+    settings = _apply(Settings, settings, nested, "")
+    _validate(settings)
+    return settings

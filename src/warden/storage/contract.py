@@ -1,0 +1,118 @@
+"""The storage interface every backend implements.
+
+Each mutating method is atomic and appends to the change log in the same
+transaction; server processes poll `changes_since` to invalidate their cached
+registry within a second of any change, whichever process or node made it.
+Backends raise `NotFound`, `Conflict` and `StorageUnavailable` from `warden.errors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable, Protocol, Sequence
+
+from warden.core.api import Api
+from warden.core.client import Client, Grant
+from warden.core.keys import KeyState, SigningKey
+from warden.core.revocation import RevokedToken
+from warden.core.secrets import ClientSecret
+
+__all__ = ["ChangeKind", "Change", "Store"]
+
+
+class ChangeKind(str, Enum):
+    API = "api"
+    CLIENT = "client"  # the client row, its grants or its secrets
+    KEY = "key"
+    REVOCATION = "revocation"
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    kind: ChangeKind
+    key: str
+    at: float
+
+
+class Store(Protocol):
+    # lifecycle
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the current version (idempotent)."""
+
+    def ping(self) -> None:
+        """Raise StorageUnavailable unless the store answers."""
+
+    def close(self) -> None: ...
+
+    # APIs
+    def save_api(self, api: Api) -> None:
+        """Insert or update by identifier."""
+
+    def load_api(self, identifier: str) -> Api | None: ...
+
+    def load_apis(self) -> list[Api]: ...
+
+    def delete_api(self, identifier: str) -> None:
+        """NotFound if absent; Conflict while a grant still names it."""
+
+    # clients, grants and secrets
+    def create_client(self, client: Client, grants: Sequence[Grant], secrets: Sequence[ClientSecret]) -> None:
+        """Conflict if the client id exists; NotFound if a grant names an unknown API."""
+
+    def update_client(self, client: Client) -> None:
+        """NotFound if absent."""
+
+    def delete_client(self, client_id: str) -> None:
+        """Remove the client with its grants and secrets; NotFound if absent."""
+
+    def set_grants(self, client_id: str, grants: Sequence[Grant]) -> None:
+        """Replace the client's grants."""
+
+    def load_client(self, client_id: str) -> Client | None: ...
+
+    def load_clients(self) -> list[Client]: ...
+
+    def load_grants(self, client_id: str | None = None) -> list[Grant]:
+        """Grants ordered by client and position."""
+
+    def add_secret(self, secret: ClientSecret, *, expire_others_at: float | None = None) -> None:
+        """Add a secret; when `expire_others_at` is set, every other unexpired secret of the
+        client expires at that time or earlier (rotation with a grace period)."""
+
+    def revoke_secret(self, client_id: str, secret_id: str, at: float) -> None:
+        """NotFound if the client has no such secret."""
+
+    def load_secrets(self, client_id: str | None = None) -> list[ClientSecret]: ...
+
+    def record_secret_use(self, uses: dict[str, float]) -> None:
+        """Batch update of last-used times; not a change-log event."""
+
+    # signing keys
+    def add_key(self, key: SigningKey) -> None: ...
+
+    def set_key_states(self, transitions: Iterable[tuple[str, KeyState, float]],
+                       *, expect: dict[str, KeyState] | None = None) -> bool:
+        """Apply (kid, new state, at) atomically. With `expect`, apply only if every named key
+        is still in the expected state (so two processes cannot rotate twice); return applied."""
+
+    def delete_keys(self, kids: Iterable[str]) -> None: ...
+
+    def load_keys(self) -> list[SigningKey]: ...
+
+    # revocation
+    def revoke_token(self, revoked: RevokedToken) -> None:
+        """Idempotent."""
+
+    def load_revoked_tokens(self, now: float, jti: str | None = None) -> list[RevokedToken]:
+        """Revocations whose token has not yet expired (optionally one jti)."""
+
+    def purge_revocations(self, now: float) -> int: ...
+
+    # change log
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]: ...
+
+    def latest_change(self) -> int: ...
+
+    def prune_changes(self, before: float) -> int: ...

@@ -1,0 +1,228 @@
+"""In-memory store for unit tests and throwaway servers; same contract as the SQL store."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Iterable, Sequence
+
+from warden.core.api import Api
+from warden.core.client import Client, Grant
+from warden.core.keys import KeyState, SigningKey
+from warden.core.revocation import RevokedToken
+from warden.core.secrets import ClientSecret
+from warden.errors import Conflict, NotFound
+from warden.storage.contract import Change, ChangeKind
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._apis: dict[str, Api] = {}
+        self._clients: dict[str, Client] = {}
+        self._grants: dict[str, list[Grant]] = {}
+        self._secrets: dict[str, ClientSecret] = {}
+        self._keys: dict[str, SigningKey] = {}
+        self._revoked: dict[str, RevokedToken] = {}
+        self._changes: list[Change] = []
+
+    def _log(self, kind: ChangeKind, key: str) -> None:
+        seq = self._changes[-1].seq + 1 if self._changes else 1
+        self._changes.append(Change(seq, kind, key, time.time()))
+
+    def migrate(self) -> None:
+        pass
+
+    def ping(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    # APIs
+    def save_api(self, api: Api) -> None:
+        with self._lock:
+            old = self._apis.get(api.identifier)
+            if old is not None:
+                api = dataclasses.replace(api, created_at=old.created_at)
+            self._apis[api.identifier] = api
+            self._log(ChangeKind.API, api.identifier)
+
+    def load_api(self, identifier: str) -> Api | None:
+        return self._apis.get(identifier)
+
+    def load_apis(self) -> list[Api]:
+        return sorted(self._apis.values(), key=lambda a: a.identifier)
+
+    def delete_api(self, identifier: str) -> None:
+        with self._lock:
+            if identifier not in self._apis:
+                raise NotFound(f"no API {identifier}")
+            if any(g.api == identifier for gs in self._grants.values() for g in gs):
+                raise Conflict(f"API {identifier} is still granted to clients")
+            del self._apis[identifier]
+            self._log(ChangeKind.API, identifier)
+
+    # clients
+    def create_client(self, client: Client, grants: Sequence[Grant], secrets: Sequence[ClientSecret]) -> None:
+        with self._lock:
+            if client.client_id in self._clients:
+                raise Conflict(f"client {client.client_id} already exists")
+            self._check_grants(grants)
+            self._clients[client.client_id] = client
+            self._grants[client.client_id] = list(grants)
+            for secret in secrets:
+                self._secrets[secret.secret_id] = secret
+            self._log(ChangeKind.CLIENT, client.client_id)
+
+    def _check_grants(self, grants: Sequence[Grant]) -> None:
+        for grant in grants:
+            if grant.api not in self._apis:
+                raise NotFound(f"no API {grant.api}")
+
+    def update_client(self, client: Client) -> None:
+        with self._lock:
+            old = self._clients.get(client.client_id)
+            if old is None:
+                raise NotFound(f"no client {client.client_id}")
+            self._clients[client.client_id] = dataclasses.replace(client, created_at=old.created_at)
+            self._log(ChangeKind.CLIENT, client.client_id)
+
+    def delete_client(self, client_id: str) -> None:
+        with self._lock:
+            if self._clients.pop(client_id, None) is None:
+                raise NotFound(f"no client {client_id}")
+            self._grants.pop(client_id, None)
+            for sid in [s.secret_id for s in self._secrets.values() if s.client_id == client_id]:
+                del self._secrets[sid]
+            self._log(ChangeKind.CLIENT, client_id)
+
+    def set_grants(self, client_id: str, grants: Sequence[Grant]) -> None:
+        with self._lock:
+            if client_id not in self._clients:
+                raise NotFound(f"no client {client_id}")
+            self._check_grants(grants)
+            self._grants[client_id] = list(grants)
+            self._log(ChangeKind.CLIENT, client_id)
+
+    def load_client(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
+
+    def load_clients(self) -> list[Client]:
+        return sorted(self._clients.values(), key=lambda c: c.client_id)
+
+    def load_grants(self, client_id: str | None = None) -> list[Grant]:
+        with self._lock:
+            ids = [client_id] if client_id is not None else sorted(self._grants)
+            return [g for cid in ids for g in sorted(self._grants.get(cid, []), key=lambda g: g.position)]
+
+    # secrets
+    def add_secret(self, secret: ClientSecret, *, expire_others_at: float | None = None) -> None:
+        with self._lock:
+            if secret.client_id not in self._clients:
+                raise NotFound(f"no client {secret.client_id}")
+            if expire_others_at is not None:
+                for sid, other in list(self._secrets.items()):
+                    if other.client_id == secret.client_id and (
+                            other.expires_at is None or other.expires_at > expire_others_at):
+                        self._secrets[sid] = dataclasses.replace(other, expires_at=expire_others_at)
+            self._secrets[secret.secret_id] = secret
+            self._log(ChangeKind.CLIENT, secret.client_id)
+
+    def revoke_secret(self, client_id: str, secret_id: str, at: float) -> None:
+        with self._lock:
+            secret = self._secrets.get(secret_id)
+            if secret is None or secret.client_id != client_id:
+                raise NotFound(f"client {client_id} has no secret {secret_id}")
+            if secret.revoked_at is None:
+                self._secrets[secret_id] = dataclasses.replace(secret, revoked_at=at)
+            self._log(ChangeKind.CLIENT, client_id)
+
+    def load_secrets(self, client_id: str | None = None) -> list[ClientSecret]:
+        with self._lock:
+            return sorted((s for s in self._secrets.values() if client_id is None or s.client_id == client_id),
+                          key=lambda s: (s.client_id, s.created_at, s.secret_id))
+
+    def record_secret_use(self, uses: dict[str, float]) -> None:
+        with self._lock:
+            for sid, at in uses.items():
+                secret = self._secrets.get(sid)
+                if secret is not None and (secret.last_used_at or 0) < at:
+                    self._secrets[sid] = dataclasses.replace(secret, last_used_at=at)
+
+    # keys
+    def add_key(self, key: SigningKey) -> None:
+        with self._lock:
+            if key.kid in self._keys:
+                raise Conflict(f"key {key.kid} exists")
+            self._keys[key.kid] = key
+            self._log(ChangeKind.KEY, key.kid)
+
+    def set_key_states(self, transitions: Iterable[tuple[str, KeyState, float]],
+                       *, expect: dict[str, KeyState] | None = None) -> bool:
+        with self._lock:
+            for kid, state in (expect or {}).items():
+                key = self._keys.get(kid)
+                if key is None or key.state is not state:
+                    return False
+            for kid, state, at in transitions:
+                key = self._keys.get(kid)
+                if key is None:
+                    raise NotFound(f"no key {kid}")
+                if state is KeyState.ACTIVE:
+                    key = dataclasses.replace(key, state=state, activated_at=at)
+                elif state is KeyState.RETIRED:
+                    key = dataclasses.replace(key, state=state, retired_at=at)
+                else:
+                    key = dataclasses.replace(key, state=state)
+                self._keys[kid] = key
+                self._log(ChangeKind.KEY, kid)
+            return True
+
+    def delete_keys(self, kids: Iterable[str]) -> None:
+        with self._lock:
+            for kid in kids:
+                if self._keys.pop(kid, None) is not None:
+                    self._log(ChangeKind.KEY, kid)
+
+    def load_keys(self) -> list[SigningKey]:
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.kid))
+
+    # revocation
+    def revoke_token(self, revoked: RevokedToken) -> None:
+        with self._lock:
+            if revoked.jti not in self._revoked:
+                self._revoked[revoked.jti] = revoked
+                self._log(ChangeKind.REVOCATION, revoked.jti)
+
+    def load_revoked_tokens(self, now: float, jti: str | None = None) -> list[RevokedToken]:
+        with self._lock:
+            return [r for r in self._revoked.values() if r.exp > now and (jti is None or r.jti == jti)]
+
+    def purge_revocations(self, now: float) -> int:
+        with self._lock:
+            gone = [j for j, r in self._revoked.items() if r.exp <= now]
+            for jti in gone:
+                del self._revoked[jti]
+            return len(gone)
+
+    # change log
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        with self._lock:
+            return [c for c in self._changes if c.seq > seq][:limit]
+
+    def latest_change(self) -> int:
+        with self._lock:
+            return self._changes[-1].seq if self._changes else 0
+
+    def prune_changes(self, before: float) -> int:
+        with self._lock:
+            keep = [c for c in self._changes if c.at >= before]
+            if not keep and self._changes:
+                keep = [self._changes[-1]]  # never lose the latest sequence number
+            removed = len(self._changes) - len(keep)
+            self._changes = keep
+            return removed
