@@ -90,8 +90,11 @@ async def token(request: Request, rt: Runtime) -> Response:
         entry = _authenticate(request, form, rt, now)
         client = entry.client
         limits = rt.settings.limits
-        rate = client.rate_limit if client.rate_limit is not None else limits.client_rate
-        wait = rt.rate_limiter.take(client.client_id, rate, max(limits.client_burst, rate), now)
+        if client.rate_limit is not None:  # a client's own limit allows bursts of two seconds' worth
+            rate, burst = client.rate_limit, max(1.0, 2 * client.rate_limit)
+        else:
+            rate, burst = limits.client_rate, float(limits.client_burst)
+        wait = rt.rate_limiter.take(client.client_id, rate, burst, now)
         if wait > 0:
             rt.metrics.rate_limited.labels(limit="client").inc()
             raise SlowDown("token request rate limit reached", reason="client_rate_limited", retry_after=wait)

@@ -25,7 +25,15 @@ from warden.services.kek import KeyMaterial
 from warden.services.keyring import Keyring
 from warden.storage.contract import Store
 
-__all__ = ["Admin", "NewSecret", "GrantSpec", "parse_grant_spec"]
+__all__ = ["Admin", "NewSecret", "GrantSpec", "parse_grant_spec", "UNCHANGED"]
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = _Unchanged()  # "leave as is", so that None can mean "clear"
 
 
 @dataclass(frozen=True)
@@ -159,9 +167,9 @@ class Admin:
         return method
 
     def update_client(self, client_id: str, *, name: str | None = None, enabled: bool | None = None,
-                      tenant: str | None = None, auth_method: str | None = None,
+                      tenant: str | None | _Unchanged = UNCHANGED, auth_method: str | None = None,
                       grants: Sequence[GrantSpec] | None = None,
-                      rate_limit: float | None = None) -> bool:
+                      rate_limit: float | None | _Unchanged = UNCHANGED) -> bool:
         """Change the named attributes; return whether anything changed."""
         client = self.client(client_id)
         changes: dict[str, object] = {}
@@ -169,12 +177,16 @@ class Admin:
             changes["name"] = name
         if enabled is not None and enabled != client.enabled:
             changes["enabled"] = enabled
-        if tenant is not None and tenant != client.tenant:
-            validate_tenant(tenant)
+        if not isinstance(tenant, _Unchanged) and tenant != client.tenant:
+            if tenant is not None:
+                try:
+                    validate_tenant(tenant)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
             changes["tenant"] = tenant
         if auth_method is not None and self._method(auth_method) is not client.auth_method:
             changes["auth_method"] = self._method(auth_method)
-        if rate_limit is not None and rate_limit != client.rate_limit:
+        if not isinstance(rate_limit, _Unchanged) and rate_limit != client.rate_limit:
             changes["rate_limit"] = rate_limit
         changed = False
         if changes:

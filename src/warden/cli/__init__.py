@@ -1,0 +1,1 @@
+"""Command line: argument parsing and output only; each command calls a service."""

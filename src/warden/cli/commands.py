@@ -1,0 +1,294 @@
+"""Handlers of the `warden` commands. Each parses its arguments, calls a service, prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+from warden.cli.context import admin_session, settings_from_args
+from warden.cli.output import emit, table
+from warden.core.durations import parse_duration, render_duration
+from warden.errors import ConfigError, WardenError
+
+__all__ = [
+    "serve", "apis_create", "apis_list", "apis_delete", "clients_create", "clients_list", "clients_show",
+    "clients_disable", "clients_enable", "clients_delete", "secrets_rotate", "secrets_list", "secrets_revoke",
+    "keys_list", "keys_rotate", "tokens_revoke", "token", "verify", "apply", "agent",
+]
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _time(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _duration(text: str, what: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
+# serve -------------------------------------------------------------------------
+def serve(args: argparse.Namespace) -> int:
+    from warden.server.serve import run_server
+
+    overrides = {"server.host": args.host, "server.port": args.port, "server.workers": args.workers,
+                 "issuer": args.issuer}
+    settings = settings_from_args(args, **overrides)
+    return run_server(settings)
+
+
+# APIs --------------------------------------------------------------------------
+def _api_dict(api: object) -> dict[str, object]:
+    from warden.core.api import Api
+
+    assert isinstance(api, Api)
+    return {"identifier": api.identifier, "name": api.name, "scopes": list(api.scopes),
+            "ttl": api.token_ttl, "alg": api.alg, "created_at": _time(api.created_at)}
+
+
+def apis_create(args: argparse.Namespace) -> int:
+    ttl = _duration(args.ttl, "--ttl")
+    scopes = args.scopes.replace(",", " ").split()
+    with admin_session(args) as admin:
+        api, changed = admin.save_api(args.identifier, scopes, ttl=ttl, alg=args.alg, name=args.name)
+    emit(_api_dict(api) | {"changed": changed}, _json(args),
+         f"{'saved' if changed else 'unchanged'} API {api.identifier} (scopes: {' '.join(api.scopes)}, "
+         f"ttl {render_duration(api.token_ttl)}, {api.alg})")
+    return 0
+
+
+def apis_list(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        apis = admin.store.load_apis()
+    emit([_api_dict(a) for a in apis], _json(args),
+         table([(a.identifier, " ".join(a.scopes), render_duration(a.token_ttl), a.alg) for a in apis],
+               ("IDENTIFIER", "SCOPES", "TTL", "ALG")))
+    return 0
+
+
+def apis_delete(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        admin.delete_api(args.identifier)
+    emit({"deleted": args.identifier}, _json(args), f"deleted API {args.identifier}")
+    return 0
+
+
+# clients -----------------------------------------------------------------------
+def _client_dict(admin: object, client_id: str) -> dict[str, object]:
+    from warden.services.admin import Admin
+
+    assert isinstance(admin, Admin)
+    client = admin.client(client_id)
+    grants = admin.store.load_grants(client_id)
+    return {"client_id": client.client_id, "name": client.name, "enabled": client.enabled,
+            "auth_method": client.auth_method.value, "tenant": client.tenant, "rate_limit": client.rate_limit,
+            "grants": [{"api": g.api, "scopes": list(g.scopes), "default": g.position == 0} for g in grants],
+            "tokens_revoked_before": _time(client.revoked_before), "created_at": _time(client.created_at)}
+
+
+def clients_create(args: argparse.Namespace) -> int:
+    from warden.services.admin import parse_grant_spec
+
+    if args.jwks:
+        raise ConfigError("--jwks applies to private_key_jwt clients, which this server does not support yet")
+    grants = [parse_grant_spec(g) for g in args.grant]
+    with admin_session(args) as admin:
+        client, secret = admin.create_client(args.name, grants, auth_method=args.auth_method,
+                                             tenant=args.tenant, client_id=args.client_id,
+                                             rate_limit=args.rate_limit)
+        data = _client_dict(admin, client.client_id)
+    if secret is not None:
+        data["client_secret"] = secret.secret
+        data["secret_id"] = secret.secret_id
+    text = f"client_id:     {client.client_id}"
+    if secret is not None:
+        text += f"\nclient_secret: {secret.secret}\n(the secret is shown once; store it now)"
+    emit(data, _json(args), text)
+    return 0
+
+
+def clients_list(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        clients = admin.store.load_clients()
+        grants = admin.store.load_grants()
+    by_client: dict[str, list[str]] = {}
+    for g in grants:
+        by_client.setdefault(g.client_id, []).append(g.api)
+    data = [{"client_id": c.client_id, "name": c.name, "enabled": c.enabled, "auth_method": c.auth_method.value,
+             "tenant": c.tenant, "apis": by_client.get(c.client_id, [])} for c in clients]
+    emit(data, _json(args), table([(c["client_id"], c["name"], "yes" if c["enabled"] else "no", c["auth_method"],
+                                    c["tenant"], ",".join(c["apis"])) for c in data],  # type: ignore[arg-type]
+                                  ("CLIENT_ID", "NAME", "ENABLED", "AUTH_METHOD", "TENANT", "APIS")))
+    return 0
+
+
+def clients_show(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        data = _client_dict(admin, args.client_id)
+    emit(data, _json(args), "\n".join(f"{k}: {json.dumps(v) if not isinstance(v, str) else v}"
+                                      for k, v in data.items()))
+    return 0
+
+
+def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
+    with admin_session(args) as admin:
+        admin.update_client(args.client_id, enabled=enabled)
+    word = "enabled" if enabled else "disabled"
+    emit({"client_id": args.client_id, "enabled": enabled}, _json(args), f"{word} client {args.client_id}")
+    return 0
+
+
+def clients_disable(args: argparse.Namespace) -> int:
+    return _set_enabled(args, False)
+
+
+def clients_enable(args: argparse.Namespace) -> int:
+    return _set_enabled(args, True)
+
+
+def clients_delete(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        admin.delete_client(args.client_id)
+    emit({"deleted": args.client_id}, _json(args), f"deleted client {args.client_id}")
+    return 0
+
+
+# secrets -----------------------------------------------------------------------
+def secrets_rotate(args: argparse.Namespace) -> int:
+    grace = _duration(args.grace, "--grace")
+    with admin_session(args) as admin:
+        new = admin.rotate_secret(args.client_id, grace)
+    emit({"client_id": new.client_id, "secret_id": new.secret_id, "client_secret": new.secret,
+          "previous_secrets_expire_at": _time(time.time() + grace)}, _json(args),
+         f"secret_id:     {new.secret_id}\nclient_secret: {new.secret}\n"
+         f"(older secrets stay valid for {render_duration(grace)}; the secret is shown once)")
+    return 0
+
+
+def secrets_list(args: argparse.Namespace) -> int:
+    from warden.core.secrets import secret_state
+
+    with admin_session(args) as admin:
+        admin.client(args.client_id)
+        rows = admin.store.load_secrets(args.client_id)
+    now = time.time()
+    data = [{"secret_id": s.secret_id, "state": secret_state(s, now).value, "hint": f"...{s.hint}",
+             "created_at": _time(s.created_at), "expires_at": _time(s.expires_at),
+             "revoked_at": _time(s.revoked_at), "last_used_at": _time(s.last_used_at)} for s in rows]
+    emit(data, _json(args), table([(d["secret_id"], d["state"], d["hint"], d["created_at"], d["expires_at"],
+                                    d["last_used_at"]) for d in data],
+                                  ("SECRET_ID", "STATE", "HINT", "CREATED", "EXPIRES", "LAST_USED")))
+    return 0
+
+
+def secrets_revoke(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        admin.revoke_secret(args.client_id, args.secret_id)
+    emit({"client_id": args.client_id, "revoked": args.secret_id}, _json(args),
+         f"revoked secret {args.secret_id} of client {args.client_id}")
+    return 0
+
+
+# keys --------------------------------------------------------------------------
+def keys_list(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        admin.keyring.ensure_keys()
+        keys = admin.keys()
+    data = [{"kid": k.kid, "alg": k.alg, "state": k.state.value, "created_at": _time(k.created_at),
+             "activated_at": _time(k.activated_at), "retired_at": _time(k.retired_at)} for k in keys]
+    emit(data, _json(args), table([(d["kid"], d["alg"], d["state"], d["created_at"], d["activated_at"],
+                                    d["retired_at"]) for d in data],
+                                  ("KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED")))
+    return 0
+
+
+def keys_rotate(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        activated = admin.rotate_keys(args.alg)
+    emit({"activated": activated}, _json(args), "activated " + (", ".join(activated) or "nothing"))
+    return 0
+
+
+# tokens ------------------------------------------------------------------------
+def tokens_revoke(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        if args.jti:
+            admin.revoke_jti(args.jti)
+            emit({"revoked_jti": args.jti}, _json(args), f"revoked token {args.jti}")
+        else:
+            at = admin.revoke_client_tokens(args.client)
+            emit({"client_id": args.client, "revoked_before": _time(at)}, _json(args),
+                 f"revoked every token of client {args.client} issued until {_time(at)}")
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    from warden.client import ClientCredentials
+
+    secret_file = args.client_secret_file
+    secret = None if secret_file else os.environ.get("WARDEN_CLIENT_SECRET")
+    if not secret and not secret_file:
+        raise ConfigError("set WARDEN_CLIENT_SECRET or pass --client-secret-file")
+    cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id, client_secret=secret,
+                           client_secret_file=secret_file, audience=args.audience, scope=args.scope)
+    try:
+        result = cc.fetch_token() if hasattr(cc, "fetch_token") else None
+        access_token = cc.get_token()
+    finally:
+        cc.close()
+    if _json(args) and result is not None:
+        emit(result, True)
+    else:
+        emit({"access_token": access_token}, _json(args), access_token)
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    from warden.resource import Validator
+
+    raw = sys.stdin.read().strip() if args.token == "-" else args.token
+    validator = Validator(issuer=args.issuer, audience=args.audience)
+    try:
+        claims = validator.validate(raw, scopes=args.scope or None)
+    except WardenError as exc:
+        reason = getattr(exc, "description", None) or str(exc)
+        sys.stderr.write(f"warden: invalid token: {reason}\n")
+        return 1
+    finally:
+        close = getattr(validator, "close", None)
+        if close is not None:
+            close()
+    emit(dict(claims), True)
+    return 0
+
+
+def apply(args: argparse.Namespace) -> int:
+    from warden.services.apply import apply_state, parse_apply_file
+
+    state = parse_apply_file(args.file)
+    with admin_session(args) as admin:
+        result = apply_state(admin, state, prune=args.prune, dry_run=args.dry_run)
+    data = {"changes": result.changes, "dry_run": args.dry_run,
+            "secrets": [{"client_id": s.client_id, "secret_id": s.secret_id, "client_secret": s.secret}
+                        for s in result.secrets]}
+    lines = result.changes or ["no changes"]
+    lines += [f"client_secret for {s.client_id}: {s.secret} (shown once)" for s in result.secrets]
+    emit(data, _json(args), "\n".join(lines))
+    return 0
+
+
+def agent(args: argparse.Namespace) -> int:
+    from warden.agent import run_agent
+
+    return int(run_agent(args.agent_config))

@@ -1,0 +1,55 @@
+"""Builds what admin commands need (settings, store, key material, audit) from global options.
+
+CLI audit events go to the configured audit file, or to `<data_dir>/audit.log` when the
+server's sink is stdout, so command output stays clean and admin changes are still recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from warden.settings import Settings, load_settings
+
+__all__ = ["settings_from_args", "admin_session"]
+
+
+def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
+    return load_settings(getattr(args, "config", None), data_dir=getattr(args, "data_dir", None),
+                         database_url=getattr(args, "database_url", None), **extra)
+
+
+@contextmanager
+def admin_session(args: argparse.Namespace) -> Iterator["Admin"]:  # type: ignore[name-defined]  # noqa: F821
+    from warden.core.clock import SystemClock
+    from warden.services.admin import Admin
+    from warden.services.audit import open_audit_sink
+    from warden.services.kek import load_kek
+    from warden.storage.engine import open_store
+
+    settings = settings_from_args(args)
+    url = settings.database_url.reveal() if settings.database_url else None
+    material = load_kek(settings.keys.encryption_key.reveal() if settings.keys.encryption_key else None,
+                        settings.data_dir)
+    store = open_store(url, settings.data_dir)
+    sink = settings.audit.sink
+    if sink in ("stdout", "stderr"):
+        sink = os.path.join(settings.data_dir, "audit.log")
+    audit = open_audit_sink(sink)
+    try:
+        store.migrate()
+        yield Admin(store, material, SystemClock(), audit, actor=f"cli:{_user()}")
+    finally:
+        audit.close()
+        store.close()
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())

@@ -1,0 +1,153 @@
+"""`warden` command line. Parsing and output only; the work is done by services.
+
+Heavy modules (SQL, the server) are imported inside the commands that need them,
+so `warden token` and `warden verify` start fast. Every failure is one line on
+stderr and a non-zero exit: 2 for usage and configuration, 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, NoReturn, Sequence
+
+from warden import __version__
+from warden.errors import ConfigError, WardenError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"warden: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def _common(json_flag: bool = True) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--data-dir", default=argparse.SUPPRESS, help="data directory (default ./warden-data)")
+    parent.add_argument("--database-url", default=argparse.SUPPRESS, help="PostgreSQL URL instead of SQLite")
+    parent.add_argument("--config", default=argparse.SUPPRESS, help="TOML settings file")
+    if json_flag:
+        parent.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    return parent
+
+
+def _add(sub: "argparse._SubParsersAction[_Parser]", name: str, handler: Callable[[argparse.Namespace], int],
+         help_text: str, *, json_flag: bool = True, common: bool = True) -> _Parser:
+    parents = [_common(json_flag)] if common else []
+    parser: _Parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> _Parser:
+    from warden.cli import commands as c
+
+    parser = _Parser(prog="warden", description="Warden machine-to-machine identity",
+                     parents=[_common()])
+    parser.add_argument("--version", action="version", version=f"warden {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = _add(sub, "serve", c.serve, "run the authorization server", json_flag=False)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--issuer")
+    p.add_argument("--workers", type=int)
+
+    apis = sub.add_parser("apis", help="APIs (resource servers)").add_subparsers(
+        dest="apis_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = _add(apis, "create", c.apis_create, "register an API or update its settings")
+    p.add_argument("identifier")
+    p.add_argument("--scopes", required=True, help='space-separated, e.g. "read write"')
+    p.add_argument("--ttl", default="15m", help="token lifetime (default 15m)")
+    p.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "EdDSA"])
+    p.add_argument("--name", default="")
+    _add(apis, "list", c.apis_list, "list APIs")
+    p = _add(apis, "delete", c.apis_delete, "delete an API that no client is granted")
+    p.add_argument("identifier")
+
+    clients = sub.add_parser("clients", help="clients").add_subparsers(
+        dest="clients_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = _add(clients, "create", c.clients_create, "register a client and print its secret once")
+    p.add_argument("name")
+    p.add_argument("--grant", action="append", default=[], metavar="IDENTIFIER=scope1,scope2",
+                   help="allowed scopes of one API; repeat for several (the first is the default)")
+    p.add_argument("--auth-method", default="client_secret_basic")
+    p.add_argument("--tenant")
+    p.add_argument("--client-id", help="choose the id instead of generating one")
+    p.add_argument("--rate-limit", type=float, help="token requests per second (default: server setting)")
+    p.add_argument("--jwks", help="JWKS file (private_key_jwt clients)")
+    _add(clients, "list", c.clients_list, "list clients")
+    for name, handler, text in (("show", c.clients_show, "show one client"),
+                                ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),
+                                ("enable", c.clients_enable, "enable a client"),
+                                ("delete", c.clients_delete, "delete a client with its grants and secrets")):
+        _add(clients, name, handler, text).add_argument("client_id")
+    secrets = clients.add_parser("secrets", help="client secrets").add_subparsers(
+        dest="secrets_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = _add(secrets, "rotate", c.secrets_rotate, "add a secret; older ones expire after the grace period")
+    p.add_argument("client_id")
+    p.add_argument("--grace", default="24h", help="how long older secrets stay valid (default 24h)")
+    _add(secrets, "list", c.secrets_list, "list a client's secrets (never their values)").add_argument("client_id")
+    p = _add(secrets, "revoke", c.secrets_revoke, "revoke one secret now")
+    p.add_argument("client_id")
+    p.add_argument("secret_id")
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(
+        dest="keys_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    _add(keys, "list", c.keys_list, "list signing keys and their states")
+    p = _add(keys, "rotate", c.keys_rotate, "activate the published next key and publish a new one")
+    p.add_argument("--alg", action="append", choices=["ES256", "RS256", "EdDSA"], help="only these algorithms")
+
+    tokens = sub.add_parser("tokens", help="issued tokens").add_subparsers(
+        dest="tokens_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = _add(tokens, "revoke", c.tokens_revoke, "revoke one token or every token of a client")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--jti")
+    group.add_argument("--client")
+
+    p = _add(sub, "token", c.token, "fetch an access token (secret from WARDEN_CLIENT_SECRET or a file)")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--client-id", required=True)
+    p.add_argument("--client-secret-file")
+    p.add_argument("--scope")
+    p.add_argument("--audience")
+
+    p = _add(sub, "verify", c.verify, "validate an access token against an issuer's JWKS")
+    p.add_argument("token", help="the token, or - to read it from stdin")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--audience", required=True)
+    p.add_argument("--scope", action="append", default=[])
+
+    p = _add(sub, "apply", c.apply, "make APIs and clients match a TOML file (idempotent)")
+    p.add_argument("file")
+    p.add_argument("--prune", action="store_true", help="delete clients and APIs the file does not list")
+    p.add_argument("--dry-run", action="store_true", help="print the changes without making them")
+
+    p = _add(sub, "agent", c.agent, "run the token agent sidecar", common=False)
+    p.add_argument("--config", dest="agent_config", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(handler(args))
+    except ConfigError as exc:
+        sys.stderr.write(f"warden: error: {exc}\n")
+        return 2
+    except WardenError as exc:
+        sys.stderr.write(f"warden: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

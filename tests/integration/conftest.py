@@ -1,0 +1,156 @@
+"""A real Warden server on a free port, in this process, on SQLite and (when reachable) PostgreSQL.
+
+The server runs uvicorn in a thread with the production application; tests talk
+HTTP to it with real clients. Administrative changes go through a *separate*
+store instance, as the CLI would, so every test also exercises the change-log
+path by which running servers learn about changes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from warden.core.clock import SystemClock
+from warden.server.app import WardenApp, create_app
+from warden.services.admin import Admin, GrantSpec
+from warden.services.audit import AuditSink, open_audit_sink
+from warden.services.kek import load_kek
+from warden.settings import Settings, load_settings
+from warden.storage.contract import Store
+from warden.storage.engine import open_store
+
+_POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 3.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: WardenApp
+    settings: Settings
+    admin: Admin
+    audit_path: Path
+    store_factory: Callable[[], Store]
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer_url
+
+    def api(self, scopes: str = "read write", ttl: int = 900, alg: str = "ES256") -> str:
+        identifier = f"https://api-{secrets.token_hex(4)}.example"
+        self.admin.save_api(identifier, scopes.split(), ttl=ttl, alg=alg)
+        return identifier
+
+    def client(self, grants: dict[str, str], **options: Any) -> tuple[str, str]:
+        """Register a client; wait until the server knows it; return (client_id, secret)."""
+        specs = [GrantSpec(api, tuple(scopes.split())) for api, scopes in grants.items()]
+        client, secret = self.admin.create_client(options.pop("name", "test client"), specs, **options)
+        self.wait_for_client(client.client_id)
+        assert secret is not None
+        return client.client_id, secret.secret
+
+    def wait_for_client(self, client_id: str) -> None:
+        assert wait_until(lambda: client_id in self.app.runtime.registry.clients), "change not propagated"
+
+    def sync(self) -> None:
+        """Wait until the server has applied every change logged so far."""
+        latest = self.admin.store.latest_change()
+        assert wait_until(lambda: self.app.runtime.registry.seq >= latest), "change not propagated"
+
+    def token(self, client_id: str, secret: str, **data: Any) -> httpx.Response:
+        data.setdefault("grant_type", "client_credentials")
+        return self.http.post(f"{self.url}/oauth2/token", data=data, auth=(client_id, secret))
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.post(f"{self.url}{path}", **kwargs)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        self.app.runtime.audit.flush()
+        self.admin_audit.flush()
+        text = self.audit_path.read_text() if self.audit_path.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    admin_audit: AuditSink = field(default_factory=AuditSink)
+
+
+def _store_factory(kind: str, request: pytest.FixtureRequest, data_dir: str) -> Callable[[], Store]:
+    if kind == "sqlite":
+        return lambda: open_store(None, data_dir)
+    url: str = request.getfixturevalue("postgres_url")
+    schema: str = request.getfixturevalue("make_postgres_schema")()
+    return lambda: open_store(url, data_dir, schema=schema)
+
+
+@pytest.fixture
+def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start servers with chosen settings (as `load_settings` overrides) on the given backend."""
+    started: list[tuple[uvicorn.Server, threading.Thread, LiveServer, Store]] = []
+
+    def start(backend: str = "sqlite", **overrides: Any) -> LiveServer:
+        port = free_port()
+        data_dir = tmp_path / f"data-{port}"
+        audit_path = tmp_path / f"audit-{port}.jsonl"
+        overrides.setdefault("limits.failed_auth_per_minute", 100000)
+        settings = load_settings(environ={}, data_dir=str(data_dir), registry_poll_interval=0.05,
+                                 **{"server.port": port, "audit.sink": str(audit_path), **overrides})
+        factory = _store_factory(backend, request, str(data_dir))
+        app = create_app(settings, factory)
+        admin_store = factory()
+        admin_store.migrate()
+        admin_audit = open_audit_sink(str(audit_path))
+        admin = Admin(admin_store, load_kek(None, str(data_dir)), SystemClock(), admin_audit, actor="test")
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                               lifespan="on", access_log=False))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        assert wait_until(lambda: server.started, timeout=20), "server did not start"
+        live = LiveServer(f"http://127.0.0.1:{port}", app, settings, admin, audit_path, factory,
+                          admin_audit=admin_audit)
+        assert wait_until(lambda: app.runtime.ready, timeout=20)
+        started.append((server, thread, live, admin_store))
+        return live
+
+    yield start
+    for server, thread, live, admin_store in started:
+        server.should_exit = True
+        thread.join(timeout=15)
+        live.http.close()
+        live.admin_audit.close()
+        admin_store.close()
+
+
+@pytest.fixture(params=["sqlite", _POSTGRES])
+def server(request: pytest.FixtureRequest, start_server: Callable[..., LiveServer]) -> LiveServer:
+    """The default server, once per backend."""
+    return start_server(request.param)
+
+
+@pytest.fixture
+def sqlite_server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    return start_server("sqlite")

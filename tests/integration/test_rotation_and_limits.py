@@ -1,0 +1,105 @@
+"""Secret rotation, key rotation, rate limits and failed-authentication throttling while serving."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from tests.integration.conftest import LiveServer, wait_until
+
+
+def test_secret_rotation_keeps_old_secret_for_grace_then_refuses_and_audits(server: LiveServer):
+    api = server.api("read")
+    cid, old = server.client({api: "read"})
+    new = server.admin.rotate_secret(cid, grace=3600).secret
+    server.sync()
+    assert server.token(cid, old).status_code == 200
+    assert server.token(cid, new).status_code == 200
+    server.admin.rotate_secret(cid, grace=0)  # both earlier secrets expire now
+    server.sync()
+    for secret in (old, new):
+        resp = server.token(cid, secret)
+        assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
+    events = [e for e in server.audit_events() if e["event"] == "client.authentication_failed"]
+    assert {e["reason"] for e in events} == {"secret_expired"}
+    assert all(e["severity"] == "security" and e["client_id"] == cid for e in events)
+
+
+def test_revoked_secret_is_refused_at_once(server: LiveServer):
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    secret_id = server.admin.store.load_secrets(cid)[0].secret_id
+    server.admin.revoke_secret(cid, secret_id)
+    server.sync()
+    assert server.token(cid, secret).status_code == 401
+    assert any(e.get("reason") == "secret_revoked" for e in server.audit_events())
+
+
+def test_last_used_time_is_recorded_off_the_request_path(sqlite_server: LiveServer):
+    server = sqlite_server
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    assert server.token(cid, secret).status_code == 200
+    assert wait_until(lambda: server.admin.store.load_secrets(cid)[0].last_used_at is not None, timeout=5)
+
+
+def test_key_rotation_while_serving_keeps_old_tokens_valid(server: LiveServer):
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    before = server.token(cid, secret).json()["access_token"]
+    old_kid = jwt.get_unverified_header(before)["kid"]
+    jwks_before = {k["kid"] for k in server.http.get(f"{server.url}/oauth2/jwks").json()["keys"]}
+    activated = server.admin.rotate_keys(["ES256"])
+    assert activated and activated[0] in jwks_before  # the new key was published before it signed
+    server.sync()
+    after = server.token(cid, secret).json()["access_token"]
+    assert jwt.get_unverified_header(after)["kid"] == activated[0] != old_kid
+    jwks = jwt.PyJWKClient(f"{server.url}/oauth2/jwks")
+    for token in (before, after):  # the retired key stays published until its tokens expire
+        jwt.decode(token, jwks.get_signing_key_from_jwt(token).key, algorithms=["ES256"], audience=api)
+    states = {k.kid: k.state.value for k in server.admin.keys()}
+    assert states[old_kid] == "retired" and list(states.values()).count("next") == 3
+
+
+def test_per_client_rate_limit_answers_429_with_retry_after(sqlite_server: LiveServer):
+    server = sqlite_server
+    api = server.api("read")
+    cid, secret = server.client({api: "read"}, rate_limit=1.0)
+    codes = [server.token(cid, secret).status_code for _ in range(4)]
+    assert 429 in codes
+    limited = server.token(cid, secret)
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["error"] == "slow_down"
+
+
+def test_failed_authentication_is_throttled_per_source(start_server):
+    server = start_server("sqlite", **{"limits.failed_auth_per_minute": 5})
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    codes = [server.token(cid, "wrong").status_code for _ in range(8)]
+    assert codes[:5] == [401] * 5 and codes[-1] == 429
+    # the correct secret is throttled too from that source: guessing cannot be confirmed
+    resp = server.token(cid, secret)
+    assert resp.status_code == 429 and "retry-after" in resp.headers
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_health_endpoints(server: LiveServer, path: str):
+    assert server.http.get(f"{server.url}{path}").status_code == 200
+
+
+def test_metadata_and_metrics(server: LiveServer):
+    meta = server.http.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+    assert meta["issuer"] == server.issuer
+    assert meta["token_endpoint"] == f"{server.issuer}/oauth2/token"
+    assert meta["grant_types_supported"] == ["client_credentials"]
+    assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    server.token(cid, secret)
+    server.token(cid, "bad")
+    text = server.http.get(f"{server.url}/metrics").text
+    assert 'warden_token_requests_total{outcome="issued",reason="ok"}' in text
+    assert 'warden_token_requests_total{outcome="denied",reason="wrong_secret"}' in text
+    assert "warden_token_issuance_seconds_bucket" in text
+    assert cid not in text  # no client ids (unbounded) in labels

@@ -1,0 +1,102 @@
+"""Token endpoint (RFC 6749 §4.4, §5.1, §5.2; RFC 8707) against the real server, on every backend."""
+
+from __future__ import annotations
+
+import base64
+
+import jwt
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+
+from tests.integration.conftest import LiveServer
+
+
+def test_token_validates_with_pyjwt_against_the_jwks(server: LiveServer):
+    api = server.api("read write")
+    cid, secret = server.client({api: "read write"}, tenant="acme")
+    resp = server.token(cid, secret)
+    assert resp.status_code == 200
+    assert resp.headers["cache-control"] == "no-store" and resp.headers["pragma"] == "no-cache"
+    body = resp.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 900 and body["scope"] == "read write"
+    assert "refresh_token" not in body  # §4.4.3
+    token = body["access_token"]
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    key = jwt.PyJWKClient(f"{server.url}/oauth2/jwks").get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=["ES256"], audience=api, issuer=server.issuer)
+    assert claims["sub"] == claims["client_id"] == cid
+    assert claims["scope"] == "read write" and claims["tenant"] == "acme"
+    assert claims["exp"] - claims["iat"] == 900 and len(claims["jti"]) >= 16
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_authlib_client_gets_a_token(server: LiveServer, method: str):
+    api = server.api("read")
+    cid, secret = server.client({api: "read"}, auth_method=method)
+    with OAuth2Client(cid, secret, token_endpoint_auth_method=method) as client:
+        token = client.fetch_token(f"{server.url}/oauth2/token", grant_type="client_credentials", scope="read")
+    assert token["token_type"] == "Bearer" and token["scope"] == "read"
+
+
+@pytest.mark.parametrize("alg", ["RS256", "EdDSA"])
+def test_api_algorithm_selects_the_signing_key(server: LiveServer, alg: str):
+    api = server.api("read", alg=alg)
+    cid, secret = server.client({api: "read"})
+    token = server.token(cid, secret).json()["access_token"]
+    assert jwt.get_unverified_header(token)["alg"] == alg
+    key = jwt.PyJWKClient(f"{server.url}/oauth2/jwks").get_signing_key_from_jwt(token)
+    jwt.decode(token, key.key, algorithms=[alg], audience=api)
+
+
+def test_resource_and_audience_alias_and_scope_resolution(server: LiveServer):
+    a, b = server.api("read write"), server.api("list", ttl=300)
+    cid, secret = server.client({a: "read", b: "list"})
+    body = server.token(cid, secret, resource=b).json()
+    assert jwt.decode(body["access_token"], options={"verify_signature": False})["aud"] == b
+    assert body["scope"] == "list" and body["expires_in"] == 300
+    body = server.token(cid, secret, audience=b, scope="list").json()
+    assert body["scope"] == "list"
+    both = server.token(cid, secret, resource=[a, b]).json()
+    assert jwt.decode(both["access_token"], options={"verify_signature": False})["aud"] == [a, b]
+
+
+def test_scope_and_target_errors(server: LiveServer):
+    a, other = server.api("read write"), server.api("read")
+    cid, secret = server.client({a: "read"})
+    for data, code in (({"scope": "write"}, "invalid_scope"), ({"scope": "nonexistent"}, "invalid_scope"),
+                       ({"resource": other}, "invalid_target"),
+                       ({"resource": "https://unknown.example"}, "invalid_target"),
+                       ({"resource": "not-a-uri"}, "invalid_target"),
+                       ({"grant_type": "password"}, "unsupported_grant_type"),
+                       ({"grant_type": "authorization_code"}, "unsupported_grant_type")):
+        resp = server.token(cid, secret, **data)
+        assert resp.status_code == 400, data
+        assert resp.json()["error"] == code, data
+        assert resp.headers["cache-control"] == "no-store"
+
+
+def test_unknown_client_and_wrong_secret_answer_identically(server: LiveServer):
+    api = server.api()
+    cid, secret = server.client({api: "read"})
+    wrong = server.token(cid, secret[:-1] + ("A" if secret[-1] != "A" else "B"))
+    unknown = server.token("no-such-client", secret)
+    for resp in (wrong, unknown):
+        assert resp.status_code == 401
+        assert resp.headers["www-authenticate"].startswith("Basic")
+    assert wrong.json() == unknown.json() == {"error": "invalid_client",
+                                              "error_description": "client authentication failed"}
+
+
+def test_disabled_client_and_wrong_method_are_invalid_client(server: LiveServer):
+    api = server.api()
+    cid, secret = server.client({api: "read"}, auth_method="client_secret_post")
+    # registered for client_secret_post, tries Basic: refused (no method switching)
+    assert server.token(cid, secret).status_code == 401
+    ok = server.post("/oauth2/token", data={"grant_type": "client_credentials", "client_id": cid,
+                                            "client_secret": secret})
+    assert ok.status_code == 200
+    server.admin.update_client(cid, enabled=False)
+    server.sync()
+    resp = server.post("/oauth2/token", data={"grant_type": "client_credentials", "client_id": cid,
+                                              "client_secret": secret})
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
