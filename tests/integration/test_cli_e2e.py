@@ -1,0 +1,181 @@
+"""The operator's path, end to end, with real processes: `warden serve` (several workers, or two
+servers on one PostgreSQL), the CLI changing things while they run, curl fetching tokens and PyJWT
+validating them against the JWKS."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tests.integration.conftest import free_port, wait_until
+
+WARDEN = [sys.executable, "-m", "warden.cli.main"]
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*WARDEN, *args], env=env, capture_output=True, text=True, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def cli_json(*args: str, env: dict[str, str]) -> dict:
+    return json.loads(run_cli(*args, "--json", env=env).stdout)
+
+
+class Served:
+    def __init__(self, env: dict[str, str], port: int, workers: int = 1) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([*WARDEN, "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ok = wait_until(lambda: self._ready(), timeout=40, interval=0.2)
+        if not ok:
+            self.stop()
+            raise AssertionError(f"server did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            return True
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def token(self, cid: str, secret: str) -> httpx.Response:
+        return httpx.post(f"{self.url}/oauth2/token", data={"grant_type": "client_credentials"},
+                          auth=(cid, secret), timeout=5)
+
+    def stop(self) -> tuple[int, str, str]:
+        """SIGTERM, then wait for the drain. Uvicorn re-raises the signal after a graceful shutdown of a
+        single process (exit status -SIGTERM, as systemd expects); the multi-worker supervisor exits 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=30)
+        graceful = "Application shutdown complete" in err or "Stopping parent process" in err
+        code = 0 if self.proc.returncode in (0, -signal.SIGTERM) and graceful else self.proc.returncode
+        return code, out, err
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    env["WARDEN_DATA_DIR"] = str(tmp_path / "data")
+    env["WARDEN_AUDIT_SINK"] = str(tmp_path / "audit.jsonl")
+    env["WARDEN_REGISTRY_POLL_INTERVAL"] = "0.25"
+    return env
+
+
+def test_curl_token_validates_and_cli_changes_reach_every_worker(cli_env: dict[str, str], tmp_path: Path):
+    port = free_port()
+    server = Served(cli_env, port, workers=2)
+    try:
+        cli_json("apis", "create", "https://api.example", "--scopes", "read write", env=cli_env)
+        created = cli_json("clients", "create", "billing", "--grant", "https://api.example=read", env=cli_env)
+        cid, secret = created["client_id"], created["client_secret"]
+        assert wait_until(lambda: server.token(cid, secret).status_code == 200)
+        curl = shutil.which("curl")
+        if curl:
+            out = subprocess.run([curl, "-s", "-u", f"{cid}:{secret}", "-d", "grant_type=client_credentials",
+                                  f"{server.url}/oauth2/token"], capture_output=True, text=True, timeout=30).stdout
+            token = json.loads(out)["access_token"]
+        else:
+            token = server.token(cid, secret).json()["access_token"]
+        key = jwt.PyJWKClient(f"{server.url}/oauth2/jwks").get_signing_key_from_jwt(token)
+        claims = jwt.decode(token, key.key, algorithms=["ES256"], audience="https://api.example",
+                            issuer=f"http://127.0.0.1:{port}")
+        assert claims["client_id"] == cid and claims["scope"] == "read"
+
+        rotated = cli_json("clients", "secrets", "rotate", cid, "--grace", "0", env=cli_env)["client_secret"]
+        assert wait_until(lambda: all(server.token(cid, rotated).status_code == 200 for _ in range(6)))
+        assert all(server.token(cid, secret).status_code == 401 for _ in range(6))  # every worker refuses
+
+        run_cli("clients", "disable", cid, env=cli_env)
+        assert wait_until(lambda: all(server.token(cid, rotated).status_code == 401 for _ in range(6)))
+
+        run_cli("clients", "enable", cid, env=cli_env)
+        assert wait_until(lambda: all(server.token(cid, rotated).status_code == 200 for _ in range(6)))
+        old_kid = jwt.get_unverified_header(server.token(cid, rotated).json()["access_token"])["kid"]
+        run_cli("keys", "rotate", "--alg", "ES256", env=cli_env)
+        assert wait_until(lambda: all(jwt.get_unverified_header(server.token(cid, rotated).json()["access_token"])
+                                      ["kid"] != old_kid for _ in range(6)))
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert "warden_token_requests_total" in metrics
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+    assert secret not in err and rotated not in err
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert "token.issued" in audit and "client.disabled" in audit and secret not in audit
+
+
+def test_two_servers_on_one_postgres_honour_each_others_changes(cli_env: dict[str, str], postgres_url: str,
+                                                                make_postgres_schema):
+    schema = make_postgres_schema()
+    sep = "&" if "?" in postgres_url else "?"
+    cli_env = dict(cli_env, WARDEN_DATABASE_URL=f"{postgres_url}{sep}options=-csearch_path%3D{schema}",
+                   WARDEN_KEYS_ENCRYPTION_KEY="q3mCUvYsZyQ1XzX5n1QzY4uQ8i7V7Jm2dB9Y9c5Wc0E")
+    run_cli("apis", "create", "https://api.example", "--scopes", "read", env=cli_env)
+    a = Served(cli_env, free_port())
+    b = Served(cli_env, free_port())
+    try:
+        created = cli_json("clients", "create", "svc", "--grant", "https://api.example=read", env=cli_env)
+        cid, secret = created["client_id"], created["client_secret"]
+        assert wait_until(lambda: a.token(cid, secret).status_code == 200 and b.token(cid, secret).status_code == 200)
+        token = a.token(cid, secret).json()["access_token"]
+        key = jwt.PyJWKClient(f"{b.url}/oauth2/jwks").get_signing_key_from_jwt(token)  # same keys on both
+        jwt.decode(token, key.key, algorithms=["ES256"], audience="https://api.example")
+        run_cli("clients", "disable", cid, env=cli_env)
+        assert wait_until(lambda: a.token(cid, secret).status_code == 401 and b.token(cid, secret).status_code == 401)
+        # a revocation through one server is honoured by the other
+        run_cli("clients", "enable", cid, env=cli_env)
+        assert wait_until(lambda: a.token(cid, secret).status_code == 200)
+        assert wait_until(lambda: b.token(cid, secret).status_code == 200)
+        token = a.token(cid, secret).json()["access_token"]
+        assert httpx.post(f"{a.url}/oauth2/revoke", data={"token": token}, auth=(cid, secret)).status_code == 200
+        assert wait_until(lambda: httpx.post(f"{b.url}/oauth2/introspect", data={"token": token},
+                                             auth=(cid, secret)).json() == {"active": False})
+    finally:
+        assert a.stop()[0] == 0
+        assert b.stop()[0] == 0
+
+
+def test_cli_errors_are_one_line_with_nonzero_exit(cli_env: dict[str, str], tmp_path: Path):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[[apis]]\nidentifier = 'https://a.example'\nscopes = ['read']\nbogus = 1\n")
+    cases = [
+        (["apis", "create", "not a uri", "--scopes", "read"], 2),
+        (["apis", "create", "https://a.example", "--scopes", "read", "--ttl", "forever"], 2),
+        (["clients", "show", "missing"], 1),
+        (["clients", "create", "x", "--grant", "nonsense"], 2),
+        (["clients", "create", "x", "--auth-method", "magic"], 2),
+        (["clients", "secrets", "revoke", "missing", "sec_x"], 1),
+        (["tokens", "revoke"], 2),
+        (["apply", str(bad_toml)], 2),
+        (["apply", str(tmp_path / "missing.toml")], 2),
+        (["nonsense"], 2),
+        (["serve", "--port", "99999"], 2),
+        (["clients", "list", "--database-url", "mysql://x"], 2),
+    ]
+    for args, code in cases:
+        proc = run_cli(*args, env=cli_env, check=False)
+        assert proc.returncode == code, (args, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("warden: "), (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+def test_cli_reports_unreachable_postgres_in_one_line(cli_env: dict[str, str]):
+    env = dict(cli_env, WARDEN_DATABASE_URL="postgresql://postgres:hunter2@127.0.0.1:1/test")
+    proc = run_cli("clients", "list", env=env, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "hunter2" not in proc.stderr
