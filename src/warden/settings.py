@@ -162,7 +162,7 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
         f = fields.get(key)
         if f is None or key in _SECTIONS and not isinstance(value, dict):
             known = ", ".join(sorted(fields))
-            raise ConfigError(f"unknown setting {prefix}{key!r} (known: {known})")
+            raise ConfigError(f"unknown setting '{prefix}{key}' (known: {known})")
         if key in _SECTIONS:
             changes[key] = _apply(_SECTIONS[key], getattr(base, key), value, f"{key}.")
         else:
@@ -233,6 +233,6 @@ def load_settings(config_file: str | None = None, environ: Mapping[str, str] | N
             nested.setdefault(section, {})[sub] = value
         else:
             nested[key] = value
-    settings = _apply(Settings, settings, nested, "")
-    _validate(settings)
-    return settings
+    final: Settings = _apply(Settings, settings, nested, "")
+    _validate(final)
+    return final

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import warnings
 import socket
 import threading
 import time
@@ -31,6 +32,14 @@ from warden.storage.contract import Store
 from warden.storage.engine import open_store
 
 _POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
+
+with warnings.catch_warnings():
+    # Authlib's httpx integration warns once, at import, that it prefers the `httpx2` package; and it
+    # installs an "always" filter for its warnings. Import it here so neither leaks into the tests.
+    import authlib.deprecate  # noqa: F401  (installs the "always" filter first, so ours can override it)
+
+    warnings.simplefilter("ignore")
+    import authlib.integrations.httpx_client  # noqa: F401
 
 
 def free_port() -> int:
@@ -75,6 +84,10 @@ class LiveServer:
         assert secret is not None
         return client.client_id, secret.secret
 
+    def client_when_ready(self, grants: dict[str, str], **options: Any) -> tuple[str, str]:
+        assert wait_until(lambda: self.app.runtime.ready, timeout=10), "server never became ready"
+        return self.client(grants, **options)
+
     def wait_for_client(self, client_id: str) -> None:
         assert wait_until(lambda: client_id in self.app.runtime.registry.clients), "change not propagated"
 
@@ -112,7 +125,8 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
     """Start servers with chosen settings (as `load_settings` overrides) on the given backend."""
     started: list[tuple[uvicorn.Server, threading.Thread, LiveServer, Store]] = []
 
-    def start(backend: str = "sqlite", **overrides: Any) -> LiveServer:
+    def start(backend: str = "sqlite", wrap_store: Callable[[Store], Store] | None = None,
+              wait_ready: bool = True, **overrides: Any) -> LiveServer:
         port = free_port()
         data_dir = tmp_path / f"data-{port}"
         audit_path = tmp_path / f"audit-{port}.jsonl"
@@ -120,7 +134,8 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         settings = load_settings(environ={}, data_dir=str(data_dir), registry_poll_interval=0.05,
                                  **{"server.port": port, "audit.sink": str(audit_path), **overrides})
         factory = _store_factory(backend, request, str(data_dir))
-        app = create_app(settings, factory)
+        server_factory = (lambda: wrap_store(factory())) if wrap_store else factory
+        app = create_app(settings, server_factory)
         admin_store = factory()
         admin_store.migrate()
         admin_audit = open_audit_sink(str(audit_path))
@@ -132,7 +147,8 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         assert wait_until(lambda: server.started, timeout=20), "server did not start"
         live = LiveServer(f"http://127.0.0.1:{port}", app, settings, admin, audit_path, factory,
                           admin_audit=admin_audit)
-        assert wait_until(lambda: app.runtime.ready, timeout=20)
+        if wait_ready:
+            assert wait_until(lambda: app.runtime.ready, timeout=20)
         started.append((server, thread, live, admin_store))
         return live
 

@@ -6,7 +6,6 @@ import base64
 
 import jwt
 import pytest
-from authlib.integrations.httpx_client import OAuth2Client
 
 from tests.integration.conftest import LiveServer
 
@@ -33,6 +32,8 @@ def test_token_validates_with_pyjwt_against_the_jwks(server: LiveServer):
 def test_authlib_client_gets_a_token(server: LiveServer, method: str):
     api = server.api("read")
     cid, secret = server.client({api: "read"}, auth_method=method)
+    from authlib.integrations.httpx_client import OAuth2Client
+
     with OAuth2Client(cid, secret, token_endpoint_auth_method=method) as client:
         token = client.fetch_token(f"{server.url}/oauth2/token", grant_type="client_credentials", scope="read")
     assert token["token_type"] == "Bearer" and token["scope"] == "read"

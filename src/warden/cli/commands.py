@@ -128,7 +128,7 @@ def clients_list(args: argparse.Namespace) -> int:
     data = [{"client_id": c.client_id, "name": c.name, "enabled": c.enabled, "auth_method": c.auth_method.value,
              "tenant": c.tenant, "apis": by_client.get(c.client_id, [])} for c in clients]
     emit(data, _json(args), table([(c["client_id"], c["name"], "yes" if c["enabled"] else "no", c["auth_method"],
-                                    c["tenant"], ",".join(c["apis"])) for c in data],  # type: ignore[arg-type]
+                                    c["tenant"], ",".join(c["apis"])) for c in data],
                                   ("CLIENT_ID", "NAME", "ENABLED", "AUTH_METHOD", "TENANT", "APIS")))
     return 0
 

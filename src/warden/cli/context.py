@@ -17,8 +17,9 @@ __all__ = ["settings_from_args", "admin_session"]
 
 
 def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
-    return load_settings(getattr(args, "config", None), data_dir=getattr(args, "data_dir", None),
-                         database_url=getattr(args, "database_url", None), **extra)
+    overrides: dict[str, object] = {"data_dir": getattr(args, "data_dir", None),
+                                    "database_url": getattr(args, "database_url", None), **extra}
+    return load_settings(getattr(args, "config", None), None, **overrides)
 
 
 @contextmanager

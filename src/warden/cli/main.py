@@ -23,8 +23,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _common(json_flag: bool = True) -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _common(json_flag: bool = True) -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument("--data-dir", default=argparse.SUPPRESS, help="data directory (default ./warden-data)")
     parent.add_argument("--database-url", default=argparse.SUPPRESS, help="PostgreSQL URL instead of SQLite")
     parent.add_argument("--config", default=argparse.SUPPRESS, help="TOML settings file")

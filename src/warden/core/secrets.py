@@ -66,7 +66,7 @@ def _checksum(body: str) -> str:
 
 def generate_secret(random_bytes: Callable[[int], bytes]) -> str:
     """Return a new secret; `random_bytes` is a CSPRNG such as `secrets.token_bytes`."""
-    chars = []
+    chars: list[str] = []
     while len(chars) < _ENTROPY_CHARS:
         for byte in random_bytes(64):
             if byte < 248:  # 248 = 4 * 62: reject to keep the distribution uniform

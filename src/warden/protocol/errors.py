@@ -118,7 +118,7 @@ class TemporarilyUnavailable(OAuthError):
     status = 503
 
     def __init__(self, description: str | None = None, *, reason: str | None = None,
-                 retry_after: int = 1) -> None:
+                 retry_after: float = 1.0) -> None:
         super().__init__(description, reason=reason)
         self.retry_after = retry_after
 
@@ -130,6 +130,6 @@ class SlowDown(OAuthError):
     status = 429
 
     def __init__(self, description: str | None = None, *, reason: str | None = None,
-                 retry_after: int = 1) -> None:
+                 retry_after: float = 1.0) -> None:
         super().__init__(description, reason=reason)
         self.retry_after = retry_after

@@ -38,12 +38,9 @@ class AuditSink:
             "event": event,
             "outcome": outcome,
         }
-        for name, value in (("reason", reason), ("actor", actor), ("client_id", client_id), ("source", source)):
-            if value is not None:
-                record[name] = value
-        for name, value in details.items():
-            if value is not None:
-                record[name] = value
+        fields: dict[str, object] = {"reason": reason, "actor": actor, "client_id": client_id, "source": source}
+        fields.update(details)
+        record.update((name, value) for name, value in fields.items() if value is not None)
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
             self._buffer.append(line)

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from warden.errors import ConfigError
+from warden.settings import Secret, load_settings
+
+
+def test_precedence_defaults_file_environment_overrides(tmp_path: Path):
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('data_dir = "/from/file"\n[server]\nport = 9000\nworkers = 3\n[limits]\nclient_rate = 5\n')
+    s = load_settings(str(cfg), {"WARDEN_SERVER_PORT": "9100", "WARDEN_LIMITS_CLIENT_RATE": "7.5"},
+                      **{"server.workers": 2})
+    assert s.data_dir == "/from/file" and s.server.port == 9100 and s.server.workers == 2
+    assert s.limits.client_rate == 7.5 and s.issuer_url == "http://127.0.0.1:9100"
+
+
+@pytest.mark.parametrize("text,key", [("bogus = 1", "bogus"), ("[server]\nprot = 1", "server.prot"),
+                                      ("[server]\nport = 'x'", "server.port"), ("server = 3", "server"),
+                                      ("[keys]\nrotation_interval = 'soon'", "keys.rotation_interval")])
+def test_unknown_or_malformed_keys_name_the_key(tmp_path: Path, text: str, key: str):
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(str(cfg), {})
+
+
+def test_secrets_are_hidden():
+    s = load_settings(None, {"WARDEN_DATABASE_URL": "postgresql://u:hunter2@db/w",
+                             "WARDEN_KEYS_ENCRYPTION_KEY": "c2VjcmV0"})
+    assert "hunter2" not in repr(s) and "c2VjcmV0" not in repr(s)
+    assert isinstance(s.database_url, Secret) and s.database_url.reveal().endswith("@db/w")
+
+
+def test_plain_http_issuer_needs_loopback_or_dev_mode():
+    with pytest.raises(ConfigError, match="issuer"):
+        load_settings(None, {"WARDEN_ISSUER": "http://auth.example.com"})
+    assert load_settings(None, {"WARDEN_ISSUER": "http://auth.example.com", "WARDEN_DEV_MODE": "true"}).dev_mode
+    with pytest.raises(ConfigError):
+        load_settings(None, {"WARDEN_ISSUER": "https://a.example/?q"})
