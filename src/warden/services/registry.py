@@ -119,9 +119,10 @@ class Registry:
                     for revoked in self._store.load_revoked_tokens(now, jti=change.key):
                         self.revoked[revoked.jti] = revoked
                 self._applied.append(change.seq)
-                self.seq = max(self.seq, change.seq)
             if keys_changed:
                 self._load_keys()
+            # Advance only once everything is applied: readers of `seq` may rely on it.
+            self.seq = max([self.seq, *(c.seq for c in fresh)])
             self.refreshed_at = time.monotonic()
             return len(fresh)
 

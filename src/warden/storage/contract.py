@@ -8,9 +8,10 @@ Backends raise `NotFound`, `Conflict` and `StorageUnavailable` from `warden.erro
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 from warden.core.api import Api
 from warden.core.client import Client, Grant
@@ -18,7 +19,7 @@ from warden.core.keys import KeyState, SigningKey
 from warden.core.revocation import RevokedToken
 from warden.core.secrets import ClientSecret
 
-__all__ = ["ChangeKind", "Change", "Store"]
+__all__ = ["Change", "ChangeKind", "Store"]
 
 
 class ChangeKind(str, Enum):
@@ -116,3 +117,10 @@ class Store(Protocol):
     def latest_change(self) -> int: ...
 
     def prune_changes(self, before: float) -> int: ...
+
+    # audit cursors: how far each named change-log consumer has read
+    def load_cursor(self, name: str) -> int:
+        """The sequence number `name` last saved, or 0."""
+
+    def save_cursor(self, name: str, seq: int) -> None:
+        """Record that `name` has read up to `seq`; not a change-log event."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from warden.core.api import Api
 from warden.core.client import Client, Grant
@@ -28,6 +28,7 @@ class MemoryStore:
         self._keys: dict[str, SigningKey] = {}
         self._revoked: dict[str, RevokedToken] = {}
         self._changes: list[Change] = []
+        self._cursors: dict[str, int] = {}
 
     def _log(self, kind: ChangeKind, key: str) -> None:
         seq = self._changes[-1].seq + 1 if self._changes else 1
@@ -74,11 +75,15 @@ class MemoryStore:
             self._check_grants(grants)
             self._clients[client.client_id] = client
             self._grants[client.client_id] = list(grants)
+            if any(secret.secret_id in self._secrets for secret in secrets):
+                raise Conflict("duplicate secret id")
             for secret in secrets:
                 self._secrets[secret.secret_id] = secret
             self._log(ChangeKind.CLIENT, client.client_id)
 
     def _check_grants(self, grants: Sequence[Grant]) -> None:
+        if len({g.api for g in grants}) != len(grants) or len({g.position for g in grants}) != len(grants):
+            raise Conflict("duplicate grant")
         for grant in grants:
             if grant.api not in self._apis:
                 raise NotFound(f"no API {grant.api}")
@@ -129,6 +134,8 @@ class MemoryStore:
                     if other.client_id == secret.client_id and (
                             other.expires_at is None or other.expires_at > expire_others_at):
                         self._secrets[sid] = dataclasses.replace(other, expires_at=expire_others_at)
+            if secret.secret_id in self._secrets:
+                raise Conflict("duplicate secret id")
             self._secrets[secret.secret_id] = secret
             self._log(ChangeKind.CLIENT, secret.client_id)
 
@@ -168,10 +175,12 @@ class MemoryStore:
                 key = self._keys.get(kid)
                 if key is None or key.state is not state:
                     return False
-            for kid, state, at in transitions:
-                key = self._keys.get(kid)
-                if key is None:
+            transitions = list(transitions)
+            for kid, _, _ in transitions:  # all or nothing
+                if kid not in self._keys:
                     raise NotFound(f"no key {kid}")
+            for kid, state, at in transitions:
+                key = self._keys[kid]
                 if state is KeyState.ACTIVE:
                     key = dataclasses.replace(key, state=state, activated_at=at)
                 elif state is KeyState.RETIRED:
@@ -220,9 +229,17 @@ class MemoryStore:
 
     def prune_changes(self, before: float) -> int:
         with self._lock:
-            keep = [c for c in self._changes if c.at >= before]
-            if not keep and self._changes:
-                keep = [self._changes[-1]]  # never lose the latest sequence number
+            newest = self._changes[-1] if self._changes else None
+            keep = [c for c in self._changes if c.at >= before or c is newest]  # never lose the latest seq
             removed = len(self._changes) - len(keep)
             self._changes = keep
             return removed
+
+    # audit cursors
+    def load_cursor(self, name: str) -> int:
+        with self._lock:
+            return self._cursors.get(name, 0)
+
+    def save_cursor(self, name: str, seq: int) -> None:
+        with self._lock:
+            self._cursors[name] = seq

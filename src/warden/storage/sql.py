@@ -1,0 +1,430 @@
+"""The SQL store: `contract.Store` on SQLite and PostgreSQL with one code path.
+
+Every mutation runs in one transaction that also appends its change-log rows.
+On SQLite write transactions start with BEGIN IMMEDIATE, taking the write lock
+before the first read, so check-then-write sequences (existence checks, the
+compare-and-set of `set_key_states`) cannot interleave. On PostgreSQL the
+compare-and-set locks the expected rows (SELECT ... FOR UPDATE), and appending to
+the change log takes a transaction-scoped advisory lock, so sequence numbers
+are committed in order and a reader that saw seq N never later finds a smaller
+one appearing (which would make change-log cursors skip events).
+
+Driver errors become `warden.errors`: unreachable or failing database ->
+StorageUnavailable, constraint violations -> Conflict. Messages are one line and
+never contain the connection password.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import exc as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from warden.core.api import Api
+from warden.core.client import AuthMethod, Client, Grant
+from warden.core.keys import KeyState, SigningKey
+from warden.core.revocation import RevokedToken
+from warden.core.secrets import ClientSecret
+from warden.errors import Conflict, NotFound, StorageError, StorageUnavailable
+from warden.storage.contract import Change, ChangeKind
+from warden.storage.migrations import upgrade_to_head
+from warden.storage.schema import (
+    apis,
+    audit_cursors,
+    change_log,
+    client_secrets,
+    clients,
+    revoked_tokens,
+    signing_keys,
+)
+from warden.storage.schema import grants as grants_table
+
+__all__ = ["SqlStore"]
+
+_CHANGE_LOG_LOCK = zlib.crc32(b"warden.change_log")
+
+
+class SqlStore:
+    """`contract.Store` over a SQLAlchemy engine, which the store owns and disposes on `close`.
+
+    Build the engine with `warden.storage.engine.build_engine` (or call `open_store`):
+    on SQLite the store relies on its driver-level autocommit and pragmas.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._postgres = engine.dialect.name == "postgresql"
+        url = engine.url
+        host = f"{url.host or 'localhost'}:{url.port or 5432}"
+        self._where = (f"SQLite database {url.database}" if self._sqlite
+                       else f"PostgreSQL database {url.database or ''} at {host}")
+
+    # plumbing -----------------------------------------------------------------
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.IntegrityError as exc:
+            raise Conflict(f"the change conflicts with stored data: {self._reason(exc)}") from exc
+        except (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError, sa.TimeoutError) as exc:
+            raise StorageUnavailable(f"{self._where} is unavailable: {self._reason(exc)}") from exc
+        except sa.DBAPIError as exc:
+            raise StorageError(f"{self._where} failed: {self._reason(exc)}") from exc
+
+    def _reason(self, exc: Exception) -> str:
+        cause = exc.orig if isinstance(exc, sa.DBAPIError) and exc.orig is not None else exc
+        lines = str(cause).strip().splitlines()
+        reason = lines[0].strip() if lines else type(cause).__name__
+        secrets = [self._engine.url.password, self._engine.url.query.get("password")]
+        for secret in secrets:
+            if isinstance(secret, str) and secret:
+                reason = reason.replace(secret, "***")
+        return reason[:300]
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[Connection]:
+        """One transaction, committed when the block ends without an exception.
+
+        SQLite reads stay in driver autocommit: each is a single SELECT, and a read
+        transaction would only pin an old WAL snapshot.
+        """
+        with self._errors(), self._engine.connect() as conn:
+            if write and self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+            conn.commit()
+
+    def _log(self, conn: Connection, changes: Sequence[tuple[ChangeKind, str]]) -> None:
+        """Append change rows; call it last in a transaction, so the lock it takes is the last one."""
+        if not changes:
+            return
+        if self._postgres:
+            # Held until commit: the next writer draws its sequence number after ours is visible.
+            conn.execute(select(func.pg_advisory_xact_lock(_CHANGE_LOG_LOCK)))
+        at = time.time()
+        rows = [{"kind": kind.value, "key": key, "at": at} for kind, key in changes]
+        conn.execute(insert(change_log), rows)
+
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """INSERT with ON CONFLICT support; both dialects spell it the same way."""
+        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
+
+    # lifecycle ----------------------------------------------------------------
+    def migrate(self) -> None:
+        with self._errors():
+            upgrade_to_head(self._engine)
+
+    def ping(self) -> None:
+        with self._transaction(write=False) as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # APIs ---------------------------------------------------------------------
+    def save_api(self, api: Api) -> None:
+        values = {"identifier": api.identifier, "scopes": _join(api.scopes), "token_ttl": api.token_ttl,
+                  "alg": api.alg, "name": api.name, "created_at": api.created_at}
+        stmt = self._insert(apis).values(values)
+        stmt = stmt.on_conflict_do_update(  # an update keeps the original created_at
+            index_elements=[apis.c.identifier],
+            set_={name: stmt.excluded[name] for name in ("scopes", "token_ttl", "alg", "name")})
+        with self._transaction() as conn:
+            conn.execute(stmt)
+            self._log(conn, [(ChangeKind.API, api.identifier)])
+
+    def load_api(self, identifier: str) -> Api | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(select(apis).where(apis.c.identifier == identifier)).first()
+        return None if row is None else _api(row)
+
+    def load_apis(self) -> list[Api]:
+        with self._transaction(write=False) as conn:
+            return [_api(row) for row in conn.execute(select(apis).order_by(apis.c.identifier))]
+
+    def delete_api(self, identifier: str) -> None:
+        with self._transaction() as conn:
+            if conn.execute(select(apis.c.identifier).where(apis.c.identifier == identifier)).first() is None:
+                raise NotFound(f"no API {identifier}")
+            granted = select(grants_table.c.api).where(grants_table.c.api == identifier).limit(1)
+            if conn.execute(granted).first():
+                raise Conflict(f"API {identifier} is still granted to clients")
+            conn.execute(delete(apis).where(apis.c.identifier == identifier))
+            self._log(conn, [(ChangeKind.API, identifier)])
+
+    # clients ------------------------------------------------------------------
+    def create_client(self, client: Client, grants: Sequence[Grant], secrets: Sequence[ClientSecret]) -> None:
+        with self._transaction() as conn:
+            if self._has_client(conn, client.client_id):
+                raise Conflict(f"client {client.client_id} already exists")
+            self._check_apis(conn, grants)
+            conn.execute(insert(clients).values(created_at=client.created_at, **_client_values(client)))
+            self._insert_grants(conn, grants)
+            if secrets:
+                conn.execute(insert(client_secrets), [_secret_values(s) for s in secrets])
+            self._log(conn, [(ChangeKind.CLIENT, client.client_id)])
+
+    def _has_client(self, conn: Connection, client_id: str) -> bool:
+        query = select(clients.c.client_id).where(clients.c.client_id == client_id)
+        return conn.execute(query).first() is not None
+
+    def _check_apis(self, conn: Connection, new_grants: Sequence[Grant]) -> None:
+        wanted = [g.api for g in new_grants]
+        if not wanted:
+            return
+        known = set(conn.execute(select(apis.c.identifier).where(apis.c.identifier.in_(wanted))).scalars())
+        for api in wanted:
+            if api not in known:
+                raise NotFound(f"no API {api}")
+
+    def _insert_grants(self, conn: Connection, new_grants: Sequence[Grant]) -> None:
+        if new_grants:
+            rows = [{"client_id": g.client_id, "api": g.api, "scopes": _join(g.scopes),
+                     "position": g.position} for g in new_grants]
+            conn.execute(insert(grants_table), rows)
+
+    def update_client(self, client: Client) -> None:
+        with self._transaction() as conn:
+            result = conn.execute(update(clients).where(clients.c.client_id == client.client_id)
+                                  .values(**_client_values(client)))
+            if result.rowcount == 0:
+                raise NotFound(f"no client {client.client_id}")
+            self._log(conn, [(ChangeKind.CLIENT, client.client_id)])
+
+    def delete_client(self, client_id: str) -> None:
+        with self._transaction() as conn:
+            # Explicit rather than relying on ON DELETE CASCADE alone: a SQLite connection
+            # opened without PRAGMA foreign_keys would silently keep the orphans.
+            conn.execute(delete(grants_table).where(grants_table.c.client_id == client_id))
+            conn.execute(delete(client_secrets).where(client_secrets.c.client_id == client_id))
+            if conn.execute(delete(clients).where(clients.c.client_id == client_id)).rowcount == 0:
+                raise NotFound(f"no client {client_id}")
+            self._log(conn, [(ChangeKind.CLIENT, client_id)])
+
+    def set_grants(self, client_id: str, grants: Sequence[Grant]) -> None:
+        with self._transaction() as conn:
+            if not self._has_client(conn, client_id):
+                raise NotFound(f"no client {client_id}")
+            self._check_apis(conn, grants)
+            conn.execute(delete(grants_table).where(grants_table.c.client_id == client_id))
+            self._insert_grants(conn, grants)
+            self._log(conn, [(ChangeKind.CLIENT, client_id)])
+
+    def load_client(self, client_id: str) -> Client | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
+        return None if row is None else _client(row)
+
+    def load_clients(self) -> list[Client]:
+        with self._transaction(write=False) as conn:
+            return [_client(row) for row in conn.execute(select(clients).order_by(clients.c.client_id))]
+
+    def load_grants(self, client_id: str | None = None) -> list[Grant]:
+        g = grants_table.c
+        query = select(grants_table).order_by(g.client_id, g.position)
+        if client_id is not None:
+            query = query.where(g.client_id == client_id)
+        with self._transaction(write=False) as conn:
+            return [Grant(row.client_id, row.api, _split(row.scopes), row.position)
+                    for row in conn.execute(query)]
+
+    # secrets ------------------------------------------------------------------
+    def add_secret(self, secret: ClientSecret, *, expire_others_at: float | None = None) -> None:
+        with self._transaction() as conn:
+            if not self._has_client(conn, secret.client_id):
+                raise NotFound(f"no client {secret.client_id}")
+            if expire_others_at is not None:
+                others = client_secrets.c
+                conn.execute(update(client_secrets)
+                             .where(others.client_id == secret.client_id,
+                                    others.expires_at.is_(None) | (others.expires_at > expire_others_at))
+                             .values(expires_at=expire_others_at))
+            conn.execute(insert(client_secrets).values(_secret_values(secret)))
+            self._log(conn, [(ChangeKind.CLIENT, secret.client_id)])
+
+    def revoke_secret(self, client_id: str, secret_id: str, at: float) -> None:
+        c = client_secrets.c
+        with self._transaction() as conn:
+            query = select(c.secret_id).where(c.secret_id == secret_id, c.client_id == client_id)
+            if conn.execute(query).first() is None:
+                raise NotFound(f"client {client_id} has no secret {secret_id}")
+            # The first revocation time stands, even against a concurrent revocation.
+            conn.execute(update(client_secrets).where(c.secret_id == secret_id, c.revoked_at.is_(None))
+                         .values(revoked_at=at))
+            self._log(conn, [(ChangeKind.CLIENT, client_id)])
+
+    def load_secrets(self, client_id: str | None = None) -> list[ClientSecret]:
+        c = client_secrets.c
+        query = select(client_secrets).order_by(c.client_id, c.created_at, c.secret_id)
+        if client_id is not None:
+            query = query.where(c.client_id == client_id)
+        with self._transaction(write=False) as conn:
+            return [_secret(row) for row in conn.execute(query)]
+
+    def record_secret_use(self, uses: dict[str, float]) -> None:
+        if not uses:
+            return
+        c = client_secrets.c
+        # Only ever moves forward, so batches flushed out of order by several processes are harmless;
+        # sorted, so concurrent batches lock rows in the same order and cannot deadlock.
+        stmt = (update(client_secrets)
+                .where(c.secret_id == bindparam("sid"),
+                       c.last_used_at.is_(None) | (c.last_used_at < bindparam("used")))
+                .values(last_used_at=bindparam("used")))
+        with self._transaction() as conn:
+            conn.execute(stmt, [{"sid": sid, "used": at} for sid, at in sorted(uses.items())])
+
+    # keys ---------------------------------------------------------------------
+    def add_key(self, key: SigningKey) -> None:
+        with self._transaction() as conn:
+            try:
+                conn.execute(insert(signing_keys).values(
+                    kid=key.kid, alg=key.alg, state=key.state.value,
+                    public_jwk=json.dumps(key.public_jwk, sort_keys=True, separators=(",", ":")),
+                    encrypted_private_key=key.encrypted_private_key, created_at=key.created_at,
+                    activated_at=key.activated_at, retired_at=key.retired_at))
+            except sa.IntegrityError:
+                raise Conflict(f"key {key.kid} exists") from None
+            self._log(conn, [(ChangeKind.KEY, key.kid)])
+
+    def set_key_states(self, transitions: Iterable[tuple[str, KeyState, float]],
+                       *, expect: dict[str, KeyState] | None = None) -> bool:
+        steps = list(transitions)
+        k = signing_keys.c
+        with self._transaction() as conn:
+            if expect:
+                # FOR UPDATE (a no-op on SQLite, already serialised by BEGIN IMMEDIATE) makes a
+                # concurrent compare-and-set wait here and then see our result.
+                query = (select(k.kid, k.state).where(k.kid.in_(list(expect)))
+                         .order_by(k.kid).with_for_update())
+                states = {row.kid: row.state for row in conn.execute(query)}
+                if any(states.get(kid) != state.value for kid, state in expect.items()):
+                    return False
+            for kid, state, at in steps:
+                values: dict[str, object] = {"state": state.value}
+                if state is KeyState.ACTIVE:
+                    values["activated_at"] = at
+                elif state is KeyState.RETIRED:
+                    values["retired_at"] = at
+                if conn.execute(update(signing_keys).where(k.kid == kid).values(values)).rowcount == 0:
+                    raise NotFound(f"no key {kid}")
+            self._log(conn, [(ChangeKind.KEY, kid) for kid, _, _ in steps])
+            return True
+
+    def delete_keys(self, kids: Iterable[str]) -> None:
+        with self._transaction() as conn:
+            gone = [kid for kid in kids
+                    if conn.execute(delete(signing_keys).where(signing_keys.c.kid == kid)).rowcount]
+            self._log(conn, [(ChangeKind.KEY, kid) for kid in gone])
+
+    def load_keys(self) -> list[SigningKey]:
+        query = select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.kid)
+        with self._transaction(write=False) as conn:
+            return [_key(row) for row in conn.execute(query)]
+
+    # revocation ---------------------------------------------------------------
+    def revoke_token(self, revoked: RevokedToken) -> None:
+        stmt = (self._insert(revoked_tokens)
+                .values(jti=revoked.jti, client_id=revoked.client_id, exp=revoked.exp)
+                .on_conflict_do_nothing(index_elements=[revoked_tokens.c.jti])
+                .execution_options(preserve_rowcount=True))  # drivers may not report it for INSERT
+        with self._transaction() as conn:
+            if conn.execute(stmt).rowcount == 1:  # 0: already revoked, nothing new to announce
+                self._log(conn, [(ChangeKind.REVOCATION, revoked.jti)])
+
+    def load_revoked_tokens(self, now: float, jti: str | None = None) -> list[RevokedToken]:
+        r = revoked_tokens.c
+        query = select(revoked_tokens).where(r.exp > now).order_by(r.exp, r.jti)
+        if jti is not None:
+            query = query.where(r.jti == jti)
+        with self._transaction(write=False) as conn:
+            return [RevokedToken(row.jti, row.client_id, row.exp) for row in conn.execute(query)]
+
+    def purge_revocations(self, now: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute(delete(revoked_tokens).where(revoked_tokens.c.exp <= now)).rowcount
+
+    # change log ---------------------------------------------------------------
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        c = change_log.c
+        query = select(change_log).where(c.seq > seq).order_by(c.seq).limit(limit)
+        with self._transaction(write=False) as conn:
+            return [Change(row.seq, ChangeKind(row.kind), row.key, row.at) for row in conn.execute(query)]
+
+    def latest_change(self) -> int:
+        with self._transaction(write=False) as conn:
+            latest = conn.execute(select(func.max(change_log.c.seq))).scalar()
+        return int(latest or 0)
+
+    def prune_changes(self, before: float) -> int:
+        c = change_log.c
+        newest = select(func.max(c.seq)).scalar_subquery()
+        with self._transaction() as conn:  # the newest row stays: it carries latest_change()
+            return conn.execute(delete(change_log).where(c.at < before, c.seq < newest)).rowcount
+
+    # audit cursors ------------------------------------------------------------
+    def load_cursor(self, name: str) -> int:
+        query = select(audit_cursors.c.seq).where(audit_cursors.c.name == name)
+        with self._transaction(write=False) as conn:
+            seq = conn.execute(query).scalar()
+        return int(seq or 0)
+
+    def save_cursor(self, name: str, seq: int) -> None:
+        stmt = self._insert(audit_cursors).values(name=name, seq=seq, updated_at=time.time())
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[audit_cursors.c.name],
+            set_={"seq": stmt.excluded.seq, "updated_at": stmt.excluded.updated_at})
+        with self._transaction() as conn:
+            conn.execute(stmt)
+
+
+# rows <-> values ------------------------------------------------------------------
+def _join(scopes: tuple[str, ...]) -> str:
+    return " ".join(scopes)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def _api(row: Row[object]) -> Api:
+    m = row._mapping
+    return Api(m["identifier"], _split(m["scopes"]), m["token_ttl"], m["alg"], m["name"], m["created_at"])
+
+
+def _client_values(client: Client) -> dict[str, object]:
+    """Every column but created_at, which is set once on insert."""
+    return {"client_id": client.client_id, "name": client.name, "auth_method": client.auth_method.value,
+            "enabled": client.enabled, "tenant": client.tenant, "rate_limit": client.rate_limit,
+            "revoked_before": client.revoked_before}
+
+
+def _client(row: Row[object]) -> Client:
+    m = row._mapping
+    return Client(m["client_id"], m["name"], AuthMethod(m["auth_method"]), bool(m["enabled"]), m["tenant"],
+                  m["rate_limit"], m["revoked_before"], m["created_at"])
+
+
+def _secret_values(secret: ClientSecret) -> dict[str, object]:
+    return {"secret_id": secret.secret_id, "client_id": secret.client_id, "hash": secret.hash,
+            "created_at": secret.created_at, "expires_at": secret.expires_at, "revoked_at": secret.revoked_at,
+            "last_used_at": secret.last_used_at, "hint": secret.hint}
+
+
+def _secret(row: Row[object]) -> ClientSecret:
+    m = row._mapping
+    return ClientSecret(m["secret_id"], m["client_id"], bytes(m["hash"]), m["created_at"], m["expires_at"],
+                        m["revoked_at"], m["last_used_at"], m["hint"])
+
+
+def _key(row: Row[object]) -> SigningKey:
+    m = row._mapping
+    return SigningKey(m["kid"], m["alg"], KeyState(m["state"]), json.loads(m["public_jwk"]),
+                      bytes(m["encrypted_private_key"]), m["created_at"], m["activated_at"], m["retired_at"])
