@@ -594,3 +594,39 @@ def test_unreachable_postgres_raises_storage_unavailable_without_the_password(tm
 def test_database_errors_surface_as_storage_errors(open_sql_store: Callable[[], Store]) -> None:
     with pytest.raises(StorageError):
         open_sql_store().load_apis()  # not migrated: no tables
+
+
+# client metadata and single-use assertions ----------------------------------------
+def test_client_metadata_round_trips(store: Store) -> None:
+    from warden.core.client_metadata import FederatedIdentity, parse_client_metadata
+    from warden.jose import generate_private_key, public_jwk
+
+    jwks = {"keys": [public_jwk(generate_private_key("ES256"), kid="k1", alg="ES256")]}
+    meta = parse_client_metadata({"jwks": jwks, "dpop_bound_access_tokens": True,
+                                  "federated": [{"issuer": "https://k8s.example", "subject": "system:sa:ns:app",
+                                                 "claims": {"kubernetes.io/namespace": "ns"}}]})
+    store.save_api(api())
+    c = Client("svc-m", "meta", AuthMethod.PRIVATE_KEY_JWT, metadata=meta, created_at=T0)
+    store.create_client(c, [], [])
+    loaded = store.load_client("svc-m")
+    assert loaded == c
+    assert loaded is not None and loaded.metadata.federated == (
+        FederatedIdentity("https://k8s.example", "system:sa:ns:app", (("kubernetes.io/namespace", "ns"),)),)
+    assert store.load_clients() == [c]
+
+
+def test_use_assertion_accepts_each_key_once_until_purged(store: Store) -> None:
+    assert store.use_assertion("c1:jti-1", T0 + 60) is True
+    assert store.use_assertion("c1:jti-1", T0 + 60) is False
+    assert store.use_assertion("c2:jti-1", T0 + 60) is True
+    assert store.purge_assertions(T0) == 0
+    assert store.purge_assertions(T0 + 61) == 2
+    assert store.use_assertion("c1:jti-1", T0 + 120) is True
+
+
+def test_racing_assertion_copies_exactly_one_wins(open_sql_store: Callable[[], Store]) -> None:
+    stores = [open_sql_store() for _ in range(5)]  # like five server processes
+    stores[0].migrate()
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        results = list(pool.map(lambda i: stores[i % 5].use_assertion("c:racing", T0 + 60), range(50)))
+    assert results.count(True) == 1

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+
+from warden.core.client_metadata import ClientMetadata
 
 __all__ = ["AuthMethod", "Client", "Grant", "validate_client_id", "validate_tenant", "SECRET_METHODS"]
 
@@ -35,6 +37,7 @@ class Client:
     rate_limit: float | None = None  # token requests per second; None = server default
     revoked_before: float | None = None  # tokens issued at or before this time are inactive
     created_at: float = 0.0
+    metadata: ClientMetadata = field(default_factory=ClientMetadata)
 
 
 @dataclass(frozen=True)

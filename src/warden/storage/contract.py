@@ -111,6 +111,13 @@ class Store(Protocol):
 
     def purge_revocations(self, now: float) -> int: ...
 
+    # single-use client assertions
+    def use_assertion(self, key: str, exp: float) -> bool:
+        """Record `key` as used until `exp`; False if it was already recorded (a replay). Atomic across
+        processes and nodes sharing the store, so of racing copies exactly one gets True."""
+
+    def purge_assertions(self, now: float) -> int: ...
+
     # change log
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]: ...
 

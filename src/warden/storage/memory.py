@@ -28,6 +28,7 @@ class MemoryStore:
         self._keys: dict[str, SigningKey] = {}
         self._revoked: dict[str, RevokedToken] = {}
         self._changes: list[Change] = []
+        self._assertions: dict[str, float] = {}
         self._cursors: dict[str, int] = {}
 
     def _log(self, kind: ChangeKind, key: str) -> None:
@@ -216,6 +217,21 @@ class MemoryStore:
             gone = [j for j, r in self._revoked.items() if r.exp <= now]
             for jti in gone:
                 del self._revoked[jti]
+            return len(gone)
+
+    # single-use assertions
+    def use_assertion(self, key: str, exp: float) -> bool:
+        with self._lock:
+            if key in self._assertions:
+                return False
+            self._assertions[key] = exp
+            return True
+
+    def purge_assertions(self, now: float) -> int:
+        with self._lock:
+            gone = [k for k, exp in self._assertions.items() if exp <= now]
+            for k in gone:
+                del self._assertions[k]
             return len(gone)
 
     # change log

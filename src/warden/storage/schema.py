@@ -40,6 +40,7 @@ __all__ = [
     "metadata",
     "revoked_tokens",
     "signing_keys",
+    "used_assertions",
 ]
 
 NAMING_CONVENTION = {
@@ -77,6 +78,7 @@ clients = Table(
     Column("tenant", Text, nullable=True),
     Column("rate_limit", Float, nullable=True),
     Column("revoked_before", Float, nullable=True),
+    Column("metadata", Text, nullable=False, server_default="{}"),  # JSON, see core.client_metadata
     Column("created_at", Float, nullable=False),
 )
 
@@ -132,6 +134,13 @@ change_log = Table(
     Column("key", Text, nullable=False),
     Column("at", Float, nullable=False, index=True),
     sqlite_autoincrement=True,
+)
+
+# Client assertions already accepted, kept until they expire (RFC 7523 §3 item 7).
+used_assertions = Table(
+    "used_assertions", metadata,
+    Column("key", _key(), primary_key=True),
+    Column("exp", Float, nullable=False, index=True),
 )
 
 audit_cursors = Table(

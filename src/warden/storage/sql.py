@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from warden.core.api import Api
 from warden.core.client import AuthMethod, Client, Grant
+from warden.core.client_metadata import parse_client_metadata, render_client_metadata
 from warden.core.keys import KeyState, SigningKey
 from warden.core.revocation import RevokedToken
 from warden.core.secrets import ClientSecret
@@ -42,6 +43,7 @@ from warden.storage.schema import (
     clients,
     revoked_tokens,
     signing_keys,
+    used_assertions,
 )
 from warden.storage.schema import grants as grants_table
 
@@ -370,6 +372,18 @@ class SqlStore:
             return conn.execute(delete(change_log).where(c.at < before, c.seq < newest)).rowcount
 
     # audit cursors ------------------------------------------------------------
+    # single-use assertions ------------------------------------------------------
+    def use_assertion(self, key: str, exp: float) -> bool:
+        # RETURNING rather than rowcount: drivers report -1 for some INSERT ... ON CONFLICT forms.
+        stmt = self._insert(used_assertions).values(key=key, exp=exp).on_conflict_do_nothing(
+            index_elements=[used_assertions.c.key]).returning(used_assertions.c.key)
+        with self._transaction() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def purge_assertions(self, now: float) -> int:
+        with self._transaction() as conn:
+            return int(conn.execute(delete(used_assertions).where(used_assertions.c.exp <= now)).rowcount)
+
     def load_cursor(self, name: str) -> int:
         query = select(audit_cursors.c.seq).where(audit_cursors.c.name == name)
         with self._transaction(write=False) as conn:
@@ -403,13 +417,14 @@ def _client_values(client: Client) -> dict[str, object]:
     """Every column but created_at, which is set once on insert."""
     return {"client_id": client.client_id, "name": client.name, "auth_method": client.auth_method.value,
             "enabled": client.enabled, "tenant": client.tenant, "rate_limit": client.rate_limit,
-            "revoked_before": client.revoked_before}
+            "revoked_before": client.revoked_before, "metadata": render_client_metadata(client.metadata)}
 
 
 def _client(row: Row[object]) -> Client:
     m = row._mapping
     return Client(m["client_id"], m["name"], AuthMethod(m["auth_method"]), bool(m["enabled"]), m["tenant"],
-                  m["rate_limit"], m["revoked_before"], m["created_at"])
+                  m["rate_limit"], m["revoked_before"], m["created_at"],
+                  parse_client_metadata(m["metadata"], allow_loopback_http=True))
 
 
 def _secret_values(secret: ClientSecret) -> dict[str, object]:

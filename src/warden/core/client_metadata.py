@@ -1,0 +1,128 @@
+"""Per-client authentication metadata (RFC 7591 §2 names where they exist).
+
+Stored as one JSON object per client, so each strong-authentication method adds
+its fields here, validated in one place, without a schema change per method:
+
+- `jwks` / `jwks_uri`: the client's public keys for `private_key_jwt` (RFC 7523 §2.2);
+- `federated`: (issuer, subject, required claims) triples for workload identity,
+  where a platform-issued JWT authenticates the client with no static secret;
+- `dpop_bound_access_tokens`: the client must present a DPoP proof (RFC 9449 §5.2).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+__all__ = ["FederatedIdentity", "ClientMetadata", "parse_client_metadata", "render_client_metadata",
+           "validate_jwks_document"]
+
+_MAX_KEYS = 10
+_MAX_FEDERATED = 20
+
+
+@dataclass(frozen=True)
+class FederatedIdentity:
+    """A platform identity that authenticates this client: the token's `iss` and `sub` must match,
+    and every required claim must equal its value."""
+
+    issuer: str
+    subject: str
+    claims: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ClientMetadata:
+    jwks: Mapping[str, Any] | None = None
+    jwks_uri: str | None = None
+    federated: tuple[FederatedIdentity, ...] = ()
+    dpop_bound_access_tokens: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)  # fields of methods this version does not know
+
+    @property
+    def is_empty(self) -> bool:
+        return self == ClientMetadata()
+
+
+def validate_jwks_document(jwks: Any) -> Mapping[str, Any]:
+    """A JWKS of public keys, each with a unique `kid`; raise ValueError naming the problem."""
+    from warden.jose import load_public_jwk
+
+    if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ValueError('JWKS must be an object with a non-empty "keys" array')
+    if len(jwks["keys"]) > _MAX_KEYS:
+        raise ValueError(f"JWKS may hold at most {_MAX_KEYS} keys")
+    kids: set[str] = set()
+    for i, jwk in enumerate(jwks["keys"]):
+        try:
+            load_public_jwk(jwk)
+        except ValueError as exc:
+            raise ValueError(f"JWKS key {i}: {exc}") from None
+        kid = jwk.get("kid")
+        if kid is not None and (not isinstance(kid, str) or kid in kids):
+            raise ValueError(f"JWKS key {i}: kid must be a unique string")
+        if kid is not None:
+            kids.add(kid)
+    return {"keys": [dict(k) for k in jwks["keys"]]}
+
+
+def _https_url(value: Any, name: str, allow_loopback_http: bool) -> str:
+    if not isinstance(value, str) or len(value) > 2048:
+        raise ValueError(f"{name} must be a URL")
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback and allow_loopback_http):
+        raise ValueError(f"{name} must be an https URL")
+    if not parts.hostname or parts.fragment:
+        raise ValueError(f"{name} must be an absolute URL without a fragment")
+    return value
+
+
+def parse_client_metadata(data: Mapping[str, Any] | str | None, *, allow_loopback_http: bool = False) -> ClientMetadata:
+    """Parse stored or operator-supplied metadata; raise ValueError naming the bad field."""
+    if data is None or data == "":
+        return ClientMetadata()
+    if isinstance(data, str):
+        data = json.loads(data)
+    if not isinstance(data, Mapping):
+        raise ValueError("client metadata must be an object")
+    known = {"jwks", "jwks_uri", "federated", "dpop_bound_access_tokens"}
+    jwks = validate_jwks_document(data["jwks"]) if data.get("jwks") is not None else None
+    jwks_uri = (_https_url(data["jwks_uri"], "jwks_uri", allow_loopback_http)
+                if data.get("jwks_uri") is not None else None)
+    if jwks is not None and jwks_uri is not None:
+        raise ValueError("give jwks or jwks_uri, not both (RFC 7591 §2)")
+    federated = []
+    raw_fed = data.get("federated") or []
+    if not isinstance(raw_fed, list) or len(raw_fed) > _MAX_FEDERATED:
+        raise ValueError(f"federated must be a list of at most {_MAX_FEDERATED} identities")
+    for i, item in enumerate(raw_fed):
+        if not isinstance(item, Mapping) or not isinstance(item.get("issuer"), str) or not isinstance(
+                item.get("subject"), str) or not item["subject"]:
+            raise ValueError(f"federated[{i}] needs issuer and subject strings")
+        claims = item.get("claims") or {}
+        if not isinstance(claims, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in claims.items()):
+            raise ValueError(f"federated[{i}].claims must map claim names to strings")
+        federated.append(FederatedIdentity(item["issuer"], item["subject"], tuple(sorted(claims.items()))))
+    dpop = data.get("dpop_bound_access_tokens", False)
+    if not isinstance(dpop, bool):
+        raise ValueError("dpop_bound_access_tokens must be true or false")
+    extra = {k: v for k, v in data.items() if k not in known}
+    return ClientMetadata(jwks, jwks_uri, tuple(federated), dpop, extra)
+
+
+def render_client_metadata(metadata: ClientMetadata) -> str:
+    out: dict[str, Any] = dict(metadata.extra)
+    if metadata.jwks is not None:
+        out["jwks"] = metadata.jwks
+    if metadata.jwks_uri is not None:
+        out["jwks_uri"] = metadata.jwks_uri
+    if metadata.federated:
+        out["federated"] = [{"issuer": f.issuer, "subject": f.subject, **({"claims": dict(f.claims)} if f.claims
+                                                                           else {})} for f in metadata.federated]
+    if metadata.dpop_bound_access_tokens:
+        out["dpop_bound_access_tokens"] = True
+    return json.dumps(out, separators=(",", ":"), sort_keys=True)
