@@ -22,7 +22,7 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 
 __all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
-           "load_settings"]
+           "ClientAuthSettings", "TrustedIssuer", "load_settings"]
 
 
 class Secret:
@@ -80,6 +80,42 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class ClientAuthSettings:
+    """JWT client assertions (private_key_jwt and workload identity), RFC 7523 / RFC 10070.
+
+    `accept_token_endpoint_audience` is a compatibility switch for clients that still put
+    the token endpoint URL in `aud` (Authlib's PrivateKeyJWT does by default). It is off:
+    such assertions are what the 2025 audience-injection attack replays.
+    """
+
+    assertion_max_lifetime: int = 300
+    leeway: int = 30
+    accept_token_endpoint_audience: bool = False
+    jwks_cache_ttl: int = 300  # how long a fetched jwks_uri document is used (Cache-Control may shorten it)
+    jwks_refresh_cooldown: int = 30  # an unknown kid triggers at most one refetch per this many seconds
+    jwks_fetch_timeout: float = 3.0
+    jwks_max_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class TrustedIssuer:
+    """An external identity provider whose tokens authenticate workloads (workload identity federation).
+
+    Keys come from `jwks` (inline), `jwks_uri`, or else discovery at
+    `<issuer>/.well-known/openid-configuration`. The token's `aud` must contain `audience`;
+    its lifetime is capped at `max_token_lifetime`; with `single_use` a token with a `jti`
+    is accepted once.
+    """
+
+    issuer: str
+    audience: str
+    jwks_uri: str | None = None
+    jwks: dict[str, Any] | None = None
+    max_token_lifetime: int = 3600
+    single_use: bool = True
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
@@ -98,6 +134,8 @@ class Settings:
     keys: KeySettings = field(default_factory=KeySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    client_auth: ClientAuthSettings = field(default_factory=ClientAuthSettings)
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
     @property
     def issuer_url(self) -> str:
@@ -106,15 +144,55 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
+    "client_auth": ClientAuthSettings,
 }
-_DURATIONS = {"rotation_interval", "publish_lead"}
+_DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "jwks_cache_ttl",
+              "jwks_refresh_cooldown", "max_token_lifetime", "leeway"}
+
+
+def _trusted_issuers(value: Any) -> tuple[TrustedIssuer, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("setting trusted_issuers: expected a list of [[trusted_issuers]] tables")
+    out = []
+    known = {f.name for f in dataclasses.fields(TrustedIssuer)}
+    for i, table in enumerate(value):
+        where = f"trusted_issuers[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"setting {where}: expected a table")
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting '{where}.{unknown[0]}' (known: {', '.join(sorted(known))})")
+        for required in ("issuer", "audience"):
+            if not isinstance(table.get(required), str) or not table[required]:
+                raise ConfigError(f"setting {where}.{required}: expected a non-empty string")
+        if not table["issuer"].startswith(("https://", "http://")):
+            raise ConfigError(f"setting {where}.issuer: expected an http(s) URL")
+        if table.get("jwks") is not None and not isinstance(table["jwks"], dict):
+            raise ConfigError(f"setting {where}.jwks: expected an inline JWKS table")
+        if table.get("jwks") is not None:
+            from warden.core.client_metadata import validate_jwks_document
+
+            try:
+                validate_jwks_document(table["jwks"])
+            except ValueError as exc:
+                raise ConfigError(f"setting {where}.jwks: {exc}") from None
+        out.append(TrustedIssuer(
+            issuer=table["issuer"], audience=table["audience"],
+            jwks_uri=_coerce(f"{where}.jwks_uri", "str", table["jwks_uri"]) if "jwks_uri" in table else None,
+            jwks=table.get("jwks"),
+            max_token_lifetime=_coerce("max_token_lifetime", "int", table.get("max_token_lifetime", 3600)),
+            single_use=_coerce(f"{where}.single_use", "bool", table.get("single_use", True))))
+    issuers = [t.issuer for t in out]
+    if len(set(issuers)) != len(issuers):
+        raise ConfigError("setting trusted_issuers: an issuer is listed twice")
+    return tuple(out)
 
 
 def _coerce(name: str, ftype: Any, value: Any) -> Any:
     """Turn a TOML or environment value into the field's type, or raise ConfigError."""
     tname = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype))
     try:
-        if name in _DURATIONS:
+        if name.rsplit(".", 1)[-1] in _DURATIONS:
             return parse_duration(value)
         if "Secret" in tname:
             if not isinstance(value, str) or not value:
@@ -165,6 +243,8 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
             raise ConfigError(f"unknown setting '{prefix}{key}' (known: {known})")
         if key in _SECTIONS:
             changes[key] = _apply(_SECTIONS[key], getattr(base, key), value, f"{key}.")
+        elif key == "trusted_issuers":
+            changes[key] = _trusted_issuers(value)
         else:
             changes[key] = _coerce(prefix + key, f.type, value)
     return dataclasses.replace(base, **changes)
@@ -172,7 +252,7 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
 
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    top = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS)
+    top = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS) - {"trusted_issuers"}
     names: dict[str, tuple[str, ...]] = {f"WARDEN_{k.upper()}": (k,) for k in top}
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):

@@ -73,6 +73,8 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["WARDEN_DATA_DIR"] = str(tmp_path / "data")
     env["WARDEN_AUDIT_SINK"] = str(tmp_path / "audit.jsonl")
     env["WARDEN_REGISTRY_POLL_INTERVAL"] = "0.25"
+    # these tests poll with wrong credentials on purpose; throttling is tested elsewhere
+    env["WARDEN_LIMITS_FAILED_AUTH_PER_MINUTE"] = "100000"
     return env
 
 
@@ -95,6 +97,21 @@ def test_curl_token_validates_and_cli_changes_reach_every_worker(cli_env: dict[s
         claims = jwt.decode(token, key.key, algorithms=["ES256"], audience="https://api.example",
                             issuer=f"http://127.0.0.1:{port}")
         assert claims["client_id"] == cid and claims["scope"] == "read"
+
+        # warden token / warden verify: the client and resource-server libraries behind the CLI
+        fetched = cli_json("token", "--issuer", server.url, "--client-id", cid, "--audience", "https://api.example",
+                           env=dict(cli_env, WARDEN_CLIENT_SECRET=secret))
+        assert fetched["token_type"] == "Bearer" and fetched["scope"] == "read"
+        verified = json.loads(run_cli("verify", fetched["access_token"], "--issuer", server.url, "--audience",
+                                      "https://api.example", "--scope", "read", env=cli_env).stdout)
+        assert verified["client_id"] == cid
+        bad = run_cli("verify", fetched["access_token"], "--issuer", server.url, "--audience", "https://other.example",
+                      env=cli_env, check=False)
+        assert bad.returncode == 1 and bad.stderr.startswith("warden: invalid token")
+        assert fetched["access_token"] not in bad.stderr
+        wrong = run_cli("token", "--issuer", server.url, "--client-id", cid, env=dict(cli_env, WARDEN_CLIENT_SECRET="x"),
+                        check=False)
+        assert wrong.returncode == 1 and "invalid_client" in wrong.stderr and wrong.stderr.count("\n") == 1
 
         rotated = cli_json("clients", "secrets", "rotate", cid, "--grace", "0", env=cli_env)["client_secret"]
         assert wait_until(lambda: all(server.token(cid, rotated).status_code == 200 for _ in range(6)))

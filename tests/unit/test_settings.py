@@ -38,3 +38,26 @@ def test_plain_http_issuer_needs_loopback_or_dev_mode():
     assert load_settings(None, {"WARDEN_ISSUER": "http://auth.example.com", "WARDEN_DEV_MODE": "true"}).dev_mode
     with pytest.raises(ConfigError):
         load_settings(None, {"WARDEN_ISSUER": "https://a.example/?q"})
+
+
+def test_durations_in_sections_and_trusted_issuers(tmp_path: Path):
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('[keys]\nrotation_interval = "7d"\n[client_auth]\nleeway = "10s"\n'
+                   '[[trusted_issuers]]\nissuer = "https://k8s.example"\naudience = "warden"\n'
+                   'max_token_lifetime = "2h"\n')
+    s = load_settings(str(cfg), {"WARDEN_KEYS_PUBLISH_LEAD": "20m"})
+    assert s.keys.rotation_interval == 7 * 86400 and s.keys.publish_lead == 1200
+    assert s.client_auth.leeway == 10
+    assert s.trusted_issuers[0].issuer == "https://k8s.example"
+    assert s.trusted_issuers[0].max_token_lifetime == 7200 and s.trusted_issuers[0].single_use
+
+
+@pytest.mark.parametrize("table,key", [('issuer = "https://a"\n', "audience"),
+                                       ('issuer = "https://a"\naudience = "w"\nbogus = 1\n', "bogus"),
+                                       ('issuer = "ftp://a"\naudience = "w"\n', "issuer"),
+                                       ('issuer = "https://a"\naudience = "w"\njwks = {keys = []}\n', "jwks")])
+def test_bad_trusted_issuers_name_the_key(tmp_path: Path, table: str, key: str):
+    cfg = tmp_path / "w.toml"
+    cfg.write_text("[[trusted_issuers]]\n" + table)
+    with pytest.raises(ConfigError, match=key):
+        load_settings(str(cfg), {})

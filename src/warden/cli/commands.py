@@ -236,40 +236,32 @@ def tokens_revoke(args: argparse.Namespace) -> int:
 def token(args: argparse.Namespace) -> int:
     from warden.client import ClientCredentials
 
-    secret_file = args.client_secret_file
-    secret = None if secret_file else os.environ.get("WARDEN_CLIENT_SECRET")
-    if not secret and not secret_file:
-        raise ConfigError("set WARDEN_CLIENT_SECRET or pass --client-secret-file")
-    cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id, client_secret=secret,
-                           client_secret_file=secret_file, audience=args.audience, scope=args.scope)
-    try:
-        result = cc.fetch_token() if hasattr(cc, "fetch_token") else None
-        access_token = cc.get_token()
-    finally:
-        cc.close()
-    if _json(args) and result is not None:
-        emit(result, True)
+    if args.client_secret_file:
+        cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id,
+                               client_secret_file=args.client_secret_file, audience=args.audience, scope=args.scope)
+    elif os.environ.get("WARDEN_CLIENT_SECRET"):
+        cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id, audience=args.audience, scope=args.scope)
     else:
-        emit({"access_token": access_token}, _json(args), access_token)
+        raise ConfigError("set WARDEN_CLIENT_SECRET or pass --client-secret-file")
+    issued = cc.get_access_token()
+    emit({"access_token": issued.access_token, "token_type": issued.token_type,
+          "expires_in": int(issued.expires_in), "scope": " ".join(issued.scope) if issued.scope else None},
+         _json(args), issued.access_token)
     return 0
 
 
 def verify(args: argparse.Namespace) -> int:
+    from warden.protocol.errors import OAuthError
     from warden.resource import Validator
 
     raw = sys.stdin.read().strip() if args.token == "-" else args.token
     validator = Validator(issuer=args.issuer, audience=args.audience)
     try:
-        claims = validator.validate(raw, scopes=args.scope or None)
-    except WardenError as exc:
-        reason = getattr(exc, "description", None) or str(exc)
-        sys.stderr.write(f"warden: invalid token: {reason}\n")
+        claims = validator.validate(raw, scopes=args.scope)
+    except OAuthError as exc:
+        sys.stderr.write(f"warden: invalid token: {exc.description or exc.error}\n")
         return 1
-    finally:
-        close = getattr(validator, "close", None)
-        if close is not None:
-            close()
-    emit(dict(claims), True)
+    emit(dict(claims.payload), True)
     return 0
 
 

@@ -1,0 +1,109 @@
+"""Prometheus text exposition (format 0.0.4), rendered by hand so the agent needs no extra package.
+
+Label values are escaped as the format requires (backslash, double quote,
+newline). Label sets are bounded by the configuration: credential names,
+configured audiences and subsets of configured scopes, and a fixed set of paths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from warden.agent._credential import ManagedCredential
+
+__all__ = ["MetricFamily", "render_metrics", "render_agent_metrics", "CONTENT_TYPE"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class MetricFamily:
+    name: str
+    kind: Literal["counter", "gauge"]
+    help: str
+    samples: list[tuple[Mapping[str, str], float]] = field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> None:
+        self.samples.append((labels, value))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+
+
+def render_metrics(families: Iterable[MetricFamily]) -> str:
+    """Render metric families; a family with no samples is still declared."""
+    lines: list[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name} {family.help}")
+        lines.append(f"# TYPE {family.name} {family.kind}")
+        for labels, value in family.samples:
+            label_text = ",".join(f'{key}="{_escape(val)}"' for key, val in labels.items())
+            lines.append(
+                f"{family.name}{{{label_text}}} {_number(value)}"
+                if label_text
+                else f"{family.name} {_number(value)}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def render_agent_metrics(
+    credentials: Iterable[ManagedCredential], http_requests: Mapping[tuple[str, int], int]
+) -> str:
+    """The agent's metrics: per credential, plus HTTP requests served by path and status."""
+    hits = MetricFamily("warden_agent_cache_hits_total", "counter", "Token requests answered from the cache.")
+    misses = MetricFamily(
+        "warden_agent_cache_misses_total",
+        "counter",
+        "Token requests that had to wait for the authorization server.",
+    )
+    requests = MetricFamily(
+        "warden_agent_token_requests_total", "counter", "HTTP requests sent to the authorization server."
+    )
+    fetched = MetricFamily("warden_agent_tokens_fetched_total", "counter", "Tokens obtained.")
+    renewals = MetricFamily(
+        "warden_agent_token_renewals_total", "counter", "Tokens obtained to replace an earlier token."
+    )
+    failures = MetricFamily(
+        "warden_agent_token_failures_total", "counter", "Failed attempts to obtain a token."
+    )
+    reloads = MetricFamily(
+        "warden_agent_credential_reloads_total",
+        "counter",
+        "Credentials rebuilt after their secret or key file changed.",
+    )
+    expiry = MetricFamily(
+        "warden_agent_token_expiry_seconds", "gauge", "Seconds until each cached token expires."
+    )
+    http = MetricFamily("warden_agent_http_requests_total", "counter", "Requests served, by path and status.")
+    for cred in credentials:
+        stats = cred.stats()
+        hits.add(cred.hits, credential=cred.name)
+        misses.add(cred.misses, credential=cred.name)
+        requests.add(stats.requests, credential=cred.name)
+        fetched.add(stats.tokens, credential=cred.name)
+        renewals.add(stats.renewals, credential=cred.name)
+        failures.add(stats.failures, credential=cred.name)
+        reloads.add(cred.reloads, credential=cred.name)
+        for entry in cred.source.cache_entries():
+            expiry.add(
+                round(entry.expires_in, 3),
+                credential=cred.name,
+                audience=entry.audience or "",
+                scope=" ".join(entry.scope),
+            )
+    for (path, status), count in sorted(http_requests.items()):
+        http.add(count, path=path, status=str(status))
+    return render_metrics([hits, misses, requests, fetched, renewals, failures, reloads, expiry, http])

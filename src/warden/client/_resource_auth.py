@@ -1,0 +1,172 @@
+"""Presenting tokens to resource servers, and the httpx adapters (RFC 6750 §2.1, §3.1; RFC 9449 §7, §9).
+
+`ResourceAuth` holds what every adapter shares: the `Authorization` header (and
+a DPoP proof bound to the method, URI and token, with the resource server's
+latest nonce), the `allowed_origins` check (T64), and the reading of a 401:
+`invalid_token` means fetch a fresh token once and resend; a DPoP
+`use_dpop_nonce` with a new `DPoP-Nonce` means resend once with that nonce.
+Concurrent requests rejected for the same token cause one refetch, because only
+the rejected token is dropped from the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncGenerator, Generator, Iterable
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from warden.client._access_token import AccessToken
+from warden.client._challenge import has_error, parse_challenges
+from warden.client._dpop import DPoPKey
+from warden.client._errors import ORIGIN_NOT_ALLOWED, TokenError
+from warden.client._request import CacheKey
+
+if TYPE_CHECKING:
+    from warden.client._credentials import ClientCredentials
+
+__all__ = ["ResourceAuth", "RetryAction", "BoundAuth", "sync_auth_flow", "async_auth_flow", "origin_of"]
+
+RetryAction = Literal["token", "nonce"]
+_MAX_NONCES = 64
+_MAX_NONCE_CHARS = 512
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` with the default port filled in, lower-cased."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+
+
+class ResourceAuth:
+    """How a client's tokens are presented to resource servers; shared by all adapters."""
+
+    def __init__(self, *, dpop_key: DPoPKey | None, allowed_origins: Iterable[str] | None) -> None:
+        self._dpop_key = dpop_key
+        self._allowed = None if allowed_origins is None else frozenset(origin_of(o) for o in allowed_origins)
+        self._nonces: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def check_origin(self, url: str) -> None:
+        """Raise TokenError(`origin_not_allowed`) if `allowed_origins` is set and excludes `url` (T64)."""
+        if self._allowed is not None and origin_of(url) not in self._allowed:
+            raise TokenError(ORIGIN_NOT_ALLOWED, "the request's origin is not in allowed_origins")
+
+    def headers(self, method: str, url: str, token: AccessToken) -> dict[str, str]:
+        """The headers that present `token` (RFC 6750 §2.1; RFC 9449 §7.1 with a proof)."""
+        headers = {"Authorization": token.authorization}
+        if token.token_type == "DPoP" and self._dpop_key is not None:
+            with self._lock:
+                nonce = self._nonces.get(origin_of(url))
+            headers["DPoP"] = self._dpop_key.proof(method, url, nonce=nonce, access_token=token.access_token)
+        return headers
+
+    def retry_action(
+        self,
+        url: str,
+        status: int,
+        www_authenticate: list[str],
+        dpop_nonce: str | None,
+        token: AccessToken,
+        done: set[str],
+    ) -> RetryAction | None:
+        """Refetch the token, resend with a nonce, or nothing; each at most once per request (`done`)."""
+        previous = None
+        if dpop_nonce and self._dpop_key is not None and len(dpop_nonce) <= _MAX_NONCE_CHARS:
+            with self._lock:  # RFC 9449 §9: the RS may supply a new nonce with any answer
+                if len(self._nonces) >= _MAX_NONCES:
+                    self._nonces.clear()
+                previous = self._nonces.get(origin_of(url))
+                self._nonces[origin_of(url)] = dpop_nonce
+        if status != 401:
+            return None
+        challenges = parse_challenges(www_authenticate)
+        if (
+            token.token_type == "DPoP"
+            and "nonce" not in done
+            and dpop_nonce
+            and dpop_nonce != previous
+            and has_error(challenges, "use_dpop_nonce", ("dpop",))
+        ):
+            done.add("nonce")
+            return "nonce"
+        if "token" not in done and has_error(challenges, "invalid_token"):
+            done.add("token")
+            return "token"
+        return None
+
+
+def sync_auth_flow(
+    cc: ClientCredentials, key: CacheKey, request: httpx.Request
+) -> Generator[httpx.Request, httpx.Response, None]:
+    """The httpx sync auth flow for one cache key of `cc`."""
+    url = str(request.url)
+    cc._resource.check_origin(url)
+    token = cc._get_for(key)
+    request.headers.update(cc._resource.headers(request.method, url, token))
+    done: set[str] = set()
+    while True:
+        response = yield request
+        action = cc._resource.retry_action(
+            url,
+            response.status_code,
+            response.headers.get_list("www-authenticate"),
+            response.headers.get("dpop-nonce"),
+            token,
+            done,
+        )
+        if action is None:
+            return
+        if action == "token":
+            cc._discard(key, token)
+            token = cc._get_for(key)
+        request.headers.update(cc._resource.headers(request.method, url, token))
+
+
+async def async_auth_flow(
+    cc: ClientCredentials, key: CacheKey, request: httpx.Request
+) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    """The httpx async auth flow for one cache key of `cc`."""
+    url = str(request.url)
+    cc._resource.check_origin(url)
+    token = await cc._aget_for(key)
+    request.headers.update(cc._resource.headers(request.method, url, token))
+    done: set[str] = set()
+    while True:
+        response = yield request
+        action = cc._resource.retry_action(
+            url,
+            response.status_code,
+            response.headers.get_list("www-authenticate"),
+            response.headers.get("dpop-nonce"),
+            token,
+            done,
+        )
+        if action is None:
+            return
+        if action == "token":
+            cc._discard(key, token)
+            token = await cc._aget_for(key)
+        request.headers.update(cc._resource.headers(request.method, url, token))
+
+
+class BoundAuth(httpx.Auth):
+    """`httpx.Auth` for one cache key of a `ClientCredentials`."""
+
+    def __init__(self, credentials: ClientCredentials, key: CacheKey) -> None:
+        self._credentials = credentials
+        self._key = key
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        return sync_auth_flow(self._credentials, self._key, request)
+
+    def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        return async_auth_flow(self._credentials, self._key, request)
+
+    def __repr__(self) -> str:
+        audience, scopes = self._key
+        scope = " ".join(sorted(scopes))
+        return f"<httpx auth for {self._credentials!r}, audience={audience!r}, scope={scope!r}>"

@@ -1,0 +1,123 @@
+"""The only place the client library does network I/O: httpx, sync and async.
+
+TLS verification is always on (RFC 6749 §10.9; T63): a caller-supplied SSL
+context with verification disabled is refused, and the default context is
+httpx's. Redirects are never followed for token and metadata requests, and
+answers are read up to a size limit. When no httpx client is injected, one is
+opened per request with a shared SSL context and closed at once, so the
+library holds no sockets between token fetches (they are minutes apart).
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+import httpx
+
+from warden.client._messages import HTTPRequest, HTTPResponse, TransportFailure
+from warden.client._response import MAX_RESPONSE_BYTES
+from warden.errors import ConfigError
+
+__all__ = ["HTTPXTransport", "check_ssl_context"]
+
+
+def check_ssl_context(context: ssl.SSLContext) -> None:
+    """Refuse an SSL context that would not verify the server (T63)."""
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise ConfigError("ssl_context must verify certificates and host names")
+
+
+@functools.lru_cache(maxsize=1)
+def _default_ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def _failure(exc: Exception) -> TransportFailure:
+    return TransportFailure(f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _response(status: int, headers: httpx.Headers, body: bytes) -> HTTPResponse:
+    merged: dict[str, str] = {}
+    for name, value in headers.multi_items():
+        key = name.lower()
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    return HTTPResponse(status, merged, body)
+
+
+class HTTPXTransport:
+    """Sends `HTTPRequest`s with httpx and returns `HTTPResponse` or `TransportFailure`."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if ssl_context is not None:
+            check_ssl_context(ssl_context)
+        self._timeout = timeout
+        self._ssl_context = ssl_context
+        self._client = client
+        self._async_client = async_client
+
+    def _context(self) -> ssl.SSLContext:
+        return self._ssl_context if self._ssl_context is not None else _default_ssl_context()
+
+    def send(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
+        try:
+            if self._client is not None:
+                return self._send_with(self._client, request)
+            with httpx.Client(
+                verify=self._context(), timeout=self._timeout, follow_redirects=False
+            ) as client:
+                return self._send_with(client, request)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            return _failure(exc)
+
+    def _send_with(self, client: httpx.Client, request: HTTPRequest) -> HTTPResponse | TransportFailure:
+        with client.stream(
+            request.method,
+            request.url,
+            headers=list(request.headers),
+            content=request.body or None,
+            timeout=self._timeout,
+            follow_redirects=False,
+        ) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    return TransportFailure("response too large")
+            return _response(response.status_code, response.headers, bytes(body))
+
+    async def asend(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
+        try:
+            if self._async_client is not None:
+                return await self._asend_with(self._async_client, request)
+            async with httpx.AsyncClient(
+                verify=self._context(), timeout=self._timeout, follow_redirects=False
+            ) as client:
+                return await self._asend_with(client, request)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            return _failure(exc)
+
+    async def _asend_with(
+        self, client: httpx.AsyncClient, request: HTTPRequest
+    ) -> HTTPResponse | TransportFailure:
+        async with client.stream(
+            request.method,
+            request.url,
+            headers=list(request.headers),
+            content=request.body or None,
+            timeout=self._timeout,
+            follow_redirects=False,
+        ) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    return TransportFailure("response too large")
+            return _response(response.status_code, response.headers, bytes(body))
