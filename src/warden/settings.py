@@ -76,7 +76,7 @@ class LimitSettings:
     client_burst: int = 2000
     failed_auth_per_minute: int = 60  # failed client authentications per source address
     max_body_bytes: int = 16384
-    max_param_bytes: int = 4096
+    max_param_bytes: int = 8192  # large enough for an RSA-signed client assertion
 
 
 @dataclass(frozen=True)

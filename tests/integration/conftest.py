@@ -170,3 +170,52 @@ def server(request: pytest.FixtureRequest, start_server: Callable[..., LiveServe
 @pytest.fixture
 def sqlite_server(start_server: Callable[..., LiveServer]) -> LiveServer:
     return start_server("sqlite")
+
+
+class JsonDocuments:
+    """A real HTTP server on a free port serving JSON documents by path, counting requests.
+
+    Stands in for a client's `jwks_uri` or a workload-identity issuer (discovery + JWKS)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.documents: dict[str, Any] = {}
+        self.hits: dict[str, int] = {}
+        docs = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                docs.hits[self.path] = docs.hits.get(self.path, 0) + 1
+                body = docs.documents.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def json_documents() -> Iterator[JsonDocuments]:
+    docs = JsonDocuments()
+    yield docs
+    docs.close()

@@ -85,7 +85,8 @@ def test_curl_token_validates_and_cli_changes_reach_every_worker(cli_env: dict[s
         cli_json("apis", "create", "https://api.example", "--scopes", "read write", env=cli_env)
         created = cli_json("clients", "create", "billing", "--grant", "https://api.example=read", env=cli_env)
         cid, secret = created["client_id"], created["client_secret"]
-        assert wait_until(lambda: server.token(cid, secret).status_code == 200)
+        # every worker learns of the new client (each polls the change log on its own)
+        assert wait_until(lambda: all(server.token(cid, secret).status_code == 200 for _ in range(6)))
         curl = shutil.which("curl")
         if curl:
             out = subprocess.run([curl, "-s", "-u", f"{cid}:{secret}", "-d", "grant_type=client_credentials",

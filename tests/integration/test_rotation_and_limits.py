@@ -93,7 +93,8 @@ def test_metadata_and_metrics(server: LiveServer):
     assert meta["issuer"] == server.issuer
     assert meta["token_endpoint"] == f"{server.issuer}/oauth2/token"
     assert meta["grant_types_supported"] == ["client_credentials"]
-    assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post",
+                                                                  "private_key_jwt"}
     api = server.api("read")
     cid, secret = server.client({api: "read"})
     server.token(cid, secret)

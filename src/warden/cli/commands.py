@@ -86,6 +86,7 @@ def apis_delete(args: argparse.Namespace) -> int:
 
 # clients -----------------------------------------------------------------------
 def _client_dict(admin: object, client_id: str) -> dict[str, object]:
+    from warden.core.client_metadata import render_client_metadata
     from warden.services.admin import Admin
 
     assert isinstance(admin, Admin)
@@ -94,19 +95,57 @@ def _client_dict(admin: object, client_id: str) -> dict[str, object]:
     return {"client_id": client.client_id, "name": client.name, "enabled": client.enabled,
             "auth_method": client.auth_method.value, "tenant": client.tenant, "rate_limit": client.rate_limit,
             "grants": [{"api": g.api, "scopes": list(g.scopes), "default": g.position == 0} for g in grants],
-            "tokens_revoked_before": _time(client.revoked_before), "created_at": _time(client.created_at)}
+            "tokens_revoked_before": _time(client.revoked_before), "created_at": _time(client.created_at),
+            "metadata": json.loads(render_client_metadata(client.metadata))}
+
+
+def _client_metadata(args: argparse.Namespace, dev_mode: bool) -> object:
+    from warden.core.client_metadata import parse_client_metadata
+
+    raw: dict[str, object] = {}
+    if args.jwks:
+        try:
+            with open(args.jwks, encoding="utf-8") as fh:
+                raw["jwks"] = json.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read --jwks file {args.jwks}: {exc.strerror}") from None
+        except ValueError:
+            raise ConfigError(f"--jwks file {args.jwks} is not JSON") from None
+    if args.jwks_uri:
+        raw["jwks_uri"] = args.jwks_uri
+    claims = {}
+    for item in args.require_claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--require-claim {item!r}: expected NAME=VALUE")
+        claims[name] = value
+    if claims and not args.federated:
+        raise ConfigError("--require-claim applies to --federated identities")
+    federated = []
+    for item in args.federated:
+        issuer, sep, subject = item.rpartition("=")
+        if not sep or not issuer or not subject:
+            raise ConfigError(f"--federated {item!r}: expected ISSUER=SUBJECT")
+        federated.append({"issuer": issuer, "subject": subject, "claims": claims})
+    if federated:
+        raw["federated"] = federated
+    try:
+        return parse_client_metadata(raw, allow_loopback_http=dev_mode)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def clients_create(args: argparse.Namespace) -> int:
+    from warden.core.client_metadata import ClientMetadata
     from warden.services.admin import parse_grant_spec
 
-    if args.jwks:
-        raise ConfigError("--jwks applies to private_key_jwt clients, which this server does not support yet")
     grants = [parse_grant_spec(g) for g in args.grant]
+    metadata = _client_metadata(args, settings_from_args(args).dev_mode)
+    assert isinstance(metadata, ClientMetadata)
     with admin_session(args) as admin:
         client, secret = admin.create_client(args.name, grants, auth_method=args.auth_method,
                                              tenant=args.tenant, client_id=args.client_id,
-                                             rate_limit=args.rate_limit)
+                                             rate_limit=args.rate_limit, metadata=metadata)
         data = _client_dict(admin, client.client_id)
     if secret is not None:
         data["client_secret"] = secret.secret
@@ -268,7 +307,7 @@ def verify(args: argparse.Namespace) -> int:
 def apply(args: argparse.Namespace) -> int:
     from warden.services.apply import apply_state, parse_apply_file
 
-    state = parse_apply_file(args.file)
+    state = parse_apply_file(args.file, dev_mode=settings_from_args(args).dev_mode)
     with admin_session(args) as admin:
         result = apply_state(admin, state, prune=args.prune, dry_run=args.dry_run)
     data = {"changes": result.changes, "dry_run": args.dry_run,

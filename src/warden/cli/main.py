@@ -77,7 +77,12 @@ def build_parser() -> _Parser:
     p.add_argument("--tenant")
     p.add_argument("--client-id", help="choose the id instead of generating one")
     p.add_argument("--rate-limit", type=float, help="token requests per second (default: server setting)")
-    p.add_argument("--jwks", help="JWKS file (private_key_jwt clients)")
+    p.add_argument("--jwks", help="JWKS file of the client's public keys (private_key_jwt)")
+    p.add_argument("--jwks-uri", help="https URL of the client's JWKS (private_key_jwt)")
+    p.add_argument("--federated", action="append", default=[], metavar="ISSUER=SUBJECT",
+                   help="a workload identity that authenticates this client (a trusted issuer and subject)")
+    p.add_argument("--require-claim", action="append", default=[], metavar="NAME=VALUE",
+                   help="a claim the platform token must carry (with --federated; nested: a/b=value)")
     _add(clients, "list", c.clients_list, "list clients")
     for name, handler, text in (("show", c.clients_show, "show one client"),
                                 ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),

@@ -17,7 +17,7 @@ from warden.jose import JoseError, PublicKey, parse_compact
 __all__ = ["AccessTokenClaims", "render_claims", "verify_own_token"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccessTokenClaims:
     iss: str
     client_id: str

@@ -16,13 +16,14 @@ from typing import Callable
 from urllib.parse import unquote_plus
 
 from warden.core.client import AuthMethod
+from warden.protocol.client_assertion import ASSERTION_TYPE
 from warden.protocol.errors import InvalidClient, InvalidRequest
 from warden.protocol.form import Form
 
 __all__ = ["PresentedCredentials", "AuthMethodSpec", "AUTH_METHODS", "parse_client_auth", "parse_basic"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PresentedCredentials:
     method: AuthMethod
     client_id: str
@@ -102,6 +103,11 @@ def parse_client_auth(authorization: str | None, form: Form, query_names: list[s
         if form_id is None:
             raise InvalidClient("client_id is required with client_secret", reason="no_client_id")
         return PresentedCredentials(method, form_id, secret=form.single("client_secret"))
-    # private_key_jwt and other assertion-based methods are recognised so the request is
-    # answered precisely; verifying assertions belongs to the strong-authentication work.
-    raise InvalidClient("client authentication method not supported", reason="unsupported_auth_method")
+    # RFC 7521 §4.2: client_assertion_type and client_assertion, client_id optional.
+    assertion_type = form.single("client_assertion_type")
+    assertion = form.single("client_assertion")
+    if assertion_type is None or assertion is None:
+        raise InvalidRequest("client_assertion and client_assertion_type go together", reason="assertion_incomplete")
+    if assertion_type != ASSERTION_TYPE:
+        raise InvalidClient("unsupported client_assertion_type", reason="unsupported_assertion_type")
+    return PresentedCredentials(method, form_id or "", assertion=assertion)

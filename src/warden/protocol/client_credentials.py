@@ -21,7 +21,7 @@ GRANT_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenRequest:
     grant_type: str
     scopes: tuple[str, ...] | None

@@ -10,7 +10,8 @@ from warden.protocol.client_credentials import GRANT_TYPES
 __all__ = ["render_metadata"]
 
 
-def render_metadata(issuer: str, scopes: list[str], supported_auth_methods: list[str]) -> dict[str, Any]:
+def render_metadata(issuer: str, scopes: list[str], supported_auth_methods: list[str],
+                    assertion_algs: list[str]) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth2/token",
@@ -22,6 +23,9 @@ def render_metadata(issuer: str, scopes: list[str], supported_auth_methods: list
         "token_endpoint_auth_methods_supported": supported_auth_methods,
         "introspection_endpoint_auth_methods_supported": supported_auth_methods,
         "revocation_endpoint_auth_methods_supported": supported_auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes,
         "access_token_signing_alg_values_supported": list(SIGNING_ALGS),
     }

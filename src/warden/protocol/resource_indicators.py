@@ -1,10 +1,13 @@
 """Resource indicators (RFC 8707 §2): `resource` is an absolute URI without a fragment.
 
 Warden also accepts `audience` as an alias (many client libraries send it).
+Validation is a pure function of the string and callers repeat the same few
+resources, so accepted values are remembered (bounded); refusals never are.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from warden.protocol.errors import InvalidTarget
@@ -15,6 +18,7 @@ __all__ = ["parse_resources"]
 _MAX_RESOURCES = 10
 
 
+@lru_cache(maxsize=256)
 def _validate(value: str) -> None:
     try:
         parts = urlsplit(value)

@@ -13,6 +13,7 @@ from typing import Any
 
 from warden.core.revocation import RevokedToken, is_revoked_by_client
 from warden.protocol.access_token import verify_own_token
+from warden.protocol.client_assertion import ASSERTION_ALGS
 from warden.protocol.client_auth import parse_client_auth
 from warden.protocol.client_credentials import parse_token_request
 from warden.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
@@ -54,12 +55,14 @@ def _check_source(request: Request, rt: Runtime, now: float) -> None:
         raise SlowDown("too many failed authentication attempts", reason="failed_auth_throttled", retry_after=wait)
 
 
-def _authenticate(request: Request, form: Form, rt: Runtime, now: float) -> ClientEntry:
+async def _authenticate(request: Request, form: Form, rt: Runtime, now: float) -> ClientEntry:
     if b"authorization" in request.repeated:
         raise InvalidRequest("Authorization header is repeated", reason="duplicate_header")
     presented = None
     try:
         presented = parse_client_auth(request.header(b"authorization"), form, _query_names(request))
+        if presented.assertion is not None:  # private_key_jwt or workload identity (RFC 7523)
+            return await rt.assertions.authenticate(presented, rt.registry, now)
         return authenticate_client(presented, rt.registry, rt.material.pepper, now, rt.secret_uses.record)
     except InvalidClient as exc:
         per_minute = rt.settings.limits.failed_auth_per_minute
@@ -87,7 +90,7 @@ async def token(request: Request, rt: Runtime) -> Response:
             raise TemporarilyUnavailable("registry unavailable", reason="registry_stale")
         _check_source(request, rt, now)
         form = _form(request, rt)
-        entry = _authenticate(request, form, rt, now)
+        entry = await _authenticate(request, form, rt, now)
         client = entry.client
         limits = rt.settings.limits
         if client.rate_limit is not None:  # a client's own limit allows bursts of two seconds' worth
@@ -144,7 +147,7 @@ async def introspect(request: Request, rt: Runtime) -> Response:
             raise InvalidRequest("the introspection endpoint accepts POST only", reason="bad_method")
         _check_source(request, rt, now)
         form = _form(request, rt)
-        caller = _authenticate(request, form, rt, now)  # RFC 7662 §2.1
+        caller = await _authenticate(request, form, rt, now)  # RFC 7662 §2.1
         parsed = parse_introspection_request(form)
     except OAuthError as exc:
         rt.metrics.introspections.labels(result=exc.error).inc()
@@ -168,7 +171,7 @@ async def revoke(request: Request, rt: Runtime) -> Response:
             raise InvalidRequest("the revocation endpoint accepts POST only", reason="bad_method")
         _check_source(request, rt, now)
         form = _form(request, rt)
-        caller = _authenticate(request, form, rt, now)  # RFC 7009 §2.1
+        caller = await _authenticate(request, form, rt, now)  # RFC 7009 §2.1
         parsed = parse_revocation_request(form)
     except OAuthError as exc:
         rt.metrics.revocations.labels(result=exc.error).inc()
@@ -196,7 +199,7 @@ async def jwks(request: Request, rt: Runtime) -> Response:
 
 async def metadata(request: Request, rt: Runtime) -> Response:
     scopes = sorted({s for api in rt.registry.apis.values() for s in api.scopes})
-    body = render_metadata(rt.issuer, scopes, [m.value for m in SUPPORTED_AUTH_METHODS])
+    body = render_metadata(rt.issuer, scopes, [m.value for m in SUPPORTED_AUTH_METHODS], list(ASSERTION_ALGS))
     return json_response(200, body, [(b"cache-control", b"public, max-age=300")])
 
 

@@ -18,7 +18,9 @@ from typing import Callable
 from warden.core.clock import Clock, SystemClock
 from warden.errors import ConfigError, StorageError
 from warden.protocol.errors import TemporarilyUnavailable
+from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink, open_audit_sink
+from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.kek import KeyMaterial, load_kek
 from warden.services.keyring import Keyring
 from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
@@ -69,7 +71,21 @@ class Runtime:
             settings.keys.encryption_key.reveal() if settings.keys.encryption_key else None, settings.data_dir)
         self._registry: Registry | None = None
         self.ready = False
+        ca = settings.client_auth
+        self.key_sources = KeySources(FetchPolicy(
+            timeout=ca.jwks_fetch_timeout, max_bytes=ca.jwks_max_bytes, ttl=ca.jwks_cache_ttl,
+            cooldown=ca.jwks_refresh_cooldown, allow_loopback_http=settings.dev_mode))
+        self.assertions = AssertionAuthenticator(
+            issuer=self.issuer, settings=ca, trusted={t.issuer: t for t in settings.trusted_issuers},
+            sources=self.key_sources, use_once=self._use_once)
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def _use_once(self, key: str, exp: float) -> bool:
+        """Single use across every process on the store; a store failure fails closed (503)."""
+        store = self.store
+        if store is None:
+            raise TemporarilyUnavailable("server is starting", reason="not_ready")
+        return await asyncio.to_thread(store.use_assertion, key, exp)
 
     # start-up -----------------------------------------------------------------
     def _open(self) -> None:
@@ -100,6 +116,7 @@ class Runtime:
         except StorageError as exc:
             log.warning("could not record secret use at shutdown: %s", exc)
         self.audit.close()
+        await self.key_sources.aclose()
         if self.store is not None:
             self.store.close()
 
@@ -139,6 +156,7 @@ class Runtime:
                          publish_lead=self.settings.keys.publish_lead,
                          max_token_ttl=self.registry.max_token_ttl)
         self.store.purge_revocations(now)
+        self.store.purge_assertions(now)
         self.registry.purge_expired_revocations(now)
         self.store.prune_changes(now - 3600)
         for key in self.registry.keys:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from warden.core.api import Api, validate_api
-from warden.core.client import AuthMethod, Client, Grant, validate_client_id, validate_tenant
+from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, validate_client_id, validate_tenant
+from warden.core.client_metadata import ClientMetadata
 from warden.core.clock import Clock
 from warden.core.keys import SigningKey
 from warden.core.revocation import RevokedToken
@@ -130,8 +131,11 @@ class Admin:
     def create_client(self, name: str, grants: Sequence[GrantSpec], *,
                       auth_method: str = AuthMethod.CLIENT_SECRET_BASIC.value, tenant: str | None = None,
                       client_id: str | None = None, enabled: bool = True,
-                      rate_limit: float | None = None) -> tuple[Client, NewSecret | None]:
+                      rate_limit: float | None = None,
+                      metadata: ClientMetadata | None = None) -> tuple[Client, NewSecret | None]:
         method = self._method(auth_method)
+        metadata = metadata or ClientMetadata()
+        self._check_metadata(method, metadata)
         client_id = client_id or _random.token_hex(12)
         try:
             validate_client_id(client_id)
@@ -142,17 +146,27 @@ class Admin:
         if not name.strip() or len(name) > 200:
             raise ConfigError("client name must be 1-200 characters")
         client = Client(client_id=client_id, name=name, auth_method=method, enabled=enabled, tenant=tenant,
-                        rate_limit=rate_limit, created_at=self._clock.now())
+                        rate_limit=rate_limit, created_at=self._clock.now(), metadata=metadata)
         grant_rows = self._grants(client_id, grants)
         secret_rows: list[ClientSecret] = []
         new_secret = None
-        if method in SUPPORTED_AUTH_METHODS:
+        if method in SECRET_METHODS:
             row, new_secret = self._new_secret(client_id)
             secret_rows.append(row)
         self.store.create_client(client, grant_rows, secret_rows)
         self._audit.emit("client.created", actor=self._actor, client_id=client_id, auth_method=method.value,
                          grants=[g.api for g in grant_rows], tenant=tenant)
         return client, new_secret
+
+    @staticmethod
+    def _check_metadata(method: AuthMethod, metadata: ClientMetadata) -> None:
+        """Keys and identities belong to key-based methods only; a key-based client needs some."""
+        has_keys = metadata.jwks is not None or metadata.jwks_uri is not None or bool(metadata.federated)
+        if method is AuthMethod.PRIVATE_KEY_JWT and not has_keys:
+            raise ConfigError("a private_key_jwt client needs --jwks, --jwks-uri or a federated identity")
+        if method in SECRET_METHODS and has_keys:
+            raise ConfigError(f"{method.value} clients authenticate with a secret; keys and federated "
+                              "identities need --auth-method private_key_jwt")
 
     @staticmethod
     def _method(name: str) -> AuthMethod:
@@ -169,7 +183,8 @@ class Admin:
     def update_client(self, client_id: str, *, name: str | None = None, enabled: bool | None = None,
                       tenant: str | None | _Unchanged = UNCHANGED, auth_method: str | None = None,
                       grants: Sequence[GrantSpec] | None = None,
-                      rate_limit: float | None | _Unchanged = UNCHANGED) -> bool:
+                      rate_limit: float | None | _Unchanged = UNCHANGED,
+                      metadata: ClientMetadata | None = None) -> bool:
         """Change the named attributes; return whether anything changed."""
         client = self.client(client_id)
         changes: dict[str, object] = {}
@@ -188,6 +203,12 @@ class Admin:
             changes["auth_method"] = self._method(auth_method)
         if not isinstance(rate_limit, _Unchanged) and rate_limit != client.rate_limit:
             changes["rate_limit"] = rate_limit
+        if metadata is not None and metadata != client.metadata:
+            changes["metadata"] = metadata
+        if "auth_method" in changes or "metadata" in changes:
+            method = changes.get("auth_method", client.auth_method)
+            # a client switched to a secret method has none until `warden clients secrets rotate`
+            self._check_metadata(method, changes.get("metadata", client.metadata))  # type: ignore[arg-type]
         changed = False
         if changes:
             self.store.update_client(dataclasses.replace(client, **changes))  # type: ignore[arg-type]
@@ -219,7 +240,7 @@ class Admin:
     def rotate_secret(self, client_id: str, grace: int) -> NewSecret:
         """Add a secret; the others stay valid for `grace` seconds, then expire."""
         client = self.client(client_id)
-        if client.auth_method not in SUPPORTED_AUTH_METHODS:
+        if client.auth_method not in SECRET_METHODS:
             raise ConfigError(f"client {client_id} does not authenticate with a secret")
         row, new = self._new_secret(client_id)
         self.store.add_secret(row, expire_others_at=self._clock.now() + grace)

@@ -13,6 +13,8 @@
     tenant = "acme"        # optional
     enabled = true         # optional
     grants = [{ api = "https://api.example", scopes = ["read"] }]
+    # private_key_jwt clients: jwks = { keys = [...] }, or jwks_uri = "https://...", or workload identities:
+    # federated = [{ issuer = "https://k8s.example", subject = "system:serviceaccount:ns:app" }]
 
 Listed APIs and clients are created or updated; unlisted ones are left alone unless
 `prune` is set. A second run with the same file changes nothing. The whole file is
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warden.core.api import Api, validate_api
+from warden.core.client_metadata import ClientMetadata, parse_client_metadata
 from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
@@ -34,7 +37,8 @@ from warden.services.admin import Admin, GrantSpec, NewSecret
 __all__ = ["ApplyResult", "DesiredState", "parse_apply_file", "apply_state"]
 
 _API_KEYS = {"identifier", "scopes", "ttl", "alg", "name"}
-_CLIENT_KEYS = {"client_id", "name", "auth_method", "tenant", "enabled", "grants", "rate_limit"}
+_CLIENT_KEYS = {"client_id", "name", "auth_method", "tenant", "enabled", "grants", "rate_limit", "jwks", "jwks_uri",
+                "federated"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class DesiredClient:
     enabled: bool
     grants: tuple[GrantSpec, ...]
     rate_limit: float | None
+    metadata: ClientMetadata
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_apply_file(path: str) -> DesiredState:
+def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -117,9 +122,14 @@ def parse_apply_file(path: str) -> DesiredState:
             raise ConfigError(f"{where}.enabled: expected true or false")
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0):
             raise ConfigError(f"{where}.rate_limit: expected a non-negative number of requests per second")
+        try:
+            metadata = parse_client_metadata({k: raw[k] for k in ("jwks", "jwks_uri", "federated") if k in raw},
+                                             allow_loopback_http=dev_mode)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         clients.append(DesiredClient(raw["client_id"], str(raw.get("name", raw["client_id"])),
                                      str(raw.get("auth_method", "client_secret_basic")), raw.get("tenant"),
-                                     enabled, tuple(grants), float(rate) if rate is not None else None))
+                                     enabled, tuple(grants), float(rate) if rate is not None else None, metadata))
     ids = [c.client_id for c in clients]
     idents = [a.identifier for a in apis]
     for name, values in (("client_id", ids), ("API identifier", idents)):
@@ -152,21 +162,23 @@ def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_r
             if not dry_run:
                 _, secret = admin.create_client(client.name, client.grants, auth_method=client.auth_method,
                                                 tenant=client.tenant, client_id=client.client_id,
-                                                enabled=client.enabled, rate_limit=client.rate_limit)
+                                                enabled=client.enabled, rate_limit=client.rate_limit,
+                                                metadata=client.metadata)
                 if secret is not None:
                     result.secrets.append(secret)
             continue
         grants_now = [(g.api, g.scopes) for g in store.load_grants(client.client_id)]
         differs = (current.name != client.name or current.auth_method.value != client.auth_method
                    or current.tenant != client.tenant or current.enabled != client.enabled
-                   or current.rate_limit != client.rate_limit
+                   or current.rate_limit != client.rate_limit or current.metadata != client.metadata
                    or grants_now != [(g.api, g.scopes) for g in client.grants])
         if differs:
             result.changes.append(f"update client {client.client_id}")
             if not dry_run:
                 admin.update_client(client.client_id, name=client.name, enabled=client.enabled,
                                     tenant=client.tenant, auth_method=client.auth_method,
-                                    grants=client.grants, rate_limit=client.rate_limit)
+                                    grants=client.grants, rate_limit=client.rate_limit,
+                                    metadata=client.metadata)
     if prune:
         wanted = {c.client_id for c in state.clients}
         for current in store.load_clients():

@@ -5,6 +5,11 @@ body, header or token, so secrets, keys and whole tokens cannot reach the log.
 Writes are buffered and flushed at least every second and on close (graceful
 shutdown). Several worker processes may append to one file: each flush is a
 single `write` on an O_APPEND descriptor, so lines never interleave.
+
+An event is written on every token issued, so the line is assembled from
+fragments rather than through a dict and `json.dumps`: strings go through the
+same C escaper `json.dumps` uses, so the bytes are exactly what it would
+produce, and the timestamp is formatted once per millisecond.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime, timezone
-from typing import IO, Any
+from json.encoder import encode_basestring_ascii as _quote
+from typing import IO, Callable
 
 __all__ = ["AuditSink", "open_audit_sink"]
 
@@ -31,17 +36,20 @@ class AuditSink:
     def emit(self, event: str, *, outcome: str = "success", reason: str | None = None,
              actor: str | None = None, client_id: str | None = None, source: str | None = None,
              **details: str | int | float | bool | None | list[str]) -> None:
+        """Queue one event; fields that are None are left out. `time` is set here, never by callers."""
         if self._stream is None and self._fd is None:
             return
-        record: dict[str, Any] = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "event": event,
-            "outcome": outcome,
-        }
-        fields: dict[str, object] = {"reason": reason, "actor": actor, "client_id": client_id, "source": source}
-        fields.update(details)
-        record.update((name, value) for name, value in fields.items() if value is not None)
-        line = json.dumps(record, separators=(",", ":")) + "\n"
+        if "time" in details:
+            raise TypeError("the audit sink sets the time of an event")
+        parts = ['{"time":"', _timestamp(), '","event":', _quote(event), ',"outcome":', _quote(outcome)]
+        for name, value in (("reason", reason), ("actor", actor), ("client_id", client_id), ("source", source)):
+            if value is not None:
+                parts += (_key(name), _quote(value))
+        for name, detail in details.items():
+            if detail is not None:
+                parts += (_key(name), _json(detail))
+        parts.append("}\n")
+        line = "".join(parts)
         with self._lock:
             self._buffer.append(line)
             if len(self._buffer) >= 256 or time.monotonic() - self._last_flush >= 1.0:
@@ -68,6 +76,50 @@ class AuditSink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    """`,"name":`, escaped like json.dumps escapes keys; field names come from code, so this stays small."""
+    fragment = _KEYS.get(name)
+    if fragment is None:
+        fragment = _KEYS[name] = "," + _quote(name) + ":"
+    return fragment
+
+
+def _json(value: object) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "[" + ",".join(map(_quote, value)) + "]"
+    return json.dumps(value, separators=(",", ":"))
+
+
+class _Timestamps:
+    """RFC 3339 UTC time with milliseconds, formatted once per millisecond."""
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self._now = now
+        self._second = -1
+        self._millis = -1
+        self._prefix = ""
+        self._text = ""
+
+    def __call__(self) -> str:
+        millis = int(self._now() * 1000)
+        if millis != self._millis:
+            second, fraction = divmod(millis, 1000)
+            if second != self._second:
+                self._second = second
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._millis = millis
+            self._text = f"{self._prefix}.{fraction:03d}Z"
+        return self._text
+
+
+_timestamp = _Timestamps()
 
 
 def open_audit_sink(sink: str) -> AuditSink:

@@ -20,7 +20,7 @@ from warden.services.registry import ClientEntry, Registry
 
 __all__ = ["SUPPORTED_AUTH_METHODS", "authenticate_client"]
 
-SUPPORTED_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST)
+SUPPORTED_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST, AuthMethod.PRIVATE_KEY_JWT)
 _FAILED = "client authentication failed"
 _DUMMY_HASH = b"\x00" * 32
 

@@ -24,7 +24,7 @@ from warden.storage.contract import Store
 __all__ = ["Signer", "Keyring", "signers_from_keys"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Signer:
     """An active key ready to sign: the JWS header segment is encoded once."""
 

@@ -30,7 +30,7 @@ __all__ = ["ClientEntry", "Registry"]
 _LOOKBACK = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientEntry:
     client: Client
     grants: tuple[Grant, ...]
@@ -48,6 +48,7 @@ class Registry:
         self.signers: dict[str, Signer] = {}
         self.verification_keys: dict[str, tuple[str, PublicKey]] = {}  # kid -> (alg, key)
         self.jwks: dict[str, list[dict[str, str]]] = {"keys": []}
+        self.federated: dict[tuple[str, str], frozenset[str]] = {}  # (issuer, subject) -> client ids
         self.max_token_ttl = 900
         self.seq = 0
         self._applied: deque[int] = deque(maxlen=4 * _LOOKBACK)
@@ -69,6 +70,7 @@ class Registry:
                                                      tuple(secrets.get(c.client_id, ())))
                             for c in self._store.load_clients()}
             self.apis = {a.identifier: a for a in self._store.load_apis()}
+            self._index_federated()
             self.revoked = {r.jti: r for r in self._store.load_revoked_tokens(now)}
             self._load_keys()
             self._update_ttl()
@@ -88,11 +90,22 @@ class Registry:
 
     def _load_client(self, client_id: str) -> None:
         client = self._store.load_client(client_id)
+        old = self.clients.get(client_id)
         if client is None:
             self.clients.pop(client_id, None)
-            return
-        self.clients[client_id] = ClientEntry(client, tuple(self._store.load_grants(client_id)),
-                                              tuple(self._store.load_secrets(client_id)))
+        else:
+            self.clients[client_id] = ClientEntry(client, tuple(self._store.load_grants(client_id)),
+                                                  tuple(self._store.load_secrets(client_id)))
+        if (old and old.client.metadata.federated) or (client and client.metadata.federated):
+            self._index_federated()
+
+    def _index_federated(self) -> None:
+        """Workload identities are looked up by (issuer, subject); rebuilt when a federated client changes."""
+        index: dict[tuple[str, str], set[str]] = {}
+        for entry in self.clients.values():
+            for identity in entry.client.metadata.federated:
+                index.setdefault((identity.issuer, identity.subject), set()).add(entry.client.client_id)
+        self.federated = {k: frozenset(v) for k, v in index.items()}
 
     def _update_ttl(self) -> None:
         self.max_token_ttl = max((a.token_ttl for a in self.apis.values()), default=900)

@@ -15,7 +15,7 @@ from warden.services.registry import ClientEntry, Registry
 __all__ = ["IssuedToken", "issue_token"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IssuedToken:
     access_token: str
     expires_in: int

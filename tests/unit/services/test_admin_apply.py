@@ -112,6 +112,8 @@ def test_admin_rules(admin: Admin):
         admin.create_client("x", [GrantSpec("https://api.example", ("read",)),
                                   GrantSpec("https://api.example", ("write",))])
     with pytest.raises(ConfigError, match="not supported"):
+        admin.create_client("x", [], auth_method="tls_client_auth")
+    with pytest.raises(ConfigError, match="needs --jwks"):
         admin.create_client("x", [], auth_method="private_key_jwt")
     client, secret = admin.create_client("x", [GrantSpec("https://api.example", ("write",))])
     assert secret is not None and secret.secret not in repr(secret)

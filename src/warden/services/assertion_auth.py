@@ -1,0 +1,148 @@
+"""Client authentication with a JWT assertion: `private_key_jwt` and workload identity.
+
+`private_key_jwt` (RFC 7523 §2.2): the client signs with its own key, registered as
+a JWKS by value or by `jwks_uri`; `iss` = `sub` = client_id; `aud` is this server's
+issuer as the sole value (RFC 10070 §4), or, only with the documented compatibility
+setting, the token endpoint URL; `jti` is single use across every process sharing
+the store, so of racing copies exactly one is accepted.
+
+Workload identity: the assertion is a token from a trusted issuer (Kubernetes,
+a CI system, SPIFFE JWT-SVIDs). The client is the one bound to the token's
+(`iss`, `sub`) with every required claim matching; no static secret exists.
+
+Every failure is `invalid_client` with a private reason; a key source that cannot
+be reached is 503, never an authentication verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping
+
+from warden.core.client import AuthMethod
+from warden.core.client_metadata import FederatedIdentity
+from warden.protocol.client_assertion import (
+    AssertionRules, VerificationKey, parse_assertion, unverified_claims, verify_assertion,
+)
+from warden.protocol.client_auth import PresentedCredentials
+from warden.protocol.errors import InvalidClient
+from warden.services.key_sources import KeySources
+from warden.services.registry import ClientEntry, Registry
+from warden.settings import ClientAuthSettings, TrustedIssuer
+
+__all__ = ["AssertionAuthenticator", "claim_at"]
+
+_FAILED = "client authentication failed"
+
+
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """A claim by name, or by a '/'-separated path into nested objects (`kubernetes.io/namespace`)."""
+    if path in claims:
+        return claims[path]
+    node: Any = claims
+    for part in path.split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@dataclass
+class AssertionAuthenticator:
+    issuer: str
+    settings: ClientAuthSettings
+    trusted: Mapping[str, TrustedIssuer]
+    sources: KeySources
+    use_once: Callable[[str, float], Awaitable[bool]]  # False when the key was already used
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/oauth2/token"
+
+    async def authenticate(self, presented: PresentedCredentials, registry: Registry, now: float) -> ClientEntry:
+        assert presented.assertion is not None
+        parsed = parse_assertion(presented.assertion)
+        claims = unverified_claims(parsed)
+        iss = claims.get("iss")
+        trusted = self.trusted.get(iss) if isinstance(iss, str) else None
+        if trusted is not None:
+            return await self._federated(presented, parsed, claims, trusted, registry, now)
+        return await self._private_key_jwt(presented, parsed, claims, registry, now)
+
+    async def _private_key_jwt(self, presented: PresentedCredentials, parsed: Any, claims: dict[str, Any],
+                               registry: Registry, now: float) -> ClientEntry:
+        client_id = presented.client_id or claims.get("sub")
+        if not isinstance(client_id, str):
+            raise InvalidClient(_FAILED, reason="unknown_client")
+        if presented.client_id and claims.get("sub") != presented.client_id:
+            raise InvalidClient("client assertion sub must equal client_id", reason="assertion_sub")
+        entry = registry.clients.get(client_id)
+        if entry is None:
+            raise InvalidClient(_FAILED, reason="unknown_client")
+        if entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
+            raise InvalidClient(_FAILED, reason="auth_method_mismatch")  # no downgrade between methods
+        meta = entry.client.metadata
+        kid = parsed.header.get("kid")
+        keys: list[VerificationKey]
+        if meta.jwks is not None:
+            keys = self.sources.inline(client_id, meta.jwks)
+        elif meta.jwks_uri is not None:
+            keys = await self.sources.remote(jwks_uri=meta.jwks_uri).keys(kid if isinstance(kid, str) else None)
+        else:
+            raise InvalidClient(_FAILED, reason="no_client_keys")
+        audiences = {self.issuer}
+        if self.settings.accept_token_endpoint_audience:
+            audiences.add(self.token_endpoint)
+        rules = AssertionRules(issuer=client_id, subject=client_id, audiences=audiences, sole_audience=True,
+                               max_lifetime=self.settings.assertion_max_lifetime, leeway=self.settings.leeway)
+        verified = verify_assertion(parsed, keys, rules, now)
+        if not entry.client.enabled:
+            raise InvalidClient(_FAILED, reason="client_disabled")
+        if not await self.use_once(f"pkjwt:{client_id}:{verified.jti}", verified.exp + self.settings.leeway):
+            raise InvalidClient("client assertion was already used", reason="assertion_replayed")
+        return entry
+
+    async def _federated(self, presented: PresentedCredentials, parsed: Any, claims: dict[str, Any],
+                         trusted: TrustedIssuer, registry: Registry, now: float) -> ClientEntry:
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise InvalidClient("platform token sub is required", reason="assertion_sub")
+        candidates = registry.federated.get((trusted.issuer, sub), frozenset())
+        if presented.client_id:
+            if presented.client_id not in candidates:
+                raise InvalidClient(_FAILED, reason="federation_not_bound")
+            client_id = presented.client_id
+        elif len(candidates) == 1:
+            client_id = next(iter(candidates))
+        else:
+            reason = "federation_not_bound" if not candidates else "federation_ambiguous"
+            raise InvalidClient(_FAILED if not candidates else "client_id is required for this identity",
+                                reason=reason)
+        entry = registry.clients.get(client_id)
+        if entry is None or entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
+            raise InvalidClient(_FAILED, reason="federation_not_bound")
+        kid = parsed.header.get("kid")
+        if trusted.jwks is not None:
+            keys = self.sources.inline(f"issuer:{trusted.issuer}", trusted.jwks)
+        else:
+            source = (self.sources.remote(jwks_uri=trusted.jwks_uri) if trusted.jwks_uri
+                      else self.sources.remote(issuer=trusted.issuer))
+            keys = await source.keys(kid if isinstance(kid, str) else None)
+        rules = AssertionRules(issuer=trusted.issuer, subject=sub, audiences={trusted.audience},
+                               sole_audience=False, max_lifetime=trusted.max_token_lifetime,
+                               leeway=self.settings.leeway, require_jti=False)
+        verified = verify_assertion(parsed, keys, rules, now)
+        bindings = [f for f in entry.client.metadata.federated if (f.issuer, f.subject) == (trusted.issuer, sub)]
+        if not any(self._claims_match(f, verified.claims) for f in bindings):
+            raise InvalidClient(_FAILED, reason="federation_claims")
+        if not entry.client.enabled:
+            raise InvalidClient(_FAILED, reason="client_disabled")
+        if trusted.single_use and verified.jti is not None:
+            if not await self.use_once(f"fed:{trusted.issuer}:{verified.jti}", verified.exp + self.settings.leeway):
+                raise InvalidClient("platform token was already used", reason="assertion_replayed")
+        return entry
+
+    @staticmethod
+    def _claims_match(binding: FederatedIdentity, claims: Mapping[str, Any]) -> bool:
+        return all(claim_at(claims, name) == value for name, value in binding.claims)
+
