@@ -313,7 +313,7 @@ def apply(args: argparse.Namespace) -> int:
     data = {"changes": result.changes, "dry_run": args.dry_run,
             "secrets": [{"client_id": s.client_id, "secret_id": s.secret_id, "client_secret": s.secret}
                         for s in result.secrets]}
-    lines = result.changes or ["no changes"]
+    lines = list(result.changes) or ["no changes"]
     lines += [f"client_secret for {s.client_id}: {s.secret} (shown once)" for s in result.secrets]
     emit(data, _json(args), "\n".join(lines))
     return 0
