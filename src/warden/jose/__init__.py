@@ -8,30 +8,45 @@ size is capped before anything is decoded. Keys named in a header (`jwk`, `jku`,
 `x5u`, `x5c`) are never used by this package.
 """
 
+from warden.jose._b64 import b64url_decode, b64url_encode
 from warden.jose.algorithms import ALGORITHMS, Algorithm, UnsupportedAlgorithm
 from warden.jose.jwk import (
-    PublicKey,
     PrivateKey,
+    PublicKey,
     generate_private_key,
+    jwk_thumbprint,
     load_public_jwk,
     public_jwk,
-    jwk_thumbprint,
 )
-from warden.jose.jws import JoseError, ParsedJWS, parse_compact, sign_compact, encode_header
+from warden.jose.jws import (
+    MAX_TOKEN_BYTES,
+    JoseError,
+    ParsedJWS,
+    encode_header,
+    parse_compact,
+    parse_json_object,
+    parse_protected_header,
+    sign_compact,
+)
 
 __all__ = [
     "ALGORITHMS",
+    "MAX_TOKEN_BYTES",
     "Algorithm",
-    "UnsupportedAlgorithm",
-    "PublicKey",
-    "PrivateKey",
-    "generate_private_key",
-    "load_public_jwk",
-    "public_jwk",
-    "jwk_thumbprint",
     "JoseError",
     "ParsedJWS",
-    "parse_compact",
-    "sign_compact",
+    "PrivateKey",
+    "PublicKey",
+    "UnsupportedAlgorithm",
+    "b64url_decode",
+    "b64url_encode",
     "encode_header",
+    "generate_private_key",
+    "jwk_thumbprint",
+    "load_public_jwk",
+    "parse_compact",
+    "parse_json_object",
+    "parse_protected_header",
+    "public_jwk",
+    "sign_compact",
 ]

@@ -35,11 +35,15 @@ class Algorithm:
 
 
 _P256_ORDER_BYTES = 32
+# Padding and hash descriptors are immutable: build them once rather than per signature.
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_SHA256 = hashes.SHA256()
+_PKCS1V15 = padding.PKCS1v15()
 
 
 def _es256_sign(key: _PrivateKey, data: bytes) -> bytes:
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    r, s = decode_dss_signature(key.sign(data, _ECDSA_SHA256))
     return r.to_bytes(_P256_ORDER_BYTES, "big") + s.to_bytes(_P256_ORDER_BYTES, "big")
 
 
@@ -52,7 +56,7 @@ def _es256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
     if r == 0 or s == 0:
         return False
     try:
-        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+        key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
     except InvalidSignature:
         return False
     return True
@@ -60,14 +64,15 @@ def _es256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
 
 def _rs256_sign(key: _PrivateKey, data: bytes) -> bytes:
     assert isinstance(key, rsa.RSAPrivateKey)
-    return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(data, _PKCS1V15, _SHA256)
 
 
 def _rs256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
-    if not isinstance(key, rsa.RSAPublicKey) or len(sig) != key.key_size // 8:
+    # RFC 8017 §8.2.2: the signature is k octets, k = ceil(modulus bits / 8).
+    if not isinstance(key, rsa.RSAPublicKey) or len(sig) != (key.key_size + 7) // 8:
         return False
     try:
-        key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+        key.verify(sig, data, _PKCS1V15, _SHA256)
     except InvalidSignature:
         return False
     return True
@@ -78,14 +83,14 @@ _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 def _ps256_sign(key: _PrivateKey, data: bytes) -> bytes:
     assert isinstance(key, rsa.RSAPrivateKey)
-    return key.sign(data, _PSS, hashes.SHA256())
+    return key.sign(data, _PSS, _SHA256)
 
 
 def _ps256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
-    if not isinstance(key, rsa.RSAPublicKey) or len(sig) != key.key_size // 8:
+    if not isinstance(key, rsa.RSAPublicKey) or len(sig) != (key.key_size + 7) // 8:
         return False
     try:
-        key.verify(sig, data, _PSS, hashes.SHA256())
+        key.verify(sig, data, _PSS, _SHA256)
     except InvalidSignature:
         return False
     return True

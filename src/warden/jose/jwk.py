@@ -36,7 +36,11 @@ def generate_private_key(alg: str) -> PrivateKey:
 
 def public_jwk(key: PublicKey | PrivateKey, *, kid: str | None = None, alg: str | None = None) -> dict[str, str]:
     """Return the public JWK of `key` (private members are never emitted)."""
-    pub: Any = key.public_key() if hasattr(key, "private_bytes") else key
+    pub: PublicKey = (
+        key.public_key()
+        if isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey))
+        else key
+    )
     jwk: dict[str, str]
     if isinstance(pub, ec.EllipticCurvePublicKey):
         if not isinstance(pub.curve, ec.SECP256R1):
@@ -72,7 +76,10 @@ def load_public_jwk(jwk: Mapping[str, Any]) -> PublicKey:
         if kty == "EC":
             if jwk.get("crv") != "P-256":
                 raise ValueError("unsupported EC curve")
-            x, y = b64_to_int(_str(jwk, "x")), b64_to_int(_str(jwk, "y"))
+            x_raw, y_raw = _b64(jwk, "x"), _b64(jwk, "y")
+            if len(x_raw) != 32 or len(y_raw) != 32:
+                raise ValueError("P-256 coordinates must be 32 octets")  # RFC 7518 §6.2.1.2-3
+            x, y = int.from_bytes(x_raw, "big"), int.from_bytes(y_raw, "big")
             # from_public_numbers rejects points that are not on the curve (RFC 8725 §3.4).
             return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
         if kty == "RSA":
@@ -90,6 +97,10 @@ def load_public_jwk(jwk: Mapping[str, Any]) -> PublicKey:
     raise ValueError("unsupported key type")
 
 
+def _b64(jwk: Mapping[str, Any], name: str) -> bytes:
+    return b64url_decode(_str(jwk, name).encode("ascii"))
+
+
 def _str(jwk: Mapping[str, Any], name: str) -> str:
     value = jwk.get(name)
     if not isinstance(value, str) or not value:
@@ -105,7 +116,10 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
     if members is None:
         raise ValueError("unsupported key type")
-    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    try:
+        canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    except KeyError as exc:
+        raise ValueError(f"member {exc.args[0]!r} missing") from None
     return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest()).decode("ascii")
 
 

@@ -1,22 +1,36 @@
 """Compact JWS serialization (RFC 7515 §7.1) with the checks of RFC 8725.
 
 `parse_compact` decodes without verifying and refuses anything Warden never
-accepts (JWE, `zip`, unknown `crit`, duplicate JSON members, oversize input);
-`ParsedJWS.verify` checks the signature with a key the *caller* chose, under an
-algorithm the caller allows.
+accepts (JWE, `zip`, unknown `crit`, duplicate JSON members, non-finite
+numbers, oversize input); `ParsedJWS.verify` checks the signature with a key
+the *caller* chose, under an algorithm the caller allows.
+`parse_protected_header` and `parse_json_object` expose the same header and
+JSON rules to callers that split the token themselves (the resource-server
+fast path memoizes headers).
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from warden.jose._b64 import b64url_decode, b64url_encode
 from warden.jose.algorithms import ALGORITHMS, UnsupportedAlgorithm
 from warden.jose.jwk import PrivateKey, PublicKey
 
-__all__ = ["JoseError", "ParsedJWS", "parse_compact", "sign_compact", "encode_header", "MAX_TOKEN_BYTES"]
+__all__ = [
+    "MAX_TOKEN_BYTES",
+    "JoseError",
+    "ParsedJWS",
+    "encode_header",
+    "parse_compact",
+    "parse_json_object",
+    "parse_protected_header",
+    "sign_compact",
+]
 
 MAX_TOKEN_BYTES = 8192
 
@@ -26,17 +40,48 @@ class JoseError(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise JoseError(f"duplicate member {key!r}")  # RFC 7519 §4, RFC 8725 §2.6
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JoseError(f"duplicate member {key!r}")  # RFC 7519 §4, RFC 8725 §2.6
+            seen.add(key)
     return out
 
 
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+def _no_constant(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")  # RFC 8259 §6
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")  # e.g. 1e400 would become an unbounded `exp`
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                            parse_float=_finite_float)
+# The decoder's C scanner, called directly on the hot path (decode() adds two regex
+# passes for surrounding whitespace, which compact JWS payloads do not have).
+_scan: Callable[[str, int], tuple[Any, int]] = getattr(_DECODER, "scan_once")  # noqa: B009
+
+
+def parse_json_object(raw: bytes, what: str = "payload") -> dict[str, Any]:
+    """Decode UTF-8 JSON that must be one object; raise JoseError otherwise.
+
+    Duplicate member names, NaN/Infinity and numbers that overflow a float are
+    refused (RFC 7519 §4, RFC 8259 §6, RFC 8725 §3.7).
+    """
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)  # RFC 8725 §3.7
+        text = raw.decode("utf-8")  # RFC 8725 §3.7
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:  # no value at index 0, e.g. leading whitespace: full path
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(text)
     except JoseError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -72,7 +117,7 @@ class ParsedJWS:
         return str(self.header.get("alg"))
 
     def claims(self) -> dict[str, Any]:
-        return _json_object(self.payload, "payload")
+        return parse_json_object(self.payload, "payload")
 
     def verify(self, key: PublicKey, allowed_algs: Collection[str]) -> None:
         """Raise JoseError unless the signature verifies with `key` under an allowed algorithm.
@@ -110,7 +155,27 @@ def parse_compact(
         signature = b64url_decode(parts[2])
     except ValueError:
         raise JoseError("malformed base64url") from None
-    header = _json_object(header_raw, "header")
+    header = _check_header(parse_json_object(header_raw, "header"), understood_crit)
+    return ParsedJWS(header, payload, parts[0] + b"." + parts[1], signature)
+
+
+def parse_protected_header(segment: bytes, *, understood_crit: Collection[str] = ()) -> dict[str, Any]:
+    """Decode one base64url JWS header segment and apply the checks of `parse_compact`.
+
+    Raise JoseError if it is malformed, names an algorithm outside the registry
+    (so `none` and HMAC), asks for compression or encryption, carries an
+    unknown `crit` (RFC 7515 §4.1.11) or `b64: false` (RFC 7797).
+    """
+    if len(segment) > MAX_TOKEN_BYTES:
+        raise JoseError("header too large")
+    try:
+        raw = b64url_decode(segment)
+    except ValueError:
+        raise JoseError("malformed base64url") from None
+    return _check_header(parse_json_object(raw, "header"), understood_crit)
+
+
+def _check_header(header: dict[str, Any], understood_crit: Collection[str]) -> dict[str, Any]:
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ALGORITHMS:
         raise JoseError("unsupported or missing alg")  # covers none and HS*
@@ -126,4 +191,4 @@ def parse_compact(
             raise JoseError("unsupported crit header")
     if header.get("b64") is False:
         raise JoseError("unencoded payloads are not accepted")
-    return ParsedJWS(header, payload, parts[0] + b"." + parts[1], signature)
+    return header

@@ -1,0 +1,395 @@
+"""In-process validation of JWT access tokens (RFC 9068 §4, RFC 8725, RFC 6750 §3.1).
+
+`Validator.validate` (and `avalidate`) accepts a token only if:
+
+- it is one compact JWS of at most `max_token_bytes` (RFC 8725 §3.3; JWE, `zip`,
+  unknown `crit` and duplicate members are refused by `warden.jose`);
+- `typ` is `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4
+  item 1, RFC 7515 §4.1.9, RFC 8725 §3.11);
+- `alg` is in the allow-list and the key from the issuer's JWK Set is pinned to
+  it (RFC 9068 §4 items 4-5, RFC 8725 §3.1); key material in the header
+  (`jwk`, `jku`, `x5u`, `x5c`) is never used (RFC 8725 §3.10);
+- `iss` equals the issuer exactly (RFC 9068 §4 item 3; no prefix or substring
+  matching, PyJWT CVE-2024-53861);
+- `aud` is a string equal to, or an array containing, the audience (§4 item 6,
+  RFC 8725 §3.9);
+- `exp` is present and not passed; `nbf` and `iat` are optional but may not be
+  in the future; all three allow `leeway` seconds of clock skew (RFC 7519
+  §4.1.4-6, §4 item 7);
+- `sub`, `client_id` and `jti` are non-empty strings (RFC 9068 §2.2);
+  `scope` is a space-delimited string when present (§2.2.3);
+- `tenant` equals the configured tenant, when one is configured;
+- `cnf`, when present, names only methods this library enforces: `jkt`
+  (a DPoP proof is required, RFC 9449 §7.1; a DPoP-bound token presented as
+  Bearer is refused, §7.2) and `x5t#S256` (the client certificate must match,
+  RFC 8705 §3);
+- the required scopes were granted (otherwise `InsufficientScope`, 403).
+
+Validated tokens are remembered in a `ValidationCache` (see `warden.resource.cache`);
+the required scopes and the sender binding are checked on every call, cached or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Literal
+
+import httpx
+
+from warden.core.clock import Clock, SystemClock
+from warden.jose import (
+    ALGORITHMS,
+    MAX_TOKEN_BYTES,
+    Algorithm,
+    JoseError,
+    PublicKey,
+    b64url_decode,
+    parse_json_object,
+    parse_protected_header,
+)
+from warden.protocol.errors import InsufficientScope, InvalidToken, OAuthError
+from warden.resource.cache import CachedToken, ValidationCache
+from warden.resource.claims import Claims
+from warden.resource.dpop import DPoPVerifier, _same_string
+from warden.resource.jwks import DEFAULT_ALGORITHMS, JWKSCache
+from warden.resource.mtls import CertificateInput, certificate_thumbprint
+
+__all__ = ["Scheme", "Validator"]
+
+logger = logging.getLogger("warden.resource")
+
+Scheme = Literal["Bearer", "DPoP"]
+"""How the token was presented: `Authorization: Bearer` (RFC 6750) or `DPoP` (RFC 9449 §7.1)."""
+
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+_CONFIRMATION_METHODS = frozenset({"jkt", "x5t#S256"})
+_MEMO_SIZE = 256
+_NO_SCOPES: frozenset[str] = frozenset()
+
+_Header = tuple[str, "str | None", Algorithm]
+
+
+class _KeyNotCached(Exception):
+    """The async path needs a key fetch before it can verify."""
+
+    def __init__(self, kid: str | None, alg: str) -> None:
+        super().__init__(kid, alg)
+        self.kid = kid
+        self.alg = alg
+
+
+def _invalid(description: str, reason: str) -> InvalidToken:
+    return InvalidToken(description, reason=reason)
+
+
+class Validator:
+    """Validates RFC 9068 JWT access tokens for one resource server (see the module docstring).
+
+    Args:
+        issuer: the authorization server's issuer identifier (exact match).
+        audience: this resource server's identifier, expected in `aud`.
+        algorithms: signature algorithms accepted (subset of ES256, RS256, PS256, EdDSA).
+        leeway: seconds of clock skew allowed for `exp`, `nbf` and `iat`.
+        tenant: when set, the token's `tenant` claim must equal it.
+        jwks: a key cache to share; otherwise one is built from the arguments below.
+        jwks_uri: skip discovery and fetch keys from this URL.
+        refresh_cooldown: minimum seconds between two JWK Set fetches.
+        http_client / async_http_client: clients for discovery and JWKS (caller-owned).
+        dpop: DPoP proof settings (nonces, window, replay store); defaults are used otherwise.
+        cache_size: how many validated tokens to remember (0 disables the cache).
+        cache_ttl: longest time a token is recognised from the cache without re-verification.
+        max_token_bytes: larger tokens are refused before any decoding.
+        clock: time source in seconds since the epoch, shared with the key and DPoP checks.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        *,
+        algorithms: Collection[str] = DEFAULT_ALGORITHMS,
+        leeway: float = 30.0,
+        tenant: str | None = None,
+        jwks: JWKSCache | None = None,
+        jwks_uri: str | None = None,
+        refresh_cooldown: float = 30.0,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        dpop: DPoPVerifier | None = None,
+        cache_size: int = 10_000,
+        cache_ttl: float = 300.0,
+        max_token_bytes: int = MAX_TOKEN_BYTES,
+        clock: Clock | None = None,
+    ) -> None:
+        if not issuer or not audience:
+            raise ValueError("issuer and audience are required")
+        unknown = set(algorithms) - set(ALGORITHMS)
+        if unknown or not algorithms:
+            raise ValueError(f"unsupported algorithms: {sorted(unknown)}")
+        if not 0 <= leeway <= 300:
+            raise ValueError("leeway must be between 0 and 300 seconds")
+        self.issuer = issuer
+        self.audience = audience
+        self.tenant = tenant
+        self.algorithms = frozenset(algorithms)
+        self.leeway = float(leeway)
+        self._clock: Clock = clock or SystemClock()
+        if jwks is None:
+            jwks = JWKSCache(issuer, jwks_uri=jwks_uri, algorithms=algorithms,
+                             refresh_cooldown=refresh_cooldown, http_client=http_client,
+                             async_http_client=async_http_client, clock=self._clock)
+        elif jwks.issuer != issuer:
+            raise ValueError("the JWKS cache belongs to another issuer")
+        self.jwks = jwks
+        self.dpop = dpop or DPoPVerifier(clock=self._clock, leeway=min(self.leeway, 60.0))
+        self.cache = ValidationCache(cache_size, cache_ttl)
+        self._max_token_bytes = max_token_bytes
+        self._headers: dict[bytes, _Header] = {}
+        self._thumbprints: dict[object, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Validator(issuer={self.issuer!r}, audience={self.audience!r})"
+
+    # -- public API ---------------------------------------------------------------------
+
+    def validate(
+        self,
+        token: str,
+        *,
+        scopes: Iterable[str] = (),
+        scheme: Scheme = "Bearer",
+        dpop_proof: str | Sequence[str] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        client_certificate: CertificateInput | None = None,
+    ) -> Claims:
+        """Validate `token` and return its claims.
+
+        Args:
+            token: the access token, without the scheme.
+            scopes: scopes the request needs; all must have been granted.
+            scheme: `"Bearer"` or `"DPoP"`, as in the Authorization header.
+            dpop_proof: the `DPoP` header value(s); method and url: the request's,
+                needed when the token is DPoP-bound (RFC 9449 §4.3).
+            client_certificate: the TLS client certificate, needed when the
+                token is certificate-bound (RFC 8705 §3).
+
+        Raises:
+            InvalidToken: the token is malformed, forged, expired, not for this
+                resource server, or presented without its sender binding.
+            InsufficientScope: the token is valid but lacks a required scope.
+            InvalidDPoPProof / UseDPoPNonce: the DPoP proof was refused.
+            TemporarilyUnavailable: the issuer's keys were never obtainable.
+        """
+        try:
+            now = self._clock.now()
+            entry = self.cache.lookup(token, now, self.jwks.generation)
+            if entry is None:
+                entry = self._validate_token(token, now, self.jwks.get_key)
+            self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+            return entry.claims
+        except OAuthError as exc:
+            logger.debug("access token refused: %s", exc.reason)
+            raise
+
+    async def avalidate(
+        self,
+        token: str,
+        *,
+        scopes: Iterable[str] = (),
+        scheme: Scheme = "Bearer",
+        dpop_proof: str | Sequence[str] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        client_certificate: CertificateInput | None = None,
+    ) -> Claims:
+        """Async form of `validate`: key fetches use `httpx.AsyncClient` and never block the loop."""
+        try:
+            now = self._clock.now()
+            entry = self.cache.lookup(token, now, self.jwks.generation)
+            if entry is None:
+                try:
+                    entry = self._validate_token(token, now, self._cached_key)
+                except _KeyNotCached as missing:
+                    key = await self.jwks.aget_key(missing.kid, missing.alg)
+                    entry = self._validate_token(token, now, lambda kid, alg: key)
+            self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+            return entry.claims
+        except OAuthError as exc:
+            logger.debug("access token refused: %s", exc.reason)
+            raise
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _validate_token(self, token: str, now: float,
+                        get_key: Callable[[str | None, str], PublicKey]) -> CachedToken:
+        """Every check that does not depend on how the token was presented (the cacheable part)."""
+        generation = self.jwks.generation
+        if type(token) is not str:
+            raise _invalid("malformed access token", "malformed")
+        if len(token) > self._max_token_bytes:
+            raise _invalid("access token too large", "too_large")  # before any decoding (T39)
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise _invalid("malformed access token", "malformed") from None
+        parts = raw.split(b".")
+        if len(parts) != 3:
+            raise _invalid("malformed access token", "jwe" if len(parts) == 5 else "malformed")
+        head, payload_segment, signature_segment = parts
+        alg, kid, algorithm = self._headers.get(head) or self._header(head)
+        key = self.jwks.fresh_key(kid, alg, now) or get_key(kid, alg)
+        try:
+            signature = b64url_decode(signature_segment)
+        except ValueError:
+            raise _invalid("malformed access token", "malformed") from None
+        if not algorithm.verify(key, raw[: len(head) + 1 + len(payload_segment)], signature):
+            raise _invalid("invalid signature", "signature")
+        try:
+            payload = parse_json_object(b64url_decode(payload_segment))
+        except ValueError:  # JoseError included
+            raise _invalid("malformed access token", "malformed") from None
+        entry = self._check_claims(payload, now, generation)
+        self.cache.put(token, entry)
+        return entry
+
+    def _cached_key(self, kid: str | None, alg: str) -> PublicKey:
+        key = self.jwks.fresh_key(kid, alg, self._clock.now())
+        if key is None:
+            raise _KeyNotCached(kid, alg)
+        return key
+
+    def _header(self, segment: bytes) -> _Header:
+        try:
+            header = parse_protected_header(segment)
+        except JoseError:
+            raise _invalid("malformed access token", "malformed") from None
+        alg = header["alg"]
+        if alg not in self.algorithms:
+            raise _invalid("signature algorithm not accepted", "alg")  # RFC 8725 §3.1
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+            raise _invalid("not an access token", "typ")  # RFC 9068 §4, RFC 8725 §3.11
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise _invalid("malformed access token", "kid")
+        result: _Header = (alg, kid, ALGORITHMS[alg])
+        if len(self._headers) >= _MEMO_SIZE:
+            self._headers.clear()
+        self._headers[segment] = result
+        return result
+
+    def _check_claims(self, payload: dict[str, object], now: float, generation: int) -> CachedToken:
+        # Written for speed: this runs on every uncached validation.
+        get = payload.get
+        if get("iss") != self.issuer:
+            raise _invalid("invalid issuer", "iss")  # RFC 9068 §4 item 3: exact match
+        aud = get("aud")
+        if aud == self.audience:  # only a str can equal the (str) audience
+            audiences: tuple[str, ...] = (self.audience,)
+        elif type(aud) is list and self.audience in aud and all(type(a) is str for a in aud):
+            audiences = tuple(aud)
+        else:
+            raise _invalid("invalid audience", "aud")  # RFC 9068 §4 item 6, RFC 8725 §3.9
+        leeway = self.leeway
+        exp = get("exp")
+        if type(exp) is not int and type(exp) is not float:
+            raise _invalid("token has no expiry", "exp")
+        if now >= exp + leeway:
+            raise _invalid("token expired", "expired")  # RFC 7519 §4.1.4
+        latest = now + leeway
+        not_before = -math.inf
+        nbf = get("nbf")
+        if nbf is not None:
+            if type(nbf) is not int and type(nbf) is not float:
+                raise _invalid("invalid nbf", "nbf")
+            if nbf > latest:
+                raise _invalid("token not yet valid", "nbf")  # RFC 7519 §4.1.5
+            not_before = nbf
+        iat = get("iat")
+        if iat is not None:
+            if type(iat) is not int and type(iat) is not float:
+                raise _invalid("invalid iat", "iat")
+            if iat > latest:
+                raise _invalid("token issued in the future", "iat")
+            not_before = max(not_before, iat)
+        # RFC 9068 §2.2: sub, client_id and jti are required.
+        sub, client_id, jti = get("sub"), get("client_id"), get("jti")
+        if type(sub) is not str or not sub:
+            raise _invalid("token has no sub", "missing_sub")
+        if type(client_id) is not str or not client_id:
+            raise _invalid("token has no client_id", "missing_client_id")
+        if type(jti) is not str or not jti:
+            raise _invalid("token has no jti", "missing_jti")
+        scope = get("scope")
+        if type(scope) is str:
+            granted = frozenset(scope.split())
+        elif scope is None:
+            granted = _NO_SCOPES
+        else:
+            raise _invalid("invalid scope claim", "scope")
+        if self.tenant is not None and get("tenant") != self.tenant:
+            raise _invalid("token is for another tenant", "tenant")
+        jkt = x5t = None
+        cnf = get("cnf")
+        if cnf is not None:
+            # RFC 7800 §3.1: a confirmation method we cannot enforce must not be ignored.
+            if type(cnf) is not dict or not cnf or not _CONFIRMATION_METHODS.issuperset(cnf):
+                raise _invalid("unsupported token binding", "cnf")
+            jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
+            if (jkt is not None and (type(jkt) is not str or not jkt)) or (
+                    x5t is not None and (type(x5t) is not str or not x5t)):
+                raise _invalid("unsupported token binding", "cnf")
+        until = exp + leeway
+        until = min(until, now + self.cache.max_ttl)
+        return CachedToken(Claims(payload, audiences, granted), granted, not_before - leeway, until,
+                      generation, jkt, x5t)
+
+    def _check_use(
+        self,
+        entry: CachedToken,
+        token: str,
+        scopes: Iterable[str],
+        scheme: Scheme,
+        dpop_proof: str | Sequence[str] | None,
+        method: str | None,
+        url: str | None,
+        client_certificate: CertificateInput | None,
+    ) -> None:
+        if scheme != "Bearer" and scheme != "DPoP":
+            raise ValueError(f"unknown scheme {scheme!r}")
+        if entry.jkt is not None:
+            if scheme != "DPoP":
+                # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token.
+                raise _invalid("DPoP-bound token presented without DPoP", "dpop_bound_as_bearer")
+            if method is None or url is None:
+                raise ValueError("method and url are required to check a DPoP proof")
+            self.dpop.validate_proof(dpop_proof, method=method, url=url, access_token=token, jkt=entry.jkt)
+        elif scheme == "DPoP":
+            raise _invalid("token is not DPoP-bound", "not_dpop_bound")  # RFC 9449 §7.1
+        if entry.x5t is not None:
+            if client_certificate is None:
+                raise _invalid("certificate-bound token needs the client certificate", "mtls_no_cert")
+            if not _same_string(self._thumbprint(client_certificate), entry.x5t):
+                raise _invalid("token is bound to another certificate", "mtls_mismatch")  # RFC 8705 §3
+        if scopes:
+            if isinstance(scopes, str):
+                scopes = scopes.split()  # a space-delimited scope string (RFC 6749 §3.3)
+            granted = entry.scope
+            for scope in scopes:
+                if scope not in granted:
+                    raise InsufficientScope("insufficient scope", reason="insufficient_scope")
+
+    def _thumbprint(self, certificate: CertificateInput) -> str:
+        thumbprint = self._thumbprints.get(certificate)
+        if thumbprint is None:
+            try:
+                thumbprint = certificate_thumbprint(certificate)
+            except ValueError:
+                raise _invalid("unreadable client certificate", "mtls_bad_cert") from None
+            if len(self._thumbprints) >= _MEMO_SIZE:
+                self._thumbprints.clear()
+            self._thumbprints[certificate] = thumbprint
+        return thumbprint
