@@ -6,7 +6,9 @@ its fields here, validated in one place, without a schema change per method:
 - `jwks` / `jwks_uri`: the client's public keys for `private_key_jwt` (RFC 7523 §2.2);
 - `federated`: (issuer, subject, required claims) triples for workload identity,
   where a platform-issued JWT authenticates the client with no static secret;
-- `dpop_bound_access_tokens`: the client must present a DPoP proof (RFC 9449 §5.2).
+- `dpop_bound_access_tokens`: the client must present a DPoP proof (RFC 9449 §5.2);
+- `tls_client_auth_subject_dn` or one `tls_client_auth_san_*` (RFC 8705 §2.1.2) for
+  `tls_client_auth`, and `tls_client_certificate_bound_access_tokens` (§3.4).
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["FederatedIdentity", "ClientMetadata", "parse_client_metadata", "render_client_metadata",
+__all__ = ["TLS_SUBJECT_FIELDS", "FederatedIdentity", "ClientMetadata", "parse_client_metadata", "render_client_metadata",
            "validate_jwks_document"]
 
+TLS_SUBJECT_FIELDS = ("tls_client_auth_subject_dn", "tls_client_auth_san_dns", "tls_client_auth_san_uri",
+                      "tls_client_auth_san_ip", "tls_client_auth_san_email")
 _MAX_KEYS = 10
 _MAX_FEDERATED = 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FederatedIdentity:
     """A platform identity that authenticates this client: the token's `iss` and `sub` must match,
     and every required claim must equal its value."""
@@ -33,17 +37,22 @@ class FederatedIdentity:
     claims: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientMetadata:
     jwks: Mapping[str, Any] | None = None
     jwks_uri: str | None = None
     federated: tuple[FederatedIdentity, ...] = ()
     dpop_bound_access_tokens: bool = False
+    tls_client_auth: tuple[str, str] | None = None  # (field, value): the one registered subject (RFC 8705 §2.1.2)
+    tls_client_certificate_bound_access_tokens: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of methods this version does not know
 
     @property
     def is_empty(self) -> bool:
         return self == ClientMetadata()
+
+
+_EMPTY = ClientMetadata()
 
 
 def validate_jwks_document(jwks: Any) -> Mapping[str, Any]:
@@ -83,12 +92,15 @@ def _https_url(value: Any, name: str, allow_loopback_http: bool) -> str:
 def parse_client_metadata(data: Mapping[str, Any] | str | None, *, allow_loopback_http: bool = False) -> ClientMetadata:
     """Parse stored or operator-supplied metadata; raise ValueError naming the bad field."""
     if data is None or data == "":
-        return ClientMetadata()
+        return _EMPTY
     if isinstance(data, str):
         data = json.loads(data)
     if not isinstance(data, Mapping):
         raise ValueError("client metadata must be an object")
-    known = {"jwks", "jwks_uri", "federated", "dpop_bound_access_tokens"}
+    if not data:
+        return _EMPTY  # most clients: one shared value keeps a 100,000-client registry small
+    known = {"jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
+             "tls_client_certificate_bound_access_tokens", *TLS_SUBJECT_FIELDS}
     jwks = validate_jwks_document(data["jwks"]) if data.get("jwks") is not None else None
     jwks_uri = (_https_url(data["jwks_uri"], "jwks_uri", allow_loopback_http)
                 if data.get("jwks_uri") is not None else None)
@@ -110,8 +122,23 @@ def parse_client_metadata(data: Mapping[str, Any] | str | None, *, allow_loopbac
     dpop = data.get("dpop_bound_access_tokens", False)
     if not isinstance(dpop, bool):
         raise ValueError("dpop_bound_access_tokens must be true or false")
+    subjects = [(name, data[name]) for name in TLS_SUBJECT_FIELDS if data.get(name) is not None]
+    if len(subjects) > 1:
+        raise ValueError("register exactly one of " + ", ".join(TLS_SUBJECT_FIELDS) + " (RFC 8705 §2.1.2)")
+    if subjects and (not isinstance(subjects[0][1], str) or not subjects[0][1] or len(subjects[0][1]) > 1024):
+        raise ValueError(f"{subjects[0][0]} must be a non-empty string")
+    if subjects and subjects[0][0] == "tls_client_auth_subject_dn":
+        from cryptography import x509
+
+        try:
+            x509.Name.from_rfc4514_string(subjects[0][1])
+        except ValueError:
+            raise ValueError("tls_client_auth_subject_dn is not an RFC 4514 distinguished name") from None
+    bound = data.get("tls_client_certificate_bound_access_tokens", False)
+    if not isinstance(bound, bool):
+        raise ValueError("tls_client_certificate_bound_access_tokens must be true or false")
     extra = {k: v for k, v in data.items() if k not in known}
-    return ClientMetadata(jwks, jwks_uri, tuple(federated), dpop, extra)
+    return ClientMetadata(jwks, jwks_uri, tuple(federated), dpop, subjects[0] if subjects else None, bound, extra)
 
 
 def render_client_metadata(metadata: ClientMetadata) -> str:
@@ -125,4 +152,8 @@ def render_client_metadata(metadata: ClientMetadata) -> str:
                                                                            else {})} for f in metadata.federated]
     if metadata.dpop_bound_access_tokens:
         out["dpop_bound_access_tokens"] = True
+    if metadata.tls_client_auth is not None:
+        out[metadata.tls_client_auth[0]] = metadata.tls_client_auth[1]
+    if metadata.tls_client_certificate_bound_access_tokens:
+        out["tls_client_certificate_bound_access_tokens"] = True
     return json.dumps(out, separators=(",", ":"), sort_keys=True)
