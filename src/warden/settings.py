@@ -22,7 +22,7 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 
 __all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
-           "ClientAuthSettings", "TrustedIssuer", "load_settings"]
+           "ClientAuthSettings", "DPoPSettings", "MTLSSettings", "TrustedIssuer", "load_settings"]
 
 
 class Secret:
@@ -98,6 +98,33 @@ class ClientAuthSettings:
 
 
 @dataclass(frozen=True)
+class DPoPSettings:
+    """DPoP at the token endpoint (RFC 9449). Proofs are always accepted when sent; with
+    `require_nonce` every proof must carry a current server nonce (§8), which neutralises
+    client clock skew and pre-generated proofs."""
+
+    enabled: bool = True
+    require_nonce: bool = False
+    nonce_lifetime: int = 300
+    max_age: int = 60  # how old a proof's iat may be
+    leeway: int = 30  # how far in the future a proof's iat may be
+
+
+@dataclass(frozen=True)
+class MTLSSettings:
+    """Mutual TLS (RFC 8705). The client certificate comes from Warden's own TLS listener
+    (`warden serve --tls-cert --tls-key --tls-client-ca`) or from a reverse proxy that
+    terminated TLS, in `proxy_header` (`proxy_header_format`: nginx's URL-encoded PEM,
+    Envoy's `xfcc`, or `rfc9440`), believed only from `trusted_proxies`."""
+
+    enabled: bool = False
+    client_ca_file: str = ""  # CA bundle a tls_client_auth certificate must chain to
+    proxy_header: str = ""
+    proxy_header_format: str = "nginx"
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TrustedIssuer:
     """An external identity provider whose tokens authenticate workloads (workload identity federation).
 
@@ -135,6 +162,8 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     client_auth: ClientAuthSettings = field(default_factory=ClientAuthSettings)
+    dpop: DPoPSettings = field(default_factory=DPoPSettings)
+    mtls: MTLSSettings = field(default_factory=MTLSSettings)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
     @property
@@ -144,10 +173,10 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
-    "client_auth": ClientAuthSettings,
+    "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
 }
 _DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "jwks_cache_ttl",
-              "jwks_refresh_cooldown", "max_token_lifetime", "leeway"}
+              "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age"}
 
 
 def _trusted_issuers(value: Any) -> tuple[TrustedIssuer, ...]:
@@ -281,6 +310,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("setting server.workers: expected at least 1")
     if not 0 < settings.server.port < 65536:
         raise ConfigError("setting server.port: expected 1-65535")
+    if settings.mtls.proxy_header_format not in ("nginx", "xfcc", "rfc9440"):
+        raise ConfigError("setting mtls.proxy_header_format: expected nginx, xfcc or rfc9440")
+    if settings.mtls.proxy_header and not settings.mtls.trusted_proxies:
+        raise ConfigError("setting mtls.trusted_proxies: list the proxy addresses allowed to send "
+                          f"{settings.mtls.proxy_header}")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
 

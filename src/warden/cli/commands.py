@@ -54,14 +54,16 @@ def _api_dict(api: object) -> dict[str, object]:
 
     assert isinstance(api, Api)
     return {"identifier": api.identifier, "name": api.name, "scopes": list(api.scopes),
-            "ttl": api.token_ttl, "alg": api.alg, "created_at": _time(api.created_at)}
+            "ttl": api.token_ttl, "alg": api.alg, "dpop_required": api.dpop_required, "cert_bound": api.cert_bound,
+            "created_at": _time(api.created_at)}
 
 
 def apis_create(args: argparse.Namespace) -> int:
     ttl = _duration(args.ttl, "--ttl")
     scopes = args.scopes.replace(",", " ").split()
     with admin_session(args) as admin:
-        api, changed = admin.save_api(args.identifier, scopes, ttl=ttl, alg=args.alg, name=args.name)
+        api, changed = admin.save_api(args.identifier, scopes, ttl=ttl, alg=args.alg, name=args.name,
+                                      dpop_required=args.require_dpop, cert_bound=args.cert_bound)
     emit(_api_dict(api) | {"changed": changed}, _json(args),
          f"{'saved' if changed else 'unchanged'} API {api.identifier} (scopes: {' '.join(api.scopes)}, "
          f"ttl {render_duration(api.token_ttl)}, {api.alg})")
@@ -129,6 +131,13 @@ def _client_metadata(args: argparse.Namespace, dev_mode: bool) -> object:
         federated.append({"issuer": issuer, "subject": subject, "claims": claims})
     if federated:
         raw["federated"] = federated
+    for flag in ("subject_dn", "san_dns", "san_uri", "san_ip", "san_email"):
+        if getattr(args, f"tls_{flag}", None):
+            raw[f"tls_client_auth_{flag}"] = getattr(args, f"tls_{flag}")
+    if getattr(args, "dpop_bound", False):
+        raw["dpop_bound_access_tokens"] = True
+    if getattr(args, "cert_bound", False):
+        raw["tls_client_certificate_bound_access_tokens"] = True
     try:
         return parse_client_metadata(raw, allow_loopback_http=dev_mode)
     except ValueError as exc:

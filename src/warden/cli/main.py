@@ -63,6 +63,8 @@ def build_parser() -> _Parser:
     p.add_argument("--ttl", default="15m", help="token lifetime (default 15m)")
     p.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "EdDSA"])
     p.add_argument("--name", default="")
+    p.add_argument("--require-dpop", action="store_true", help="issue tokens for this API only against a DPoP proof")
+    p.add_argument("--cert-bound", action="store_true", help="bind tokens for this API to the client certificate")
     _add(apis, "list", c.apis_list, "list APIs")
     p = _add(apis, "delete", c.apis_delete, "delete an API that no client is granted")
     p.add_argument("identifier")
@@ -83,6 +85,10 @@ def build_parser() -> _Parser:
                    help="a workload identity that authenticates this client (a trusted issuer and subject)")
     p.add_argument("--require-claim", action="append", default=[], metavar="NAME=VALUE",
                    help="a claim the platform token must carry (with --federated; nested: a/b=value)")
+    for flag in ("subject-dn", "san-dns", "san-uri", "san-ip", "san-email"):
+        p.add_argument(f"--tls-{flag}", help=f"tls_client_auth: the certificate's {flag.replace('-', ' ')}")
+    p.add_argument("--dpop-bound", action="store_true", help="refuse token requests without a DPoP proof")
+    p.add_argument("--cert-bound", action="store_true", help="bind tokens to the client certificate (RFC 8705)")
     _add(clients, "list", c.clients_list, "list clients")
     for name, handler, text in (("show", c.clients_show, "show one client"),
                                 ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),

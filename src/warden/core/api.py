@@ -15,7 +15,7 @@ MIN_TTL = 60
 MAX_TTL = 24 * 3600
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Api:
     identifier: str
     scopes: tuple[str, ...]
@@ -23,6 +23,8 @@ class Api:
     alg: str = DEFAULT_ALG
     name: str = ""
     created_at: float = 0.0
+    dpop_required: bool = False  # tokens for this API are issued only against a DPoP proof (RFC 9449)
+    cert_bound: bool = False  # tokens for this API are bound to the client certificate (RFC 8705 §3)
 
 
 def validate_identifier(identifier: str) -> None:

@@ -15,17 +15,19 @@ from typing import Mapping, Sequence
 
 from warden.core.api import Api
 from warden.core.client import Grant
-from warden.protocol.errors import InvalidScope, InvalidTarget
+from warden.protocol.errors import InvalidDPoPProof, InvalidRequest, InvalidScope, InvalidTarget
 
-__all__ = ["TokenDecision", "decide_token"]
+__all__ = ["TokenDecision", "decide_token", "decide_binding"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenDecision:
     audiences: tuple[str, ...]
     scopes: tuple[str, ...]
     ttl: int
     alg: str
+    dpop_required: bool = False
+    cert_bound: bool = False
 
 
 def decide_token(
@@ -69,4 +71,25 @@ def decide_token(
         raise InvalidTarget("requested resources use different signing algorithms; request them separately",
                             reason="mixed_algorithms")
     ttl = min(apis[a].token_ttl for a in audiences)
-    return TokenDecision(tuple(audiences), scopes, ttl, algs.pop())
+    return TokenDecision(tuple(audiences), scopes, ttl, algs.pop(),
+                         dpop_required=any(apis[a].dpop_required for a in audiences),
+                         cert_bound=any(apis[a].cert_bound for a in audiences))
+
+
+def decide_binding(decision: TokenDecision, client_requires_dpop: bool, client_requires_cert: bool,
+                   jkt: str | None, x5t: str | None) -> dict[str, str] | None:
+    """The token's `cnf` claim, or raise when the client or an audience requires a binding the request
+    cannot give. A DPoP proof always binds (RFC 9449 §6.1); a client certificate binds when the client
+    or an audience asks for certificate-bound tokens (RFC 8705 §3)."""
+    if jkt is None and (client_requires_dpop or decision.dpop_required):
+        raise InvalidDPoPProof("a DPoP proof is required", reason="dpop_required")  # RFC 9449 §5.2
+    wants_cert = client_requires_cert or decision.cert_bound
+    if wants_cert and x5t is None:
+        raise InvalidRequest("a client certificate is required for certificate-bound tokens",
+                             reason="certificate_required")
+    cnf: dict[str, str] = {}
+    if jkt is not None:
+        cnf["jkt"] = jkt
+    if wants_cert and x5t is not None:
+        cnf["x5t#S256"] = x5t
+    return cnf or None

@@ -30,6 +30,7 @@ class PresentedCredentials:
     secret: str | None = None
     assertion: str | None = None
     used_basic: bool = False
+    certificate_used: bool = False  # mutual TLS: tls_client_auth or self_signed_tls_client_auth (RFC 8705)
 
     def __repr__(self) -> str:  # never print the secret or assertion
         return f"PresentedCredentials(method={self.method.value!r}, client_id={self.client_id!r})"
@@ -81,8 +82,14 @@ AUTH_METHODS: dict[AuthMethod, AuthMethodSpec] = {
 }
 
 
-def parse_client_auth(authorization: str | None, form: Form, query_names: list[str]) -> PresentedCredentials:
-    """Return the credentials a request presents, or raise InvalidRequest / InvalidClient."""
+def parse_client_auth(authorization: str | None, form: Form, query_names: list[str],
+                      has_certificate: bool = False) -> PresentedCredentials:
+    """Return the credentials a request presents, or raise InvalidRequest / InvalidClient.
+
+    A TLS client certificate is ambient: it authenticates the client (RFC 8705 §2, with the
+    client_id parameter) only when no other method is used; alongside another method it can
+    still bind the issued token to the certificate.
+    """
     if any(name in ("client_secret", "client_assertion") for name in query_names):
         raise InvalidRequest("client credentials must not be sent in the request URI",
                              reason="credentials_in_query")  # §2.3.1
@@ -90,6 +97,9 @@ def parse_client_auth(authorization: str | None, form: Form, query_names: list[s
     if len(present) > 1:
         raise InvalidRequest("more than one client authentication method used", reason="multiple_auth_methods")
     if not present:
+        form_client_id = form.single("client_id")
+        if has_certificate and form_client_id is not None:
+            return PresentedCredentials(AuthMethod.TLS_CLIENT_AUTH, form_client_id, certificate_used=True)
         raise InvalidClient("client authentication required", reason="no_client_auth")
     method = present[0].name
     form_id = form.single("client_id")

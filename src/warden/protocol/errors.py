@@ -92,9 +92,14 @@ class InvalidDPoPProof(OAuthError):
 
 
 class UseDPoPNonce(OAuthError):
-    """RFC 9449 §8."""
+    """RFC 9449 §8; `nonce` is what the renderer sends in the `DPoP-Nonce` header."""
 
     error = "use_dpop_nonce"
+
+    def __init__(self, description: str | None = None, *, reason: str | None = None,
+                 nonce: str | None = None) -> None:
+        super().__init__(description, reason=reason)
+        self.nonce = nonce
 
 
 class InvalidToken(OAuthError):

@@ -52,7 +52,8 @@ from warden.jose import (
 from warden.protocol.errors import InsufficientScope, InvalidToken, OAuthError
 from warden.resource.cache import CachedToken, ValidationCache
 from warden.resource.claims import Claims
-from warden.resource.dpop import DPoPVerifier, _same_string
+from warden.protocol.dpop import same_string as _same_string
+from warden.resource.dpop import DPoPVerifier
 from warden.resource.jwks import DEFAULT_ALGORITHMS, JWKSCache
 from warden.resource.mtls import CertificateInput, certificate_thumbprint
 

@@ -1,4 +1,12 @@
-"""The ASGI application: routing table, request limits, error rendering, lifespan."""
+"""The application: routing table, request limits, error rendering, lifespan.
+
+`WardenApp.respond` is the one seam between the wire and the endpoints: it
+routes a parsed `Request`, runs the endpoint and turns every failure into a
+response. Both transports call it: the ASGI adapter (`__call__`, used by the
+tests through uvicorn and by anyone mounting Warden in an ASGI server) and
+Warden's own HTTP/1.1 server behind `warden serve` (`h1.py`). Neither adds
+behaviour of its own beyond framing.
+"""
 
 from __future__ import annotations
 
@@ -35,21 +43,61 @@ _GET_ONLY = {"/oauth2/jwks", "/.well-known/oauth-authorization-server", "/health
 
 
 class WardenApp:
-    """Plain ASGI 3 application."""
+    """Plain ASGI 3 application, and the request/response seam for Warden's own server."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.max_body_bytes = runtime.settings.limits.max_body_bytes
         self._trusted = frozenset(runtime.settings.server.trusted_proxies)
 
-    def _source(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
-        peer = scope.get("client")
-        address = peer[0] if peer else "unknown"
+    # the seam ------------------------------------------------------------------
+    def source_of(self, peer: str | None, headers: dict[bytes, bytes]) -> str:
+        """The client address for throttling and audit: the peer, or X-Forwarded-For from a trusted proxy."""
+        address = peer or "unknown"
         if address in self._trusted:
             forwarded = headers.get(b"x-forwarded-for")
             if forwarded:
                 return forwarded.split(b",")[-1].strip().decode("latin-1")[:64]
         return address
 
+    @staticmethod
+    def reads_body(path: str) -> bool:
+        route = ROUTES.get(path)
+        return route is not None and route[1]
+
+    @staticmethod
+    def body_too_large() -> Response:
+        response = render_error(InvalidRequest("request body too large", reason="body_too_large"))
+        response.status = 413
+        return response
+
+    async def respond(self, request: Request) -> Response:
+        """Route and answer one request; never raises."""
+        route = ROUTES.get(request.path)
+        if route is None:
+            return json_response(404, {"error": "not_found"})
+        if request.path in _GET_ONLY and request.method not in ("GET", "HEAD"):
+            return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])
+        try:
+            return await route[0](request, self.runtime)
+        except OAuthError as exc:
+            return render_error(exc)
+        except StorageError as exc:
+            log.warning("storage error on %s: %s", request.path, exc)
+            return render_error(TemporarilyUnavailable("storage unavailable", reason="storage_error"))
+        except Exception:
+            correlation = secrets.token_hex(8)
+            log.exception("unhandled error on %s (correlation id %s)", request.path, correlation)
+            return json_response(500, {"error": "server_error", "error_description":
+                                       f"internal error, correlation id {correlation}"})
+
+    async def startup(self) -> None:
+        await self.runtime.start()
+
+    async def shutdown(self) -> None:
+        await self.runtime.stop()
+
+    # ASGI ------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
@@ -57,33 +105,17 @@ class WardenApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = ROUTES.get(scope["path"])
-        if route is None:
-            await json_response(404, {"error": "not_found"}).send(send)
-            return
-        endpoint, has_body = route
         request = Request.from_scope(scope, "")
-        request.source = self._source(scope, request.headers)
-        if scope["path"] in _GET_ONLY and request.method not in ("GET", "HEAD"):
-            await json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")]).send(send)
-            return
-        try:
-            if has_body:
-                request.body = await read_body(receive, self.runtime.settings.limits.max_body_bytes)
-            response = await endpoint(request, self.runtime)
-        except BodyTooLarge:
-            response = render_error(InvalidRequest("request body too large", reason="body_too_large"))
-            response.status = 413
-        except OAuthError as exc:
-            response = render_error(exc)
-        except StorageError as exc:
-            log.warning("storage error on %s: %s", scope["path"], exc)
-            response = render_error(TemporarilyUnavailable("storage unavailable", reason="storage_error"))
-        except Exception:
-            correlation = secrets.token_hex(8)
-            log.exception("unhandled error on %s (correlation id %s)", scope["path"], correlation)
-            response = json_response(500, {"error": "server_error", "error_description":
-                                           f"internal error, correlation id {correlation}"})
+        peer = scope.get("client")
+        request.peer = peer[0] if peer else ""
+        request.source = self.source_of(request.peer or None, request.headers)
+        if self.reads_body(request.path):
+            try:
+                request.body = await read_body(receive, self.max_body_bytes)
+            except BodyTooLarge:
+                await self.body_too_large().send(send)
+                return
+        response = await self.respond(request)
         await response.send(send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -91,13 +123,13 @@ class WardenApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.runtime.start()
+                    await self.startup()
                 except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.runtime.stop()
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

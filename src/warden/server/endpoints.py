@@ -11,6 +11,8 @@ import json
 import time
 from typing import Any
 
+from cryptography import x509
+
 from warden.core.revocation import RevokedToken, is_revoked_by_client
 from warden.protocol.access_token import verify_own_token
 from warden.protocol.client_assertion import ASSERTION_ALGS
@@ -20,12 +22,16 @@ from warden.protocol.errors import InvalidClient, InvalidRequest, OAuthError, Sl
 from warden.protocol.form import Form, parse_form
 from warden.protocol.introspection import INACTIVE, parse_introspection_request, render_active
 from warden.protocol.metadata import render_metadata
+from warden.protocol.mtls import certificate_thumbprint
 from warden.protocol.revocation import parse_revocation_request
 from warden.server.http import NO_STORE, Request, Response, json_response
 from warden.server.metrics import CONTENT_TYPE_LATEST, render_metrics
+from warden.server.render import render_token
 from warden.server.runtime import Runtime
+from warden.server.sender import client_certificate, dpop_proof
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS, authenticate_client
 from warden.services.registry import ClientEntry
+from warden.services.tls_auth import authenticate_certificate
 from warden.services.tokens import issue_token
 
 __all__ = ["token", "introspect", "revoke", "jwks", "metadata", "healthz", "readyz", "metrics"]
@@ -51,18 +57,22 @@ def _check_source(request: Request, rt: Runtime, now: float) -> None:
     per_minute = rt.settings.limits.failed_auth_per_minute
     wait = rt.failed_auth_limiter.peek(request.source, per_minute / 60.0, per_minute, now)
     if wait > 0:
-        rt.metrics.rate_limited.labels(limit="failed_auth").inc()
+        rt.metrics.limited("failed_auth").inc()
         raise SlowDown("too many failed authentication attempts", reason="failed_auth_throttled", retry_after=wait)
 
 
-async def _authenticate(request: Request, form: Form, rt: Runtime, now: float) -> ClientEntry:
+async def _authenticate(request: Request, form: Form, rt: Runtime, now: float,
+                        cert: x509.Certificate | None = None) -> ClientEntry:
     if b"authorization" in request.repeated:
         raise InvalidRequest("Authorization header is repeated", reason="duplicate_header")
     presented = None
     try:
-        presented = parse_client_auth(request.header(b"authorization"), form, _query_names(request))
+        presented = parse_client_auth(request.header(b"authorization"), form, _query_names(request),
+                                      has_certificate=cert is not None)
         if presented.assertion is not None:  # private_key_jwt or workload identity (RFC 7523)
             return await rt.assertions.authenticate(presented, rt.registry, now)
+        if presented.certificate_used and cert is not None:  # mutual TLS (RFC 8705 §2)
+            return await authenticate_certificate(presented, cert, rt.registry, rt.client_ca, rt.key_sources)
         return authenticate_client(presented, rt.registry, rt.material.pepper, now, rt.secret_uses.record)
     except InvalidClient as exc:
         per_minute = rt.settings.limits.failed_auth_per_minute
@@ -90,7 +100,8 @@ async def token(request: Request, rt: Runtime) -> Response:
             raise TemporarilyUnavailable("registry unavailable", reason="registry_stale")
         _check_source(request, rt, now)
         form = _form(request, rt)
-        entry = await _authenticate(request, form, rt, now)
+        cert = client_certificate(request, rt)
+        entry = await _authenticate(request, form, rt, now, cert)
         client = entry.client
         limits = rt.settings.limits
         if client.rate_limit is not None:  # a client's own limit allows bursts of two seconds' worth
@@ -99,26 +110,27 @@ async def token(request: Request, rt: Runtime) -> Response:
             rate, burst = limits.client_rate, float(limits.client_burst)
         wait = rt.rate_limiter.take(client.client_id, rate, burst, now)
         if wait > 0:
-            rt.metrics.rate_limited.labels(limit="client").inc()
+            rt.metrics.limited("client").inc()
             raise SlowDown("token request rate limit reached", reason="client_rate_limited", retry_after=wait)
         token_request = parse_token_request(form)
         if is_revoked_by_client(int(now), client.revoked_before):
             # A token issued in the revoking second would be born inactive; make the client wait it out.
             raise TemporarilyUnavailable("tokens for this client were just revoked", reason="revocation_window")
-        issued = issue_token(entry, token_request, rt.registry, rt.issuer, now)
+        proof = await dpop_proof(request, rt, now)  # RFC 9449: a proof binds the token to its key
+        issued = issue_token(entry, token_request, rt.registry, rt.issuer, now,
+                             jkt=proof.jkt if proof else None, x5t=certificate_thumbprint(cert) if cert else None)
     except OAuthError as exc:
-        rt.metrics.token_requests.labels(outcome="denied", reason=exc.reason).inc()
+        rt.metrics.token_outcome("denied", exc.reason).inc()
         if not isinstance(exc, InvalidClient):
             rt.audit.emit("token.denied", outcome="denied", reason=exc.reason, source=request.source,
                           client_id=entry.client.client_id if entry else None, error=exc.error)
         raise
     rt.audit.emit("token.issued", client_id=entry.client.client_id, source=request.source, jti=issued.jti,
                   aud=list(issued.audiences), scope=issued.scope, kid=issued.kid)
-    rt.metrics.token_requests.labels(outcome="issued", reason="ok").inc()
+    rt.metrics.token_outcome("issued", "ok").inc()
     rt.metrics.issuance_seconds.observe(time.perf_counter() - started)
-    body = {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in,
-            "scope": issued.scope}
-    return json_response(200, body, NO_STORE)
+    nonce = rt.dpop_nonces.current() if rt.settings.dpop.require_nonce else None
+    return render_token(issued.access_token, issued.expires_in, issued.scope, issued.token_type, nonce)
 
 
 def _token_state(claims: dict[str, Any], rt: Runtime, now: float) -> str:
@@ -147,10 +159,10 @@ async def introspect(request: Request, rt: Runtime) -> Response:
             raise InvalidRequest("the introspection endpoint accepts POST only", reason="bad_method")
         _check_source(request, rt, now)
         form = _form(request, rt)
-        caller = await _authenticate(request, form, rt, now)  # RFC 7662 §2.1
+        caller = await _authenticate(request, form, rt, now, client_certificate(request, rt))  # RFC 7662 §2.1
         parsed = parse_introspection_request(form)
     except OAuthError as exc:
-        rt.metrics.introspections.labels(result=exc.error).inc()
+        rt.metrics.introspected(exc.error).inc()
         raise
     claims = verify_own_token(parsed.token, rt.registry.verification_keys, rt.issuer)
     state = "invalid" if claims is None else _token_state(claims, rt, now)
@@ -159,7 +171,7 @@ async def introspect(request: Request, rt: Runtime) -> Response:
         caller_apis = {g.api for g in caller.grants}
         if claims["client_id"] != caller.client.client_id and not caller_apis & set(_audiences(claims)):
             state = "not_authorized"
-    rt.metrics.introspections.labels(result=state).inc()
+    rt.metrics.introspected(state).inc()
     body = render_active(claims) if claims is not None and state == "active" else INACTIVE
     return json_response(200, body, NO_STORE)
 
@@ -171,10 +183,10 @@ async def revoke(request: Request, rt: Runtime) -> Response:
             raise InvalidRequest("the revocation endpoint accepts POST only", reason="bad_method")
         _check_source(request, rt, now)
         form = _form(request, rt)
-        caller = await _authenticate(request, form, rt, now)  # RFC 7009 §2.1
+        caller = await _authenticate(request, form, rt, now, client_certificate(request, rt))  # RFC 7009 §2.1
         parsed = parse_revocation_request(form)
     except OAuthError as exc:
-        rt.metrics.revocations.labels(result=exc.error).inc()
+        rt.metrics.revoked(exc.error).inc()
         raise
     claims = verify_own_token(parsed.token, rt.registry.verification_keys, rt.issuer)
     result = "ignored"
@@ -187,7 +199,7 @@ async def revoke(request: Request, rt: Runtime) -> Response:
         rt.audit.emit("token.revoked", actor=caller.client.client_id, client_id=caller.client.client_id,
                       source=request.source, jti=revoked.jti)
         result = "revoked"
-    rt.metrics.revocations.labels(result=result).inc()
+    rt.metrics.revoked(result).inc()
     return Response(200, b"", list(NO_STORE))  # §2.2: 200 whatever the token was
 
 
@@ -199,7 +211,12 @@ async def jwks(request: Request, rt: Runtime) -> Response:
 
 async def metadata(request: Request, rt: Runtime) -> Response:
     scopes = sorted({s for api in rt.registry.apis.values() for s in api.scopes})
-    body = render_metadata(rt.issuer, scopes, [m.value for m in SUPPORTED_AUTH_METHODS], list(ASSERTION_ALGS))
+    methods = [m.value for m in SUPPORTED_AUTH_METHODS if rt.settings.mtls.enabled or "tls" not in m.value]
+    body = render_metadata(rt.issuer, scopes, methods, list(ASSERTION_ALGS))
+    if rt.settings.dpop.enabled:
+        body["dpop_signing_alg_values_supported"] = list(rt.dpop_algs)  # RFC 9449 §5.1
+    if rt.settings.mtls.enabled:
+        body["tls_client_certificate_bound_access_tokens"] = True  # RFC 8705 §3.3
     return json_response(200, body, [(b"cache-control", b"public, max-age=300")])
 
 

@@ -1,8 +1,11 @@
-"""Minimal ASGI request/response plumbing for Warden's endpoints.
+"""Request and response values shared by both ways of serving Warden, plus ASGI plumbing.
 
 The token endpoint is the hot path of every service call, so the application is
-plain ASGI: no framework object per request, headers pre-encoded, one body read
-with a hard size limit.
+not built on a framework: a `Request` is a plain value with headers decoded
+once, and a `Response` is status, body and pre-encoded headers. The ASGI
+adapter (`WardenApp.__call__`) and Warden's own HTTP/1.1 server (`h1.py`) both
+turn the wire into a `Request` with `Request.from_pairs` and hand it to the
+same `WardenApp.respond`, so routing, limits and errors cannot diverge.
 """
 
 from __future__ import annotations
@@ -12,21 +15,21 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 __all__ = ["Scope", "Receive", "Send", "Request", "Response", "BodyTooLarge", "read_body", "json_response",
-           "NO_STORE"]
+           "NO_STORE", "JSON_CONTENT"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
-_JSON = (b"content-type", b"application/json")
+JSON_CONTENT = (b"content-type", b"application/json")
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     method: str
     path: str
@@ -35,23 +38,40 @@ class Request:
     repeated: frozenset[bytes]  # header names that appeared more than once
     source: str
     body: bytes = b""
+    peer_cert: bytes | None = None  # the client certificate of a TLS connection Warden terminated (PEM or DER)
+    peer: str = ""  # the address of the TCP peer (a proxy, when there is one); `source` is the client
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
         return value.decode("latin-1") if value is not None else None
 
     @classmethod
-    def from_scope(cls, scope: Scope, source: str) -> "Request":
+    def from_pairs(cls, method: str, path: str, query_string: bytes, pairs: Iterable[tuple[bytes, bytes]],
+                   source: str) -> "Request":
+        """Build a request from header (name, value) pairs; names must already be lower-case."""
         headers: dict[bytes, bytes] = {}
-        repeated = set()
-        for name, value in scope["headers"]:
+        repeated: set[bytes] | None = None
+        for name, value in pairs:
             if name in headers:
+                if repeated is None:
+                    repeated = set()
                 repeated.add(name)
                 headers[name] += b", " + value
             else:
                 headers[name] = value
-        return cls(scope["method"], scope["path"], scope.get("query_string", b""), headers,
-                   frozenset(repeated), source)
+        return cls(method, path, query_string, headers, frozenset(repeated) if repeated else _NONE, source)
+
+    @classmethod
+    def from_scope(cls, scope: Scope, source: str) -> "Request":
+        request = cls.from_pairs(scope["method"], scope["path"], scope.get("query_string", b""), scope["headers"],
+                                 source)
+        tls = scope.get("extensions", {}).get("tls")  # ASGI TLS extension: client_cert_chain, PEM strings
+        if tls and tls.get("client_cert_chain"):
+            request.peer_cert = tls["client_cert_chain"][0].encode("ascii")
+        return request
+
+
+_NONE: frozenset[bytes] = frozenset()
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -71,7 +91,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     status: int
     body: bytes
@@ -84,4 +104,4 @@ class Response:
 
 
 def json_response(status: int, data: Any, headers: Iterable[tuple[bytes, bytes]] = ()) -> Response:
-    return Response(status, json.dumps(data, separators=(",", ":")).encode("utf-8"), [_JSON, *headers])
+    return Response(status, json.dumps(data, separators=(",", ":")).encode("utf-8"), [JSON_CONTENT, *headers])

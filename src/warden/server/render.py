@@ -1,13 +1,33 @@
-"""Turn errors into HTTP: RFC 6749 §5.2 JSON bodies and the headers each code needs."""
+"""Turn results and errors into HTTP: the RFC 6749 §5.1 token response, §5.2 error bodies, and the
+headers each needs.
+
+The token response is written on every issuance, so it is assembled from
+fragments; strings pass through the C escaper `json.dumps` uses, so the bytes
+are exactly those of `json.dumps(body, separators=(",", ":"))`.
+"""
 
 from __future__ import annotations
 
-from warden.protocol.errors import InvalidClient, OAuthError, SlowDown, TemporarilyUnavailable
-from warden.server.http import NO_STORE, Response, json_response
+from json.encoder import encode_basestring_ascii as _quote
 
-__all__ = ["render_error"]
+from warden.protocol.errors import InvalidClient, OAuthError, SlowDown, TemporarilyUnavailable, UseDPoPNonce
+from warden.server.http import JSON_CONTENT, NO_STORE, Response, json_response
+
+__all__ = ["render_error", "render_token"]
 
 _BASIC_CHALLENGE = (b"www-authenticate", b'Basic realm="warden", charset="UTF-8"')
+_TOKEN_HEADERS = (JSON_CONTENT, *NO_STORE)  # §5.1: no-store on every response carrying a token
+
+
+def render_token(access_token: str, expires_in: int, scope: str, token_type: str = "Bearer",
+                 dpop_nonce: str | None = None) -> Response:
+    """§5.1 successful response; `token_type` is DPoP for a DPoP-bound token (RFC 9449 §5)."""
+    body = (f'{{"access_token":{_quote(access_token)},"token_type":"{token_type}","expires_in":{int(expires_in)},'
+            f'"scope":{_quote(scope)}}}')
+    headers = list(_TOKEN_HEADERS)
+    if dpop_nonce is not None:
+        headers.append((b"dpop-nonce", dpop_nonce.encode("ascii")))
+    return Response(200, body.encode("ascii"), headers)
 
 
 def render_error(error: OAuthError) -> Response:
@@ -20,4 +40,6 @@ def render_error(error: OAuthError) -> Response:
         headers.append(_BASIC_CHALLENGE)
     if isinstance(error, (SlowDown, TemporarilyUnavailable)):
         headers.append((b"retry-after", str(max(1, int(error.retry_after + 0.999))).encode()))
+    if isinstance(error, UseDPoPNonce) and error.nonce:
+        headers.append((b"dpop-nonce", error.nonce.encode("ascii")))  # RFC 9449 §8
     return json_response(error.status, body, headers)

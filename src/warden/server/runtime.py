@@ -10,22 +10,27 @@ times, and run key maintenance.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
 from typing import Callable
 
+from cryptography.x509.verification import Store as CertificateStore
+
 from warden.core.clock import Clock, SystemClock
 from warden.errors import ConfigError, StorageError
+from warden.protocol.dpop import DPOP_ALGS, DPoPNonces
 from warden.protocol.errors import TemporarilyUnavailable
+from warden.protocol.mtls import load_ca_bundle
+from warden.server.metrics import Metrics
 from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink, open_audit_sink
-from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.kek import KeyMaterial, load_kek
+from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
 from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
 from warden.services.registry import Registry
-from warden.server.metrics import Metrics
 from warden.settings import Settings
 from warden.storage.contract import Store
 
@@ -77,10 +82,23 @@ class Runtime:
             cooldown=ca.jwks_refresh_cooldown, allow_loopback_http=settings.dev_mode))
         self.assertions = AssertionAuthenticator(
             issuer=self.issuer, settings=ca, trusted={t.issuer: t for t in settings.trusted_issuers},
-            sources=self.key_sources, use_once=self._use_once)
+            sources=self.key_sources, use_once=self.use_once)
+        # DPoP nonces are keyed from the KEK, so every process and node accepts each other's.
+        self.dpop_nonces = DPoPNonces(self.material.derive(b"warden/v1/dpop-nonce"),
+                                      lifetime=settings.dpop.nonce_lifetime, clock=self.clock)
+        self.dpop_algs = DPOP_ALGS
+        self.mtls_trusted_proxies = frozenset(settings.mtls.trusted_proxies)
+        self.client_ca: CertificateStore | None = None
+        if settings.mtls.enabled and settings.mtls.client_ca_file:
+            try:
+                with open(settings.mtls.client_ca_file, "rb") as fh:
+                    self.client_ca = load_ca_bundle(fh.read())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"setting mtls.client_ca_file: cannot load {settings.mtls.client_ca_file}: {exc}") \
+                    from None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def _use_once(self, key: str, exp: float) -> bool:
+    async def use_once(self, key: str, exp: float) -> bool:
         """Single use across every process on the store; a store failure fails closed (503)."""
         store = self.store
         if store is None:
@@ -95,6 +113,10 @@ class Runtime:
         registry = Registry(store, self.material)
         registry.load(self.clock.now())
         self.store, self._registry, self.ready = store, registry, True
+        # Everything loaded so far lives as long as the process. Moving it out of the cyclic GC's
+        # reach keeps full collections from rescanning a large registry: with 100,000 clients such a
+        # collection took 150-300 ms, a pause every request in flight would wait out.
+        gc.freeze()
 
     async def start(self) -> None:
         try:

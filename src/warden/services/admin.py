@@ -77,11 +77,12 @@ class Admin:
 
     # APIs ---------------------------------------------------------------------
     def save_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = "ES256",
-                 name: str = "") -> tuple[Api, bool]:
+                 name: str = "", dpop_required: bool = False, cert_bound: bool = False) -> tuple[Api, bool]:
         """Create or update an API; returns (api, changed)."""
         old = self.store.load_api(identifier)
         api = Api(identifier=identifier, scopes=tuple(scopes), token_ttl=ttl, alg=alg, name=name,
-                  created_at=old.created_at if old else self._clock.now())
+                  created_at=old.created_at if old else self._clock.now(), dpop_required=dpop_required,
+                  cert_bound=cert_bound)
         try:
             validate_api(api)
         except ValueError as exc:
@@ -164,6 +165,13 @@ class Admin:
         has_keys = metadata.jwks is not None or metadata.jwks_uri is not None or bool(metadata.federated)
         if method is AuthMethod.PRIVATE_KEY_JWT and not has_keys:
             raise ConfigError("a private_key_jwt client needs --jwks, --jwks-uri or a federated identity")
+        if method is AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH and metadata.jwks is None and metadata.jwks_uri is None:
+            raise ConfigError("a self_signed_tls_client_auth client needs --jwks or --jwks-uri with its certificate key")
+        if method is AuthMethod.TLS_CLIENT_AUTH and metadata.tls_client_auth is None:
+            raise ConfigError("a tls_client_auth client needs one of --tls-subject-dn, --tls-san-dns, --tls-san-uri, "
+                              "--tls-san-ip, --tls-san-email (RFC 8705 §2.1.2)")
+        if method is not AuthMethod.TLS_CLIENT_AUTH and metadata.tls_client_auth is not None:
+            raise ConfigError("a certificate subject applies to tls_client_auth clients only")
         if method in SECRET_METHODS and has_keys:
             raise ConfigError(f"{method.value} clients authenticate with a secret; keys and federated "
                               "identities need --auth-method private_key_jwt")

@@ -29,16 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warden.core.api import Api, validate_api
-from warden.core.client_metadata import ClientMetadata, parse_client_metadata
+from warden.core.client_metadata import TLS_SUBJECT_FIELDS, ClientMetadata, parse_client_metadata
 from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
 
 __all__ = ["ApplyResult", "DesiredState", "parse_apply_file", "apply_state"]
 
-_API_KEYS = {"identifier", "scopes", "ttl", "alg", "name"}
-_CLIENT_KEYS = {"client_id", "name", "auth_method", "tenant", "enabled", "grants", "rate_limit", "jwks", "jwks_uri",
-                "federated"}
+_API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound"}
+_METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
+                  "tls_client_certificate_bound_access_tokens", *TLS_SUBJECT_FIELDS)
+_CLIENT_KEYS = {"client_id", "name", "auth_method", "tenant", "enabled", "grants", "rate_limit", *_METADATA_KEYS}
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
         try:
             api = Api(identifier=raw["identifier"], scopes=_str_list(raw.get("scopes"), f"{where}.scopes"),
                       token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", "ES256")),
-                      name=str(raw.get("name", "")))
+                      name=str(raw.get("name", "")), dpop_required=raw.get("dpop_required", False) is True,
+                      cert_bound=raw.get("cert_bound", False) is True)
             validate_api(api)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
@@ -123,7 +125,7 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0):
             raise ConfigError(f"{where}.rate_limit: expected a non-negative number of requests per second")
         try:
-            metadata = parse_client_metadata({k: raw[k] for k in ("jwks", "jwks_uri", "federated") if k in raw},
+            metadata = parse_client_metadata({k: raw[k] for k in _METADATA_KEYS if k in raw},
                                              allow_loopback_http=dev_mode)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
@@ -150,11 +152,13 @@ def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_r
                 raise ConfigError(f"client {client.client_id}: grant names unknown API {grant.api!r}")
     for api in state.apis:
         old = existing_apis.get(api.identifier)
-        comparable = (api.scopes, api.token_ttl, api.alg, api.name)
-        if old is None or (old.scopes, old.token_ttl, old.alg, old.name) != comparable:
+        comparable = (api.scopes, api.token_ttl, api.alg, api.name, api.dpop_required, api.cert_bound)
+        if old is None or (old.scopes, old.token_ttl, old.alg, old.name, old.dpop_required,
+                           old.cert_bound) != comparable:
             result.changes.append(f"{'update' if old else 'create'} api {api.identifier}")
             if not dry_run:
-                admin.save_api(api.identifier, api.scopes, ttl=api.token_ttl, alg=api.alg, name=api.name)
+                admin.save_api(api.identifier, api.scopes, ttl=api.token_ttl, alg=api.alg, name=api.name,
+                               dpop_required=api.dpop_required, cert_bound=api.cert_bound)
     for client in state.clients:
         current = store.load_client(client.client_id)
         if current is None:

@@ -20,7 +20,8 @@ from warden.services.registry import ClientEntry, Registry
 
 __all__ = ["SUPPORTED_AUTH_METHODS", "authenticate_client"]
 
-SUPPORTED_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST, AuthMethod.PRIVATE_KEY_JWT)
+SUPPORTED_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST, AuthMethod.PRIVATE_KEY_JWT,
+                          AuthMethod.TLS_CLIENT_AUTH, AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH)
 _FAILED = "client authentication failed"
 _DUMMY_HASH = b"\x00" * 32
 

@@ -64,6 +64,10 @@ class KeyMaterial:
     def from_kek(cls, kek: bytes) -> "KeyMaterial":
         return cls(_derive(kek, b"warden/v1/private-key-encryption"), _derive(kek, b"warden/v1/secret-hash"))
 
+    def derive(self, purpose: bytes) -> bytes:
+        """A further 32-byte key for `purpose`, the same in every process sharing the KEK."""
+        return _derive(self._key_encryption + self.pepper, purpose)
+
     def encrypt_private_key(self, kid: str, key: PrivateKey) -> bytes:
         der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

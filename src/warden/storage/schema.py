@@ -15,6 +15,7 @@ choices, made once so both databases round-trip values exactly:
 from __future__ import annotations
 
 from sqlalchemy import (
+    false,
     BigInteger,
     Boolean,
     Column,
@@ -67,6 +68,8 @@ apis = Table(
     Column("alg", Text, nullable=False),
     Column("name", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("dpop_required", Boolean, nullable=False, server_default=false()),
+    Column("cert_bound", Boolean, nullable=False, server_default=false()),
 )
 
 clients = Table(

@@ -17,10 +17,12 @@ never contain the connection password.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy import exc as sa
@@ -133,11 +135,13 @@ class SqlStore:
     # APIs ---------------------------------------------------------------------
     def save_api(self, api: Api) -> None:
         values = {"identifier": api.identifier, "scopes": _join(api.scopes), "token_ttl": api.token_ttl,
-                  "alg": api.alg, "name": api.name, "created_at": api.created_at}
+                  "alg": api.alg, "name": api.name, "created_at": api.created_at,
+                  "dpop_required": api.dpop_required, "cert_bound": api.cert_bound}
         stmt = self._insert(apis).values(values)
         stmt = stmt.on_conflict_do_update(  # an update keeps the original created_at
             index_elements=[apis.c.identifier],
-            set_={name: stmt.excluded[name] for name in ("scopes", "token_ttl", "alg", "name")})
+            set_={name: stmt.excluded[name] for name in ("scopes", "token_ttl", "alg", "name", "dpop_required",
+                                                          "cert_bound")})
         with self._transaction() as conn:
             conn.execute(stmt)
             self._log(conn, [(ChangeKind.API, api.identifier)])
@@ -234,7 +238,7 @@ class SqlStore:
         if client_id is not None:
             query = query.where(g.client_id == client_id)
         with self._transaction(write=False) as conn:
-            return [Grant(row.client_id, row.api, _split(row.scopes), row.position)
+            return [Grant(sys.intern(row.client_id), sys.intern(row.api), _split(row.scopes), row.position)
                     for row in conn.execute(query)]
 
     # secrets ------------------------------------------------------------------
@@ -404,13 +408,17 @@ def _join(scopes: tuple[str, ...]) -> str:
     return " ".join(scopes)
 
 
+@lru_cache(maxsize=4096)
 def _split(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
+    # Shared tuples and interned ids/identifiers: a registry of 100,000 clients holds each
+    # API identifier, scope list and client id once, not once per row that mentions it.
+    return tuple(sys.intern(s) for s in text.split())
 
 
 def _api(row: Row[object]) -> Api:
     m = row._mapping
-    return Api(m["identifier"], _split(m["scopes"]), m["token_ttl"], m["alg"], m["name"], m["created_at"])
+    return Api(m["identifier"], _split(m["scopes"]), m["token_ttl"], m["alg"], m["name"], m["created_at"],
+               bool(m["dpop_required"]), bool(m["cert_bound"]))
 
 
 def _client_values(client: Client) -> dict[str, object]:
@@ -422,7 +430,7 @@ def _client_values(client: Client) -> dict[str, object]:
 
 def _client(row: Row[object]) -> Client:
     m = row._mapping
-    return Client(m["client_id"], m["name"], AuthMethod(m["auth_method"]), bool(m["enabled"]), m["tenant"],
+    return Client(sys.intern(m["client_id"]), m["name"], AuthMethod(m["auth_method"]), bool(m["enabled"]), m["tenant"],
                   m["rate_limit"], m["revoked_before"], m["created_at"],
                   parse_client_metadata(m["metadata"], allow_loopback_http=True))
 
@@ -435,7 +443,7 @@ def _secret_values(secret: ClientSecret) -> dict[str, object]:
 
 def _secret(row: Row[object]) -> ClientSecret:
     m = row._mapping
-    return ClientSecret(m["secret_id"], m["client_id"], bytes(m["hash"]), m["created_at"], m["expires_at"],
+    return ClientSecret(m["secret_id"], sys.intern(m["client_id"]), bytes(m["hash"]), m["created_at"], m["expires_at"],
                         m["revoked_at"], m["last_used_at"], m["hint"])
 
 
