@@ -215,3 +215,15 @@ def test_disabled_private_key_jwt_client_is_refused(pk_server: LiveServer):
     pk_server.sync()
     assert post(pk_server, "/oauth2/token", cid, assertion(pk_server, cid, KEY)).status_code == 401
     assert wait_until(lambda: True)
+
+
+def test_warden_client_library_with_private_key_jwt(pk_server: LiveServer):
+    from warden.client import ClientCredentials, SigningKey
+
+    key = SigningKey.generate("ES256", key_id="lib-1")
+    cid, api = register(pk_server, {"keys": [key.public_jwk()]})
+    cc = ClientCredentials(issuer=pk_server.issuer, client_id=cid, private_key=key, auth_method="private_key_jwt",
+                           audience=api, scope="read")
+    first = cc.get_token()
+    cc.invalidate(audience=api, scope="read")
+    assert cc.get_token() != first  # a fresh assertion (new jti) each time, accepted each time
