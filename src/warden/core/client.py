@@ -27,7 +27,7 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 _TENANT = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Client:
     client_id: str
     name: str
@@ -40,7 +40,7 @@ class Client:
     metadata: ClientMetadata = field(default_factory=ClientMetadata)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grant:
     client_id: str
     api: str  # API identifier

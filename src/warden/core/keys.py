@@ -21,7 +21,7 @@ class KeyState(str, Enum):
     RETIRED = "retired"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SigningKey:
     kid: str
     alg: str
@@ -33,7 +33,7 @@ class SigningKey:
     retired_at: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RotationPlan:
     """What rotating one algorithm's keys does: activate, retire, and whether to mint a new `next`."""
 

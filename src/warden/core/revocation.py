@@ -7,7 +7,7 @@ from dataclasses import dataclass
 __all__ = ["RevokedToken", "is_revoked_by_client"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RevokedToken:
     jti: str
     client_id: str

@@ -10,7 +10,6 @@ path fast; the plaintext is never stored.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import zlib
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ class SecretState(str, Enum):
     REVOKED = "revoked"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientSecret:
     secret_id: str
     client_id: str
@@ -86,7 +85,8 @@ def has_valid_checksum(secret: str) -> bool:
 
 
 def hash_secret(pepper: bytes, secret: str) -> bytes:
-    return hmac.new(pepper, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+    # One-shot HMAC (OpenSSL in C): the same digest as hmac.new(...).digest(), without the object.
+    return hmac.digest(pepper, secret.encode("utf-8", "surrogatepass"), "sha256")
 
 
 def secret_state(secret: ClientSecret, now: float) -> SecretState:
