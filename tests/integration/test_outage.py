@@ -88,3 +88,41 @@ def test_token_requests_before_the_store_is_reached_get_503(start_server):
     assert resp.status_code == 503 and resp.json()["error"] == "temporarily_unavailable"
     assert server.http.get(f"{server.url}/readyz").status_code == 503
     assert server.http.get(f"{server.url}/.well-known/oauth-authorization-server").status_code == 503
+
+
+def test_replay_store_down_fails_closed_for_assertions(start_server):
+    """Fault F04: when single use cannot be recorded, an assertion is refused with 503, never accepted."""
+    import time
+    import uuid
+
+    import jwt as pyjwt
+
+    from warden.core.client_metadata import parse_client_metadata
+    from warden.jose import generate_private_key, public_jwk
+    from warden.services.admin import GrantSpec
+
+    stores: list[FlakyStore] = []
+
+    def wrap(inner: Store) -> Store:
+        stores.append(FlakyStore(inner))
+        return stores[-1]  # type: ignore[return-value]
+
+    server: LiveServer = start_server("sqlite", wrap_store=wrap)
+    key = generate_private_key("ES256")
+    api = server.api("read")
+    client, _ = server.admin.create_client("signer", [GrantSpec(api, ("read",))], auth_method="private_key_jwt",
+                                           metadata=parse_client_metadata({"jwks": {"keys": [public_jwk(key, kid="k")]}}))
+    server.wait_for_client(client.client_id)
+    now = int(time.time())
+    assertion = pyjwt.encode({"iss": client.client_id, "sub": client.client_id, "aud": server.issuer, "exp": now + 60,
+                              "jti": uuid.uuid4().hex}, key, algorithm="ES256", headers={"kid": "k"})
+    stores[0].down = True
+    resp = server.post("/oauth2/token", data={"grant_type": "client_credentials", "client_assertion": assertion,
+                                              "client_assertion_type":
+                                                  "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+    assert resp.status_code == 503 and resp.json()["error"] == "temporarily_unavailable"
+    stores[0].down = False
+    resp = server.post("/oauth2/token", data={"grant_type": "client_credentials", "client_assertion": assertion,
+                                              "client_assertion_type":
+                                                  "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+    assert resp.status_code == 200  # the refused attempt did not spend the jti
