@@ -22,19 +22,27 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy import exc as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from warden.core.api import Api
-from warden.core.client import AuthMethod, Client, Grant
-from warden.core.client_metadata import parse_client_metadata, render_client_metadata
+from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey
 from warden.core.revocation import RevokedToken
 from warden.core.secrets import ClientSecret
 from warden.errors import Conflict, NotFound, StorageError, StorageUnavailable
+from warden.storage._rows import (
+    api_from_row,
+    client_from_row,
+    client_values,
+    join_scopes,
+    key_from_row,
+    secret_from_row,
+    secret_values,
+    split_scopes,
+)
 from warden.storage.contract import Change, ChangeKind
 from warden.storage.migrations import upgrade_to_head
 from warden.storage.schema import (
@@ -134,7 +142,7 @@ class SqlStore:
 
     # APIs ---------------------------------------------------------------------
     def save_api(self, api: Api) -> None:
-        values = {"identifier": api.identifier, "scopes": _join(api.scopes), "token_ttl": api.token_ttl,
+        values = {"identifier": api.identifier, "scopes": join_scopes(api.scopes), "token_ttl": api.token_ttl,
                   "alg": api.alg, "name": api.name, "created_at": api.created_at,
                   "dpop_required": api.dpop_required, "cert_bound": api.cert_bound}
         stmt = self._insert(apis).values(values)
@@ -149,11 +157,11 @@ class SqlStore:
     def load_api(self, identifier: str) -> Api | None:
         with self._transaction(write=False) as conn:
             row = conn.execute(select(apis).where(apis.c.identifier == identifier)).first()
-        return None if row is None else _api(row)
+        return None if row is None else api_from_row(row)
 
     def load_apis(self) -> list[Api]:
         with self._transaction(write=False) as conn:
-            return [_api(row) for row in conn.execute(select(apis).order_by(apis.c.identifier))]
+            return [api_from_row(row) for row in conn.execute(select(apis).order_by(apis.c.identifier))]
 
     def delete_api(self, identifier: str) -> None:
         with self._transaction() as conn:
@@ -171,10 +179,10 @@ class SqlStore:
             if self._has_client(conn, client.client_id):
                 raise Conflict(f"client {client.client_id} already exists")
             self._check_apis(conn, grants)
-            conn.execute(insert(clients).values(created_at=client.created_at, **_client_values(client)))
+            conn.execute(insert(clients).values(created_at=client.created_at, **client_values(client)))
             self._insert_grants(conn, grants)
             if secrets:
-                conn.execute(insert(client_secrets), [_secret_values(s) for s in secrets])
+                conn.execute(insert(client_secrets), [secret_values(s) for s in secrets])
             self._log(conn, [(ChangeKind.CLIENT, client.client_id)])
 
     def _has_client(self, conn: Connection, client_id: str) -> bool:
@@ -192,14 +200,14 @@ class SqlStore:
 
     def _insert_grants(self, conn: Connection, new_grants: Sequence[Grant]) -> None:
         if new_grants:
-            rows = [{"client_id": g.client_id, "api": g.api, "scopes": _join(g.scopes),
+            rows = [{"client_id": g.client_id, "api": g.api, "scopes": join_scopes(g.scopes),
                      "position": g.position} for g in new_grants]
             conn.execute(insert(grants_table), rows)
 
     def update_client(self, client: Client) -> None:
         with self._transaction() as conn:
             result = conn.execute(update(clients).where(clients.c.client_id == client.client_id)
-                                  .values(**_client_values(client)))
+                                  .values(**client_values(client)))
             if result.rowcount == 0:
                 raise NotFound(f"no client {client.client_id}")
             self._log(conn, [(ChangeKind.CLIENT, client.client_id)])
@@ -226,11 +234,11 @@ class SqlStore:
     def load_client(self, client_id: str) -> Client | None:
         with self._transaction(write=False) as conn:
             row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
-        return None if row is None else _client(row)
+        return None if row is None else client_from_row(row)
 
     def load_clients(self) -> list[Client]:
         with self._transaction(write=False) as conn:
-            return [_client(row) for row in conn.execute(select(clients).order_by(clients.c.client_id))]
+            return [client_from_row(row) for row in conn.execute(select(clients).order_by(clients.c.client_id))]
 
     def load_grants(self, client_id: str | None = None) -> list[Grant]:
         g = grants_table.c
@@ -238,7 +246,7 @@ class SqlStore:
         if client_id is not None:
             query = query.where(g.client_id == client_id)
         with self._transaction(write=False) as conn:
-            return [Grant(sys.intern(row.client_id), sys.intern(row.api), _split(row.scopes), row.position)
+            return [Grant(sys.intern(row.client_id), sys.intern(row.api), split_scopes(row.scopes), row.position)
                     for row in conn.execute(query)]
 
     # secrets ------------------------------------------------------------------
@@ -252,7 +260,7 @@ class SqlStore:
                              .where(others.client_id == secret.client_id,
                                     others.expires_at.is_(None) | (others.expires_at > expire_others_at))
                              .values(expires_at=expire_others_at))
-            conn.execute(insert(client_secrets).values(_secret_values(secret)))
+            conn.execute(insert(client_secrets).values(secret_values(secret)))
             self._log(conn, [(ChangeKind.CLIENT, secret.client_id)])
 
     def revoke_secret(self, client_id: str, secret_id: str, at: float) -> None:
@@ -272,7 +280,7 @@ class SqlStore:
         if client_id is not None:
             query = query.where(c.client_id == client_id)
         with self._transaction(write=False) as conn:
-            return [_secret(row) for row in conn.execute(query)]
+            return [secret_from_row(row) for row in conn.execute(query)]
 
     def record_secret_use(self, uses: dict[str, float]) -> None:
         if not uses:
@@ -333,7 +341,7 @@ class SqlStore:
     def load_keys(self) -> list[SigningKey]:
         query = select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.kid)
         with self._transaction(write=False) as conn:
-            return [_key(row) for row in conn.execute(query)]
+            return [key_from_row(row) for row in conn.execute(query)]
 
     # revocation ---------------------------------------------------------------
     def revoke_token(self, revoked: RevokedToken) -> None:
@@ -401,53 +409,3 @@ class SqlStore:
             set_={"seq": stmt.excluded.seq, "updated_at": stmt.excluded.updated_at})
         with self._transaction() as conn:
             conn.execute(stmt)
-
-
-# rows <-> values ------------------------------------------------------------------
-def _join(scopes: tuple[str, ...]) -> str:
-    return " ".join(scopes)
-
-
-@lru_cache(maxsize=4096)
-def _split(text: str) -> tuple[str, ...]:
-    # Shared tuples and interned ids/identifiers: a registry of 100,000 clients holds each
-    # API identifier, scope list and client id once, not once per row that mentions it.
-    return tuple(sys.intern(s) for s in text.split())
-
-
-def _api(row: Row[object]) -> Api:
-    m = row._mapping
-    return Api(m["identifier"], _split(m["scopes"]), m["token_ttl"], m["alg"], m["name"], m["created_at"],
-               bool(m["dpop_required"]), bool(m["cert_bound"]))
-
-
-def _client_values(client: Client) -> dict[str, object]:
-    """Every column but created_at, which is set once on insert."""
-    return {"client_id": client.client_id, "name": client.name, "auth_method": client.auth_method.value,
-            "enabled": client.enabled, "tenant": client.tenant, "rate_limit": client.rate_limit,
-            "revoked_before": client.revoked_before, "metadata": render_client_metadata(client.metadata)}
-
-
-def _client(row: Row[object]) -> Client:
-    m = row._mapping
-    return Client(sys.intern(m["client_id"]), m["name"], AuthMethod(m["auth_method"]), bool(m["enabled"]), m["tenant"],
-                  m["rate_limit"], m["revoked_before"], m["created_at"],
-                  parse_client_metadata(m["metadata"], allow_loopback_http=True))
-
-
-def _secret_values(secret: ClientSecret) -> dict[str, object]:
-    return {"secret_id": secret.secret_id, "client_id": secret.client_id, "hash": secret.hash,
-            "created_at": secret.created_at, "expires_at": secret.expires_at, "revoked_at": secret.revoked_at,
-            "last_used_at": secret.last_used_at, "hint": secret.hint}
-
-
-def _secret(row: Row[object]) -> ClientSecret:
-    m = row._mapping
-    return ClientSecret(m["secret_id"], sys.intern(m["client_id"]), bytes(m["hash"]), m["created_at"], m["expires_at"],
-                        m["revoked_at"], m["last_used_at"], m["hint"])
-
-
-def _key(row: Row[object]) -> SigningKey:
-    m = row._mapping
-    return SigningKey(m["kid"], m["alg"], KeyState(m["state"]), json.loads(m["public_jwk"]),
-                      bytes(m["encrypted_private_key"]), m["created_at"], m["activated_at"], m["retired_at"])
