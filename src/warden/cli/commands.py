@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from warden.cli.context import admin_session, settings_from_args
 from warden.cli.output import emit, table
 from warden.core.durations import parse_duration, render_duration
-from warden.errors import ConfigError, WardenError
+from warden.errors import ConfigError
 
 __all__ = [
     "serve", "apis_create", "apis_list", "apis_delete", "clients_create", "clients_list", "clients_show",
@@ -51,11 +51,10 @@ def serve(args: argparse.Namespace) -> int:
 # APIs --------------------------------------------------------------------------
 def _api_dict(api: object) -> dict[str, object]:
     from warden.core.api import Api
+    from warden.services.views import api_view
 
     assert isinstance(api, Api)
-    return {"identifier": api.identifier, "name": api.name, "scopes": list(api.scopes),
-            "ttl": api.token_ttl, "alg": api.alg, "dpop_required": api.dpop_required, "cert_bound": api.cert_bound,
-            "created_at": _time(api.created_at)}
+    return api_view(api)
 
 
 def apis_create(args: argparse.Namespace) -> int:
@@ -88,17 +87,11 @@ def apis_delete(args: argparse.Namespace) -> int:
 
 # clients -----------------------------------------------------------------------
 def _client_dict(admin: object, client_id: str) -> dict[str, object]:
-    from warden.core.client_metadata import render_client_metadata
     from warden.services.admin import Admin
+    from warden.services.views import client_view
 
     assert isinstance(admin, Admin)
-    client = admin.client(client_id)
-    grants = admin.store.load_grants(client_id)
-    return {"client_id": client.client_id, "name": client.name, "enabled": client.enabled,
-            "auth_method": client.auth_method.value, "tenant": client.tenant, "rate_limit": client.rate_limit,
-            "grants": [{"api": g.api, "scopes": list(g.scopes), "default": g.position == 0} for g in grants],
-            "tokens_revoked_before": _time(client.revoked_before), "created_at": _time(client.created_at),
-            "metadata": json.loads(render_client_metadata(client.metadata))}
+    return client_view(admin.client(client_id), admin.store.load_grants(client_id))
 
 
 def _client_metadata(args: argparse.Namespace, dev_mode: bool) -> object:
@@ -225,15 +218,13 @@ def secrets_rotate(args: argparse.Namespace) -> int:
 
 
 def secrets_list(args: argparse.Namespace) -> int:
-    from warden.core.secrets import secret_state
+    from warden.services.views import secret_view
 
     with admin_session(args) as admin:
         admin.client(args.client_id)
         rows = admin.store.load_secrets(args.client_id)
     now = time.time()
-    data = [{"secret_id": s.secret_id, "state": secret_state(s, now).value, "hint": f"...{s.hint}",
-             "created_at": _time(s.created_at), "expires_at": _time(s.expires_at),
-             "revoked_at": _time(s.revoked_at), "last_used_at": _time(s.last_used_at)} for s in rows]
+    data = [secret_view(s, now) for s in rows]
     emit(data, _json(args), table([(d["secret_id"], d["state"], d["hint"], d["created_at"], d["expires_at"],
                                     d["last_used_at"]) for d in data],
                                   ("SECRET_ID", "STATE", "HINT", "CREATED", "EXPIRES", "LAST_USED")))
@@ -250,11 +241,12 @@ def secrets_revoke(args: argparse.Namespace) -> int:
 
 # keys --------------------------------------------------------------------------
 def keys_list(args: argparse.Namespace) -> int:
+    from warden.services.views import key_view
+
     with admin_session(args) as admin:
         admin.keyring.ensure_keys()
         keys = admin.keys()
-    data = [{"kid": k.kid, "alg": k.alg, "state": k.state.value, "created_at": _time(k.created_at),
-             "activated_at": _time(k.activated_at), "retired_at": _time(k.retired_at)} for k in keys]
+    data = [key_view(k) for k in keys]
     emit(data, _json(args), table([(d["kid"], d["alg"], d["state"], d["created_at"], d["activated_at"],
                                     d["retired_at"]) for d in data],
                                   ("KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED")))
