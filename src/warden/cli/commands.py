@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 
 from warden.cli.context import admin_session, settings_from_args
 from warden.cli.output import emit, table
@@ -25,10 +24,7 @@ def _json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
 
-def _time(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+_time = render_time
 
 
 def _duration(text: str, what: str) -> int:
