@@ -12,6 +12,7 @@ from warden.cli.context import admin_session, settings_from_args
 from warden.cli.output import emit, table
 from warden.core.durations import parse_duration, render_duration
 from warden.errors import ConfigError
+from warden.services.views import render_time
 
 __all__ = [
     "serve", "apis_create", "apis_list", "apis_delete", "clients_create", "clients_list", "clients_show",
