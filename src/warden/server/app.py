@@ -17,6 +17,7 @@ from typing import Awaitable, Callable
 from warden.errors import StorageError
 from warden.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
 from warden.server import endpoints
+from warden.server.admin_api import handle_admin
 from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, Send, json_response, read_body
 from warden.server.render import render_error
 from warden.server.runtime import Runtime
@@ -39,6 +40,7 @@ ROUTES: dict[str, tuple[Endpoint, bool]] = {  # path -> (endpoint, reads a body)
     "/readyz": (endpoints.readyz, False),
     "/metrics": (endpoints.metrics, False),
 }
+ADMIN_PREFIX = "/admin/v1/"
 _GET_ONLY = {"/oauth2/jwks", "/.well-known/oauth-authorization-server", "/healthz", "/readyz", "/metrics"}
 
 
@@ -63,7 +65,7 @@ class WardenApp:
     @staticmethod
     def reads_body(path: str) -> bool:
         route = ROUTES.get(path)
-        return route is not None and route[1]
+        return (route is not None and route[1]) or path.startswith(ADMIN_PREFIX)
 
     @staticmethod
     def body_too_large() -> Response:
@@ -75,11 +77,17 @@ class WardenApp:
         """Route and answer one request; never raises."""
         route = ROUTES.get(request.path)
         if route is None:
+            if request.path.startswith(ADMIN_PREFIX):
+                return await self._guard(handle_admin(request, self.runtime, self.runtime.admin), request)
             return json_response(404, {"error": "not_found"})
         if request.path in _GET_ONLY and request.method not in ("GET", "HEAD"):
             return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])
+        return await self._guard(route[0](request, self.runtime), request)
+
+    async def _guard(self, answer: Awaitable[Response], request: Request) -> Response:
+        """Await an endpoint, turning every error into its standard response."""
         try:
-            return await route[0](request, self.runtime)
+            return await answer
         except OAuthError as exc:
             return render_error(exc)
         except StorageError as exc:

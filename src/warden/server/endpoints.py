@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
 
 from cryptography import x509
 
@@ -32,6 +31,7 @@ from warden.server.sender import client_certificate, dpop_proof
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS, authenticate_client
 from warden.services.registry import ClientEntry
 from warden.services.tls_auth import authenticate_certificate
+from warden.services.token_state import token_audiences, token_state
 from warden.services.tokens import issue_token
 
 __all__ = ["token", "introspect", "revoke", "jwks", "metadata", "healthz", "readyz", "metrics"]
@@ -133,25 +133,6 @@ async def token(request: Request, rt: Runtime) -> Response:
     return render_token(issued.access_token, issued.expires_in, issued.scope, issued.token_type, nonce)
 
 
-def _token_state(claims: dict[str, Any], rt: Runtime, now: float) -> str:
-    """Why a verified token of ours is or is not active."""
-    if claims["exp"] <= now:
-        return "expired"
-    if claims["jti"] in rt.registry.revoked:
-        return "revoked"
-    entry = rt.registry.clients.get(claims["client_id"])
-    if entry is None or not entry.client.enabled:
-        return "client_disabled"
-    if is_revoked_by_client(claims.get("iat", 0), entry.client.revoked_before):
-        return "client_revoked"
-    return "active"
-
-
-def _audiences(claims: dict[str, Any]) -> list[str]:
-    aud = claims.get("aud")
-    return [aud] if isinstance(aud, str) else list(aud) if isinstance(aud, list) else []
-
-
 async def introspect(request: Request, rt: Runtime) -> Response:
     now = rt.clock.now()
     try:
@@ -165,11 +146,11 @@ async def introspect(request: Request, rt: Runtime) -> Response:
         rt.metrics.introspected(exc.error).inc()
         raise
     claims = verify_own_token(parsed.token, rt.registry.verification_keys, rt.issuer)
-    state = "invalid" if claims is None else _token_state(claims, rt, now)
+    state = "invalid" if claims is None else token_state(claims, rt.registry, now)
     if claims is not None and state == "active":
         # T57: a caller learns about its own tokens and tokens for APIs it is granted, nothing else.
         caller_apis = {g.api for g in caller.grants}
-        if claims["client_id"] != caller.client.client_id and not caller_apis & set(_audiences(claims)):
+        if claims["client_id"] != caller.client.client_id and not caller_apis & set(token_audiences(claims)):
             state = "not_authorized"
     rt.metrics.introspected(state).inc()
     body = render_active(claims) if claims is not None and state == "active" else INACTIVE

@@ -67,13 +67,17 @@ def parse_grant_spec(text: str) -> GrantSpec:
 
 class Admin:
     def __init__(self, store: Store, material: KeyMaterial, clock: Clock, audit: AuditSink,
-                 actor: str = "cli") -> None:
+                 actor: str = "cli", *, dev_mode: bool = False) -> None:
+        self.dev_mode = dev_mode  # allows plain-http jwks_uri on loopback
         self.store = store
         self._material = material
         self._clock = clock
         self._audit = audit
         self._actor = actor
         self.keyring = Keyring(store, material, clock, audit)
+
+    def now(self) -> float:
+        return self._clock.now()
 
     # APIs ---------------------------------------------------------------------
     def save_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = "ES256",
