@@ -227,3 +227,31 @@ def test_warden_client_library_with_private_key_jwt(pk_server: LiveServer):
     first = cc.get_token()
     cc.invalidate(audience=api, scope="read")
     assert cc.get_token() != first  # a fresh assertion (new jti) each time, accepted each time
+
+
+@pytest.mark.parametrize("form", ["pem", "der", "jwk"])
+def test_hs256_signed_with_the_registered_public_key_is_refused_over_http(pk_server: LiveServer, form: str):
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+
+    rsa = generate_private_key("RS256")
+    jwk = public_jwk(rsa, kid="r1")
+    cid, _ = register(pk_server, {"keys": [jwk]})
+    pub = rsa.public_key()
+    secret = {"pem": pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+              "der": pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
+              "jwk": json.dumps(jwk).encode()}[form]
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    now = int(time.time())
+    head = b64(b'{"alg":"HS256","kid":"r1"}')
+    body = b64(json.dumps({"iss": cid, "sub": cid, "aud": pk_server.issuer, "exp": now + 60, "jti": "h"}).encode())
+    token = (head + b"." + body + b"." + b64(hmac.new(secret, head + b"." + body, hashlib.sha256).digest())).decode()
+    resp = post(pk_server, "/oauth2/token", cid, token)
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
