@@ -41,6 +41,8 @@ from typing import Any, Self
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "src"))  # run from a checkout even without an editable install
 
+import httpx
+
 from warden.client import ClientCredentials, Secret, TokenError
 
 LOCAL_CLIENT_ID = "bench-client"
@@ -210,6 +212,43 @@ def run_tasks(
     return cc, latencies, failures, wall
 
 
+class RealWarden:
+    """`warden serve` on a free port with a fresh data directory, an API and a client; the number of
+    token requests it answered comes from its own Prometheus counter."""
+
+    def __init__(self) -> None:
+        import re
+        import subprocess
+        import sys
+        import tempfile
+
+        sys.path.insert(0, str(ROOT))
+        from _tools import VENV_BIN, Process, free_port
+
+        self._re = re
+        data = tempfile.mkdtemp(prefix="warden-herd-")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+        env.update(WARDEN_DATA_DIR=data, WARDEN_AUDIT_SINK="off", WARDEN_LOG_LEVEL="warning")
+        warden = str(VENV_BIN / "warden")
+        self.audience = "https://api.example"
+        subprocess.run([warden, "apis", "create", self.audience, "--scopes", "read"], env=env, check=True,
+                       capture_output=True)
+        created = json.loads(subprocess.run([warden, "clients", "create", "herd", "--grant", f"{self.audience}=read",
+                                             "--json"], env=env, check=True, capture_output=True, text=True).stdout)
+        self.client_id, self.secret = created["client_id"], created["client_secret"]
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._proc = Process([warden, "serve", "--port", str(port)], f"{self.url}/readyz", env)
+
+    def token_requests(self) -> int:
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        return int(sum(float(v) for v in self._re.findall(r'^warden_token_requests_total\{[^}]*\} (\S+)$', text,
+                                                              self._re.M)))
+
+    def stop(self) -> None:
+        self._proc.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -223,7 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.2, help="local endpoint answer delay in seconds")
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "herd.json")
     parser.add_argument("--quick", action="store_true", help="for `bench/run.py --quick`: a 0.05 s delay")
+    parser.add_argument("--warden", action="store_true",
+                        help="start a real `warden serve` and count token requests at the server (its /metrics)")
     args = parser.parse_args(argv)
+    warden = RealWarden() if args.warden else None
+    if warden is not None:
+        args.issuer, args.client_id, args.audience = warden.url, warden.client_id, warden.audience
+        os.environ["WARDEN_CLIENT_SECRET"] = warden.secret
     if args.quick:
         args.delay = min(args.delay, 0.05)  # still long enough for every caller to arrive mid-flight
 
@@ -249,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     results: list[Result] = []
+    counted = warden.token_requests() if warden is not None else 0
     try:
         for mode, runner in (("threads", run_threads), ("asyncio", run_tasks)):
             if local is not None:
@@ -257,10 +303,15 @@ def main(argv: list[str] | None = None) -> int:
             # Each cold source discovers the token endpoint first (RFC 8414); that GET is not a token request.
             discovery = local.metadata_requests if local is not None else int(cc.token_endpoint is not None)
             received = local.token_requests if local is not None else None
+            if warden is not None:
+                received = warden.token_requests() - counted
+                counted += received
             results.append(_summarise(mode, args.callers, latencies, failures, cc, received, wall, discovery))
     finally:
         if local is not None:
             local.__exit__(None, None, None)
+        if warden is not None:
+            warden.stop()
 
     header = (
         f"{'mode':<8} {'callers':>7} {'ok':>6} {'failed':>6} {'requests received':>17} "
@@ -280,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "benchmark": "herd",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "issuer": "local" if local is not None else issuer,
+        "issuer": "local" if local is not None else ("warden serve" if warden is not None else issuer),
         "callers": args.callers,
         "endpoint_delay_s": args.delay if local is not None else None,
         "python": platform.python_version(),
