@@ -24,7 +24,7 @@ def main() -> int:
     if args.quick:
         issuance += ["--duration", "3", "--clients", "20000", "--spread", "5000"]
     steps = [issuance]
-    steps.append([sys.executable, str(HERE / "validate.py")] + (["--quick"] if args.quick else []))
+    steps.append([sys.executable, str(HERE / "validate.py")] + (["--rounds", "5"] if args.quick else []))
     # the herd against a real `warden serve`, counting token requests at the server
     steps.append([sys.executable, str(HERE / "herd.py"), "--warden"])
     failed = 0
