@@ -9,7 +9,11 @@ every figure is also reported as a fraction of the floor.
 The per-client rate limit is raised for the run (it is still evaluated on every
 request, just not reached) so that it measures issuance, not 429s.
 
-    .venv/bin/python bench/issuance.py [--duration 10] [--clients 100000]
+`--stacks uvicorn,granian` also serves the same application (`create_app`, same
+data, same settings) through other servers, pinned the same way, and measures
+ES256 issuance through each, for the "Why this server stack" comparison.
+
+    .venv/bin/python bench/issuance.py [--duration 10] [--clients 100000] [--stacks uvicorn,granian]
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _tools import RESULTS, VENV_BIN, Process, WrkResult, free_port, pin, run_wrk, write_json  # noqa: E402
+from _tools import (  # noqa: E402
+    RESULTS, VENV_BIN, Process, WrkResult, ensure_python_package, free_port, pin, run_wrk, write_json,
+)
 
 ALGS = ("ES256", "RS256", "EdDSA")
 
@@ -111,6 +117,25 @@ def start_warden(data_dir: str, work: Path) -> tuple[Process, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+def start_stack(stack: str, data_dir: str, work: Path) -> tuple[Process, str]:
+    """The Warden application served by another server: uvicorn (httptools, uvloop) or granian (ASGI)."""
+    port = free_port()
+    env = warden_env(data_dir, work, port) | {"WARDEN_SERVER_PORT": str(port)}
+    target = "warden.server.app:create_app"
+    if stack == "uvicorn":
+        argv = [str(VENV_BIN / "uvicorn"), target, "--factory", "--port", str(port), "--loop", "uvloop", "--http",
+                "httptools", "--no-access-log", "--log-level", "warning", "--no-server-header"]
+    elif stack == "granian":
+        ensure_python_package("granian", "granian>=2.0")
+        argv = [str(VENV_BIN / "granian"), "--interface", "asgi", "--factory", "--port", str(port), "--loop",
+                "uvloop", "--http", "1", "--workers", "1", "--runtime-mode", "st", "--no-access-log",
+                "--log-level", "warning", target]
+    else:
+        raise SystemExit(f"bench: unknown stack {stack!r} (uvicorn or granian)")
+    proc = Process([*pin(0), *argv], f"http://127.0.0.1:{port}/readyz", env, work / f"{stack}-{port}.log")
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def start_floor(work: Path) -> tuple[Process, str]:
     port = free_port()
     argv = [*pin(0), str(VENV_BIN / "uvicorn"), "hello_app:app", "--app-dir", str(Path(__file__).parent),
@@ -128,6 +153,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--clients", type=int, default=100_000, help="registry size for the scale run")
     parser.add_argument("--spread", type=int, default=10_000, help="clients the scale run spreads requests over")
+    parser.add_argument("--stacks", default="", help="also serve ES256 through these servers: uvicorn,granian")
     parser.add_argument("--no-chart", action="store_true")
     args = parser.parse_args()
     d = args.duration
@@ -159,6 +185,13 @@ def main() -> int:
     results.append(run_wrk("introspect", f"{url}/oauth2/introspect", introspect, 16, d))
     memory["10 clients"] = warden.rss_mb()
     warden.stop()
+
+    for stack in filter(None, args.stacks.split(",")):
+        other, other_url = start_stack(stack, small_dir, work)
+        warm(f"{other_url}/oauth2/token", scripts["ES256"])
+        for c in (16, 64):
+            results.append(run_wrk(f"ES256 via {stack}", f"{other_url}/oauth2/token", scripts["ES256"], c, d))
+        other.stop()
 
     if args.clients:
         big_dir = str(work / "big")
@@ -208,8 +241,6 @@ def render_table(report: dict) -> str:
 
 
 def chart(report: dict) -> None:
-    from _tools import ensure_python_package
-
     ensure_python_package("matplotlib", "matplotlib>=3.8")
     import matplotlib
 

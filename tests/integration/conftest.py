@@ -22,6 +22,7 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.integration.h1_harness import ThreadedH1
 from warden.core.clock import SystemClock
 from warden.server.app import WardenApp, create_app
 from warden.services.admin import Admin, GrantSpec
@@ -123,10 +124,11 @@ def _store_factory(kind: str, request: pytest.FixtureRequest, data_dir: str) -> 
 @pytest.fixture
 def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Start servers with chosen settings (as `load_settings` overrides) on the given backend."""
-    started: list[tuple[uvicorn.Server, threading.Thread, LiveServer, Store]] = []
+    started: list[tuple[uvicorn.Server | ThreadedH1, threading.Thread | None, LiveServer, Store]] = []
 
     def start(backend: str = "sqlite", wrap_store: Callable[[Store], Store] | None = None,
-              wait_ready: bool = True, **overrides: Any) -> LiveServer:
+              wait_ready: bool = True, stack: str = "asgi", **overrides: Any) -> LiveServer:
+        """`stack` is "asgi" (the application under uvicorn) or "h1" (Warden's own server, as `warden serve`)."""
         port = free_port()
         data_dir = tmp_path / f"data-{port}"
         audit_path = tmp_path / f"audit-{port}.jsonl"
@@ -140,11 +142,16 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         admin_store.migrate()
         admin_audit = open_audit_sink(str(audit_path))
         admin = Admin(admin_store, load_kek(None, str(data_dir)), SystemClock(), admin_audit, actor="test")
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                               lifespan="on", access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        assert wait_until(lambda: server.started, timeout=20), "server did not start"
+        server: uvicorn.Server | ThreadedH1
+        thread: threading.Thread | None = None
+        if stack == "h1":
+            server = ThreadedH1(app, port=port)
+        else:
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                   lifespan="on", access_log=False))
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            assert wait_until(lambda: server.started, timeout=20), "server did not start"
         live = LiveServer(f"http://127.0.0.1:{port}", app, settings, admin, audit_path, factory,
                           admin_audit=admin_audit)
         if wait_ready:
@@ -154,17 +161,23 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
 
     yield start
     for server, thread, live, admin_store in started:
-        server.should_exit = True
-        thread.join(timeout=15)
+        if isinstance(server, ThreadedH1):
+            server.stop()
+        else:
+            server.should_exit = True
+            assert thread is not None
+            thread.join(timeout=15)
         live.http.close()
         live.admin_audit.close()
         admin_store.close()
 
 
-@pytest.fixture(params=["sqlite", _POSTGRES])
+@pytest.fixture(params=["sqlite", "sqlite-h1", _POSTGRES])
 def server(request: pytest.FixtureRequest, start_server: Callable[..., LiveServer]) -> LiveServer:
-    """The default server, once per backend."""
-    return start_server(request.param)
+    """The default server, once per backend, and on SQLite once more behind Warden's own HTTP/1.1
+    server (`warden serve`), so both ways of serving the one application are held to the same tests."""
+    backend, _, stack = request.param.partition("-")
+    return start_server(backend, stack=stack or "asgi")
 
 
 @pytest.fixture

@@ -37,7 +37,12 @@ def decide_token(
     requested_resources: tuple[str, ...] | None,
 ) -> TokenDecision:
     """Resolve a request against the client's grants, or raise InvalidScope / InvalidTarget."""
-    by_api = {g.api: g for g in grants if g.api in apis}
+    # Plain loops rather than comprehensions: this runs on every token request, and on
+    # Python 3.11 each comprehension or generator builds a function object and a frame.
+    by_api: dict[str, Grant] = {}
+    for grant in grants:
+        if grant.api in apis:
+            by_api[grant.api] = grant
     if requested_resources:
         for resource in requested_resources:
             if resource not in by_api:
@@ -48,14 +53,26 @@ def decide_token(
     else:
         if not by_api:
             raise InvalidScope("client has no grants", reason="no_grants")
-        default = min(by_api.values(), key=lambda g: g.position)
+        default: Grant | None = None
+        for grant in by_api.values():
+            if default is None or grant.position < default.position:
+                default = grant
+        assert default is not None
         audiences = (default.api,)
 
     allowed: list[str] = []
+    alg = apis[audiences[0]].alg
+    ttl = apis[audiences[0]].token_ttl
+    mixed = dpop_required = cert_bound = False
     for aud in audiences:
+        api = apis[aud]
         for scope in by_api[aud].scopes:
-            if scope in apis[aud].scopes and scope not in allowed:
+            if scope in api.scopes and scope not in allowed:
                 allowed.append(scope)
+        mixed = mixed or api.alg != alg
+        ttl = min(ttl, api.token_ttl)
+        dpop_required = dpop_required or api.dpop_required
+        cert_bound = cert_bound or api.cert_bound
 
     if requested_scopes is None:
         scopes = tuple(allowed)
@@ -65,15 +82,10 @@ def decide_token(
                 raise InvalidScope("requested scope is not granted for the requested resource",
                                    reason="scope_not_granted")
         scopes = requested_scopes
-
-    algs = {apis[a].alg for a in audiences}
-    if len(algs) > 1:
+    if mixed:
         raise InvalidTarget("requested resources use different signing algorithms; request them separately",
                             reason="mixed_algorithms")
-    ttl = min(apis[a].token_ttl for a in audiences)
-    return TokenDecision(tuple(audiences), scopes, ttl, algs.pop(),
-                         dpop_required=any(apis[a].dpop_required for a in audiences),
-                         cert_bound=any(apis[a].cert_bound for a in audiences))
+    return TokenDecision(tuple(audiences), scopes, ttl, alg, dpop_required=dpop_required, cert_bound=cert_bound)
 
 
 def decide_binding(decision: TokenDecision, client_requires_dpop: bool, client_requires_cert: bool,

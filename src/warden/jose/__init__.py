@@ -20,8 +20,10 @@ from warden.jose.jwk import (
 )
 from warden.jose.jws import (
     MAX_TOKEN_BYTES,
+    CompactSigner,
     JoseError,
     ParsedJWS,
+    compact_signer,
     encode_header,
     parse_compact,
     parse_json_object,
@@ -33,6 +35,7 @@ __all__ = [
     "ALGORITHMS",
     "MAX_TOKEN_BYTES",
     "Algorithm",
+    "CompactSigner",
     "JoseError",
     "ParsedJWS",
     "PrivateKey",
@@ -40,6 +43,7 @@ __all__ = [
     "UnsupportedAlgorithm",
     "b64url_decode",
     "b64url_encode",
+    "compact_signer",
     "encode_header",
     "generate_private_key",
     "jwk_thumbprint",

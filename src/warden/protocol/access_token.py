@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from warden.jose import JoseError, PublicKey, parse_compact
 
-__all__ = ["AccessTokenClaims", "render_claims", "verify_own_token"]
+__all__ = ["AccessTokenClaims", "ClaimsTemplate", "claims_template", "render_claims", "verify_own_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,32 @@ class AccessTokenClaims:
     cnf: Mapping[str, str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimsTemplate:
+    """The claims every token of one client, audience set and scope shares, rendered once.
+
+    Only `iat`, `exp`, `jti` and `cnf` differ between such tokens, so the issuer can
+    keep a template per (client, request) and fill in the rest on each issuance.
+    """
+
+    head: str  # {"iss":...,"sub":...,"client_id":...,"aud":...,"scope":...,"iat":
+    tail: str  # ,"tenant":... when the client has one
+
+    def render(self, iat: int, exp: int, jti: str, cnf: Mapping[str, str] | None = None) -> bytes:
+        body = f'{self.head}{int(iat)},"exp":{int(exp)},"jti":{_quote(jti)}{self.tail}'
+        if cnf is not None:
+            body += ',"cnf":' + json.dumps(dict(cnf), separators=(",", ":"))
+        return (body + "}").encode("ascii")
+
+
+def claims_template(iss: str, client_id: str, aud: tuple[str, ...], scope: str,
+                    tenant: str | None = None) -> ClaimsTemplate:
+    client = _quote(client_id)
+    audience = _quote(aud[0]) if len(aud) == 1 else "[" + ",".join(map(_quote, aud)) + "]"
+    head = f'{{"iss":{_quote(iss)},"sub":{client},"client_id":{client},"aud":{audience},"scope":{_quote(scope)},"iat":'
+    return ClaimsTemplate(head, "" if tenant is None else ',"tenant":' + _quote(tenant))
+
+
 def render_claims(claims: AccessTokenClaims) -> bytes:
     """The JSON payload, compact and in a stable order.
 
@@ -38,18 +64,8 @@ def render_claims(claims: AccessTokenClaims) -> bytes:
     from fragments because it runs on every issuance: strings pass through the
     same C escaper, and the rarely present `cnf` goes through `json.dumps` itself.
     """
-    aud = claims.aud
-    parts = ['{"iss":', _quote(claims.iss), ',"sub":', _quote(claims.client_id), ',"client_id":',
-             _quote(claims.client_id), ',"aud":',
-             _quote(aud[0]) if len(aud) == 1 else "[" + ",".join(map(_quote, aud)) + "]",
-             ',"scope":', _quote(claims.scope), ',"iat":', str(int(claims.iat)), ',"exp":', str(int(claims.exp)),
-             ',"jti":', _quote(claims.jti)]
-    if claims.tenant is not None:
-        parts += (',"tenant":', _quote(claims.tenant))
-    if claims.cnf is not None:
-        parts += (',"cnf":', json.dumps(dict(claims.cnf), separators=(",", ":")))
-    parts.append("}")
-    return "".join(parts).encode("ascii")
+    template = claims_template(claims.iss, claims.client_id, claims.aud, claims.scope, claims.tenant)
+    return template.render(claims.iat, claims.exp, claims.jti, claims.cnf)
 
 
 def verify_own_token(token: str, keys: Mapping[str, tuple[str, PublicKey]], issuer: str) -> dict[str, Any] | None:

@@ -29,6 +29,15 @@ class TokenRequest:
 
 
 def parse_token_request(form: Form) -> TokenRequest:
+    """The token request a form makes; computed once per form (see `Form.derived`)."""
+    parsed = form.derived.get("token_request")
+    if isinstance(parsed, TokenRequest):
+        return parsed
+    parsed = form.derived["token_request"] = _parse(form)
+    return parsed
+
+
+def _parse(form: Form) -> TokenRequest:
     grant_type = form.single("grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required", reason="missing_grant_type")

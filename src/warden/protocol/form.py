@@ -6,6 +6,11 @@ not be repeated (§3.2) unless the caller says it may (RFC 8707 `resource`).
 Token requests rarely need percent-decoding, so a body without `%` or `+` is
 split directly; that gives exactly what `urllib.parse.parse_qsl` returns for
 such input, and anything else goes through `parse_qsl` itself.
+
+A service sends the same body with every token request, so short bodies that
+carry no credentials are remembered (bounded) and parsed once; a `Form` is
+read-only, so sharing one between requests is safe. Bodies with `client_secret`
+or `client_assertion` are never kept.
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Form:
-    """Parsed form parameters; read with `single` or `multi`."""
+    """Parsed form parameters; read with `single` or `multi`.
 
-    __slots__ = ("_values",)
+    `derived` holds values parsers compute from the form (the token request), so a
+    remembered form is interpreted once too; it lives and dies with the form.
+    """
+
+    __slots__ = ("_values", "derived")
 
     def __init__(self, values: dict[str, list[str]]) -> None:
         self._values = values
+        self.derived: dict[str, object] = {}
 
     def single(self, name: str) -> str | None:
         values = self._values.get(name)
@@ -38,7 +48,7 @@ class Form:
         return values[0]
 
     def multi(self, name: str) -> list[str]:
-        return self._values.get(name, [])
+        return list(self._values.get(name, ()))  # a copy: forms are shared and must not change
 
     def __contains__(self, name: object) -> bool:
         return name in self._values
@@ -63,8 +73,26 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+_REMEMBERED: dict[tuple[bytes, int], Form] = {}
+_REMEMBER_ENTRIES = 1024
+_REMEMBER_BYTES = 512  # longer bodies are parsed every time
+_CREDENTIALS = ("client_secret", "client_assertion")
+
+
 def parse_form(body: bytes, *, max_param_bytes: int = 4096) -> Form:
     """Parse a form body; InvalidRequest on non-ASCII bytes, bad UTF-8, or oversize values."""
+    key = (body, max_param_bytes)
+    form = _REMEMBERED.get(key)
+    if form is None:
+        form = _parse_form(body, max_param_bytes)
+        if len(body) <= _REMEMBER_BYTES and _CREDENTIALS[0] not in form and _CREDENTIALS[1] not in form:
+            if len(_REMEMBERED) >= _REMEMBER_ENTRIES:
+                _REMEMBERED.clear()
+            _REMEMBERED[key] = form
+    return form
+
+
+def _parse_form(body: bytes, max_param_bytes: int) -> Form:
     try:
         pairs = _pairs(body.decode("ascii"))
     except UnicodeDecodeError:

@@ -74,20 +74,16 @@ class WardenApp:
         return response
 
     async def respond(self, request: Request) -> Response:
-        """Route and answer one request; never raises."""
+        """Route and answer one request, turning every error into its standard response; never raises."""
         route = ROUTES.get(request.path)
-        if route is None:
-            if request.path.startswith(ADMIN_PREFIX):
-                return await self._guard(handle_admin(request, self.runtime, self.runtime.admin), request)
-            return json_response(404, {"error": "not_found"})
-        if request.path in _GET_ONLY and request.method not in ("GET", "HEAD"):
-            return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])
-        return await self._guard(route[0](request, self.runtime), request)
-
-    async def _guard(self, answer: Awaitable[Response], request: Request) -> Response:
-        """Await an endpoint, turning every error into its standard response."""
         try:
-            return await answer
+            if route is None:
+                if request.path.startswith(ADMIN_PREFIX):
+                    return await handle_admin(request, self.runtime, self.runtime.admin)
+                return json_response(404, {"error": "not_found"})
+            if request.path in _GET_ONLY and request.method not in ("GET", "HEAD"):
+                return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])
+            return await route[0](request, self.runtime)
         except OAuthError as exc:
             return render_error(exc)
         except StorageError as exc:

@@ -238,7 +238,8 @@ class Runtime:
         return time.monotonic() - self._registry.refreshed_at if self._registry else float("inf")
 
     def is_serving(self) -> bool:
-        return self.ready and self.staleness() < STALE_SERVE_SECONDS
+        registry = self._registry  # staleness() inlined: this runs on every token request
+        return self.ready and registry is not None and time.monotonic() - registry.refreshed_at < STALE_SERVE_SECONDS
 
     def is_ready(self) -> bool:
         return self.ready and self.staleness() < STALE_READY_SECONDS

@@ -1,21 +1,29 @@
-"""`warden serve`: check the set-up once, then run uvicorn with N workers on one port.
+"""`warden serve`: check the set-up once, bind the port, then serve with one process or N workers.
 
-Uvicorn with httptools and uvloop was chosen on measurements (see README,
-"Why this server stack"). Workers are separate processes started by uvicorn's
-supervisor, each building its own application from the same settings, which
-are handed over through `WARDEN_*` environment variables (the environment wins
-in `load_settings`, so the workers see exactly what the parent resolved).
-SIGTERM stops accepting connections and drains in-flight requests for up to
-`server.graceful_timeout` seconds.
+Warden serves HTTP/1.1 itself (`h1.py`, over httptools and uvloop) rather than
+through uvicorn; the choice was made on measurements (see README, "Why this
+server stack"). The ASGI application stays the definition of every endpoint:
+the server calls the same `WardenApp.respond` the ASGI adapter calls.
+
+With `--workers 1` the process serves directly. With more, a supervisor owns
+the listening socket and spawns workers that share it (`supervisor.py`); each
+worker receives the resolved `Settings` object, so a `--config` file and
+command-line options reach the workers exactly as the parent resolved them,
+and the `WARDEN_*` variables are exported too for anything reading the
+environment. With several workers, PROMETHEUS_MULTIPROC_DIR is set so /metrics
+aggregates all of them. SIGTERM stops accepting connections and drains
+in-flight requests for up to `server.graceful_timeout` seconds.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import tempfile
 
+from warden.errors import WardenError
 from warden.settings import Settings
 
 __all__ = ["run_server", "settings_environment"]
@@ -56,19 +64,30 @@ def _prepare(settings: Settings) -> None:
         store.close()
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise WardenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def run_server(settings: Settings) -> int:
-    import uvicorn
+    from warden.server.supervisor import Supervisor
+    from warden.server.worker import run_worker
 
     _prepare(settings)
     os.environ.update(settings_environment(settings))
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="warden-metrics-")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    sock = _listen(settings.server.host, settings.server.port)
     sys.stderr.write(f"warden: serving {settings.issuer_url} on {settings.server.host}:{settings.server.port} "
                      f"with {settings.server.workers} worker(s), data in "
                      f"{'the configured database' if settings.database_url else os.path.abspath(settings.data_dir)}\n")
-    uvicorn.run("warden.server.app:create_app", factory=True, host=settings.server.host,
-                port=settings.server.port, workers=settings.server.workers, loop="uvloop", http="httptools",
-                access_log=False, log_level=settings.log_level, server_header=False,
-                timeout_graceful_shutdown=settings.server.graceful_timeout, lifespan="on")
-    return 0
+    try:
+        if settings.server.workers == 1:
+            return run_worker(settings, sock)
+        return Supervisor(settings, sock).run()
+    finally:
+        sock.close()

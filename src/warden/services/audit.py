@@ -42,12 +42,18 @@ class AuditSink:
         if "time" in details:
             raise TypeError("the audit sink sets the time of an event")
         parts = ['{"time":"', _timestamp(), '","event":', _quote(event), ',"outcome":', _quote(outcome)]
-        for name, value in (("reason", reason), ("actor", actor), ("client_id", client_id), ("source", source)):
-            if value is not None:
-                parts += (_key(name), _quote(value))
+        if reason is not None:
+            parts += (',"reason":', _quote(reason))
+        if actor is not None:
+            parts += (',"actor":', _quote(actor))
+        if client_id is not None:
+            parts += (',"client_id":', _quote(client_id))
+        if source is not None:
+            parts += (',"source":', _quote(source))
         for name, detail in details.items():
             if detail is not None:
-                parts += (_key(name), _json(detail))
+                parts += (_KEYS.get(name) or _key(name),
+                          _quote(detail) if detail.__class__ is str else _json(detail))
         parts.append("}\n")
         line = "".join(parts)
         with self._lock:
@@ -92,7 +98,10 @@ def _key(name: str) -> str:
 def _json(value: object) -> str:
     if isinstance(value, str):
         return _quote(value)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+    if isinstance(value, list):
+        for item in value:
+            if not isinstance(item, str):
+                return json.dumps(value, separators=(",", ":"))
         return "[" + ",".join(map(_quote, value)) + "]"
     return json.dumps(value, separators=(",", ":"))
 

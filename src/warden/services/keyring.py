@@ -10,13 +10,14 @@ an active key the newest wins deterministically and the other is retired.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from warden.core.api import SIGNING_ALGS
 from warden.core.clock import Clock
 from warden.core.keys import KeyState, SigningKey, plan_rotation, plan_scheduled, removable_keys
-from warden.jose import PrivateKey, encode_header, generate_private_key, public_jwk
+from warden.jose import (CompactSigner, PrivateKey, compact_signer, encode_header, generate_private_key,
+                         public_jwk)
 from warden.services.audit import AuditSink
 from warden.services.kek import KeyMaterial
 from warden.storage.contract import Store
@@ -26,12 +27,17 @@ __all__ = ["Signer", "Keyring", "signers_from_keys"]
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """An active key ready to sign: the JWS header segment is encoded once."""
+    """An active key ready to sign: the JWS header segment is encoded once, and the key is checked
+    against its algorithm once (`compact`), not on every token."""
 
     kid: str
     alg: str
     key: PrivateKey
     header_segment: bytes
+    compact: CompactSigner = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compact", compact_signer(self.header_segment, self.key, self.alg))
 
 
 def _new_kid(alg: str) -> str:

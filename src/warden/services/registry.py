@@ -50,6 +50,8 @@ class Registry:
         self.jwks: dict[str, list[dict[str, str]]] = {"keys": []}
         self.federated: dict[tuple[str, str], frozenset[str]] = {}  # (issuer, subject) -> client ids
         self.max_token_ttl = 900
+        # Values readers derive from the above (token decisions), emptied whenever anything changes.
+        self.derived: dict[object, object] = {}
         self.seq = 0
         self._applied: deque[int] = deque(maxlen=4 * _LOOKBACK)
         self.loaded_at = 0.0
@@ -78,6 +80,7 @@ class Registry:
             self._applied.clear()
             self._applied.extend(range(max(1, seq - _LOOKBACK + 1), seq + 1))
             self.loaded_at = self.refreshed_at = time.monotonic()
+            self.derived = {}
 
     def _load_keys(self) -> None:
         keys = self._store.load_keys()
@@ -115,6 +118,8 @@ class Registry:
         with self._lock:
             changes = self._store.changes_since(max(0, self.seq - _LOOKBACK), limit=5000)
             fresh = [c for c in changes if c.seq not in self._applied]
+            if fresh:
+                self.derived = {}  # readers recompute from here on (and again once all is applied)
             keys_changed = False
             for change in fresh:
                 if change.kind is ChangeKind.CLIENT:
@@ -136,6 +141,8 @@ class Registry:
                 self._load_keys()
             # Advance only once everything is applied: readers of `seq` may rely on it.
             self.seq = max([self.seq, *(c.seq for c in fresh)])
+            if fresh:
+                self.derived = {}
             self.refreshed_at = time.monotonic()
             return len(fresh)
 

@@ -1,0 +1,85 @@
+"""Pre-fork supervision for `warden serve --workers N`: one listening socket, N worker processes.
+
+The supervisor binds the socket (so a busy port is reported once, before any
+worker starts) and spawns workers that all accept from it; the kernel hands
+each connection to one of them. Workers are started with the `spawn` method, so
+each builds its application from a clean interpreter, never from a copy of
+the supervisor's state. A worker that dies is replaced (after a pause, so a
+crashing worker cannot spin). SIGTERM or SIGINT asks every worker to drain and
+waits for them; SIGHUP starts a fresh set of workers, then drains the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+
+from warden.server.worker import run_worker
+from warden.settings import Settings
+
+__all__ = ["Supervisor"]
+
+log = logging.getLogger("warden.server")
+
+_RESTART_PAUSE = 1.0  # seconds between a worker's death and its replacement
+
+
+def _worker_main(settings: Settings, sock: socket.socket) -> None:
+    raise SystemExit(run_worker(settings, sock))
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, sock: socket.socket) -> None:
+        self._settings = settings
+        self._sock = sock
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[BaseProcess] = []
+        self._signals: list[int] = []
+
+    def _spawn(self) -> BaseProcess:
+        process = self._context.Process(target=_worker_main, args=(self._settings, self._sock), daemon=False)
+        process.start()
+        log.info("started worker %s", process.pid)
+        return process
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signals.append(signum)
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        self._workers = [self._spawn() for _ in range(self._settings.server.workers)]
+        while True:
+            time.sleep(0.2)  # a signal interrupts the sleep early
+            while self._signals:
+                signum = self._signals.pop(0)
+                if signum == signal.SIGHUP:
+                    log.info("SIGHUP: starting new workers, draining the old ones")
+                    old, self._workers = self._workers, [self._spawn() for _ in self._workers]
+                    self._stop(old)
+                else:
+                    log.info("%s: draining %d worker(s)", signal.Signals(signum).name, len(self._workers))
+                    self._stop(self._workers)
+                    log.info("supervisor shutdown complete")
+                    return 0
+            for i, process in enumerate(self._workers):
+                if not process.is_alive():
+                    log.warning("worker %s exited with status %s; replacing it", process.pid, process.exitcode)
+                    time.sleep(_RESTART_PAUSE)
+                    self._workers[i] = self._spawn()
+
+    def _stop(self, workers: list[BaseProcess]) -> None:
+        for process in workers:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker drains
+        deadline = time.monotonic() + self._settings.server.graceful_timeout + 5.0
+        for process in workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("worker %s did not stop in time; killing it", process.pid)
+                process.kill()
+                process.join()

@@ -1,0 +1,111 @@
+"""One serving process: the application's lifespan around an HTTP/1.1 listener, and a graceful drain.
+
+Start-up runs `WardenApp.startup` before the first connection is accepted (as an
+ASGI lifespan would). SIGTERM or SIGINT stops accepting, lets every request
+that has arrived be answered (each with `Connection: close`), closes idle
+connections, and after `graceful_timeout` seconds drops whatever is left; then
+`WardenApp.shutdown` flushes audit events and secret-use times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+
+from warden.server.h1 import ConnectionSet, H1Connection, Limits, Responder
+from warden.settings import Settings
+
+__all__ = ["H1Server", "serve_app", "run_worker"]
+
+log = logging.getLogger("warden.server")
+
+
+class H1Server:
+    """The listener of one process, usable on its own (tests) or under `serve_app`."""
+
+    def __init__(self, app: Responder, limits: Limits) -> None:
+        self.shared = ConnectionSet(app, limits)
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: H1Connection(self.shared), sock=sock, backlog=2048,
+                                                ssl=tls)
+        self._sweeper = loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            self.shared.sweep(loop.time())
+
+    async def drain(self, timeout: float) -> int:
+        """Stop accepting, finish what has arrived, close; return how many connections were dropped."""
+        if self._server is not None:
+            self._server.close()  # the listening socket stops accepting (shared sockets stay open elsewhere)
+        self.shared.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.shared.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            self.shared.drain()  # connections that went idle meanwhile
+        dropped = len(self.shared.connections)
+        for connection in list(self.shared.connections):
+            connection.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        return dropped
+
+
+async def serve_app(app: Responder, sock: socket.socket, limits: Limits, graceful_timeout: float,
+                    stop: asyncio.Event | None = None, tls: ssl.SSLContext | None = None) -> None:
+    """Serve `app` on `sock` until SIGTERM/SIGINT, or until `stop` is set when one is given, then drain."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    await app.startup()
+    server = H1Server(app, limits)
+    await server.start(sock, tls)
+    log.info("worker %d serving on %s", os.getpid(), _address(sock))
+    await stop.wait()
+    log.info("worker %d draining %d connection(s)", os.getpid(), len(server.shared.connections))
+    dropped = await server.drain(graceful_timeout)
+    if dropped:
+        log.warning("worker %d dropped %d connection(s) still busy after %ss", os.getpid(), dropped,
+                    graceful_timeout)
+    await app.shutdown()
+    log.info("worker %d shutdown complete", os.getpid())
+
+
+def _address(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
+
+
+def run_worker(settings: Settings, sock: socket.socket) -> int:
+    """Process entry point (also the supervisor's spawn target): build the app and serve until told to stop."""
+    import uvloop
+
+    from warden.server.app import create_app
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    limits = Limits(max_body_bytes=app.max_body_bytes)
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve_app(app, sock, limits, float(settings.server.graceful_timeout)))
+    except Exception as exc:  # noqa: BLE001 - start-up failures end the process with one line
+        sys.stderr.write(f"warden: worker {os.getpid()} failed: {exc}\n")
+        return 3
+    return 0
