@@ -88,6 +88,17 @@ class Process:
                 pass
         return round(total / 1024, 1)
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the server process and its children so far (from /proc)."""
+        total = 0
+        for pid in [self.proc.pid] + _children(self.proc.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+            except (OSError, IndexError, ValueError):
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -116,6 +127,7 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     errors: int
+    server_cpu_us: float | None = None  # server CPU time per request: unlike req/s, immune to CPU stolen by others
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -132,18 +144,22 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(label: str, url: str, script: Path | None, connections: int, duration: float,
-            cpu: int = 1) -> WrkResult:
+            cpu: int = 1, server: Process | None = None) -> WrkResult:
     argv = [*pin(cpu), ensure_wrk(), "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
     if script is not None:
         argv += ["-s", str(script)]
+    cpu_before = server.cpu_seconds() if server else 0.0
     out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=duration + 60).stdout
+    cpu_used = server.cpu_seconds() - cpu_before if server else 0.0
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"^\s*(\d+) requests in", out, re.M)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    per_request = round(cpu_used / int(total.group(1)) * 1e6, 1) if server and total and int(total.group(1)) else None
     return WrkResult(label, connections, float(rps.group(1)) if rps else 0.0, _ms(pct.get("50", "")),
                      _ms(pct.get("90", "")), _ms(pct.get("99", "")), int(non2xx.group(1)) if non2xx else 0,
-                     sum(int(g) for g in errors.groups()) if errors else 0)
+                     sum(int(g) for g in errors.groups()) if errors else 0, per_request)
 
 
 def write_json(name: str, data: object) -> Path:

@@ -163,7 +163,7 @@ def main() -> int:
 
     floor_proc, floor_url = start_floor(work)
     warm(floor_url, None)
-    floor_runs = [run_wrk("floor", floor_url, None, c, d) for c in (16, 64)]
+    floor_runs = [run_wrk("floor", floor_url, None, c, d, server=floor_proc) for c in (16, 64)]
     floor_proc.stop()
 
     small_dir = str(work / "small")
@@ -173,24 +173,24 @@ def main() -> int:
                                f"grant_type=client_credentials&resource={api_for(alg)}") for alg in ALGS}
     warm(f"{url}/oauth2/token", scripts["ES256"])
     for c in (16, 64):
-        results.append(run_wrk("ES256", f"{url}/oauth2/token", scripts["ES256"], c, d))
+        results.append(run_wrk("ES256", f"{url}/oauth2/token", scripts["ES256"], c, d, server=warden))
     for alg in ("RS256", "EdDSA"):
-        results.append(run_wrk(alg, f"{url}/oauth2/token", scripts[alg], 16, d))
-    curve = [run_wrk("ES256", f"{url}/oauth2/token", scripts["ES256"], c, d / 2) for c in (1, 4, 8, 32)]
+        results.append(run_wrk(alg, f"{url}/oauth2/token", scripts[alg], 16, d, server=warden))
+    curve = [run_wrk("ES256", f"{url}/oauth2/token", scripts["ES256"], c, d / 2, server=warden) for c in (1, 4, 8, 32)]
     import httpx
 
     token = httpx.post(f"{url}/oauth2/token", data={"grant_type": "client_credentials", "resource": api_for("ES256")},
                        auth=creds[0]).json()["access_token"]
     introspect = lua_script(work / "introspect.lua", creds[:1], "/oauth2/introspect", f"token={token}")
-    results.append(run_wrk("introspect", f"{url}/oauth2/introspect", introspect, 16, d))
+    results.append(run_wrk("introspect", f"{url}/oauth2/introspect", introspect, 16, d, server=warden))
     memory["10 clients"] = warden.rss_mb()
-    warden.stop()
 
     for stack in filter(None, args.stacks.split(",")):
         other, other_url = start_stack(stack, small_dir, work)
         warm(f"{other_url}/oauth2/token", scripts["ES256"])
         for c in (16, 64):
-            results.append(run_wrk(f"ES256 via {stack}", f"{other_url}/oauth2/token", scripts["ES256"], c, d))
+            results.append(run_wrk(f"ES256 via {stack}", f"{other_url}/oauth2/token", scripts["ES256"], c, d,
+                                   server=other))
         other.stop()
 
     if args.clients:
@@ -198,17 +198,23 @@ def main() -> int:
         t0 = time.monotonic()
         big_creds = populate(big_dir, args.clients, args.spread)
         load_s = time.monotonic() - t0
-        warden, url = start_warden(big_dir, work)
+        big, big_url = start_warden(big_dir, work)
         script = lua_script(work / "big.lua", big_creds, "/oauth2/token",
                             f"grant_type=client_credentials&resource={api_for('ES256')}")
-        warm(f"{url}/oauth2/token", script)
-        results.append(run_wrk(f"ES256 {args.clients} clients", f"{url}/oauth2/token", script, 16, d))
-        memory[f"{args.clients} clients"] = warden.rss_mb()
-        warden.stop()
+        warm(f"{big_url}/oauth2/token", script)
+        # The 10-client server measured again right before, so the two figures share the machine's conditions.
+        results.append(run_wrk("ES256 10 clients, again", f"{url}/oauth2/token", scripts["ES256"], 16, d,
+                               server=warden))
+        results.append(run_wrk(f"ES256 {args.clients} clients", f"{big_url}/oauth2/token", script, 16, d,
+                               server=big))
+        memory[f"{args.clients} clients"] = big.rss_mb()
+        big.stop()
         print(f"bench: bulk-loaded {args.clients} clients in {load_s:.1f}s", file=sys.stderr)
 
+    warden.stop()
+
     floor_proc, floor_url = start_floor(work)
-    floor_runs += [run_wrk("floor", floor_url, None, c, d) for c in (16, 64)]
+    floor_runs += [run_wrk("floor", floor_url, None, c, d, server=floor_proc) for c in (16, 64)]
     floor_curve = [run_wrk("floor", floor_url, None, c, d / 2) for c in (1, 4, 8, 32)]
     floor_proc.stop()
 
@@ -229,12 +235,13 @@ def main() -> int:
 
 def render_table(report: dict) -> str:
     lines = [f"issuance ({report['date']}, {report['duration_s']:.0f}s per run, server on 1 pinned core)",
-             "| run | conns | req/s | x floor | p50 ms | p90 ms | p99 ms | non-2xx |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| run | conns | req/s | x floor | p50 ms | p90 ms | p99 ms | non-2xx | server CPU µs/req |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         frac = f"{r['fraction_of_floor']:.2f}" if r["fraction_of_floor"] is not None else ""
+        cpu = f"{r['server_cpu_us']:.1f}" if r.get("server_cpu_us") is not None else ""
         lines.append(f"| {r['label']} | {r['connections']} | {r['requests_per_s']:.0f} | {frac} | {r['p50_ms']:.2f} | "
-                     f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']} |")
+                     f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']} | {cpu} |")
     lines.append("")
     lines += [f"resident memory, {k}: {v} MB" for k, v in report["rss_mb"].items()]
     return "\n".join(lines)

@@ -57,6 +57,9 @@ class ServerSettings:
     workers: int = 1
     graceful_timeout: int = 10  # seconds SIGTERM waits for in-flight requests
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
+    tls_cert: str = ""  # serve HTTPS with this certificate chain (PEM) ...
+    tls_key: str = ""  # ... and key; the default issuer becomes https://
+    tls_client_ca: str = ""  # ask clients for a certificate verified against these CAs (mutual TLS)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ class Settings:
 
     @property
     def issuer_url(self) -> str:
-        return self.issuer or f"http://{self.server.host}:{self.server.port}"
+        scheme = "https" if self.server.tls_cert else "http"
+        return self.issuer or f"{scheme}://{self.server.host}:{self.server.port}"
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -306,6 +310,8 @@ def _validate(settings: Settings) -> None:
     loopback = any(issuer.startswith(f"http://{h}") for h in ("127.0.0.1", "localhost", "[::1]"))
     if issuer.startswith("http://") and not (loopback or settings.dev_mode):
         raise ConfigError("setting issuer: plain http is only allowed on loopback or with dev_mode = true")
+    if settings.server.tls_client_ca and not settings.server.tls_cert:
+        raise ConfigError("setting server.tls_client_ca: needs server.tls_cert (Warden's own TLS listener)")
     if settings.server.workers < 1:
         raise ConfigError("setting server.workers: expected at least 1")
     if not 0 < settings.server.port < 65536:

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvloop
 
-from warden.server.h1 import Limits, Responder
+from warden.server.connections import Limits, Responder
 from warden.server.worker import serve_app
 
 

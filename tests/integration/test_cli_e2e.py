@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -35,8 +36,10 @@ def cli_json(*args: str, env: dict[str, str]) -> dict:
 
 
 class Served:
-    def __init__(self, env: dict[str, str], port: int, workers: int = 1) -> None:
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, env: dict[str, str], port: int, workers: int = 1, base: str | None = None,
+                 verify: "ssl.SSLContext | bool" = True) -> None:
+        self.url = base or f"http://127.0.0.1:{port}"
+        self.verify = verify
         self.proc = subprocess.Popen([*WARDEN, "serve", "--port", str(port), "--workers", str(workers)], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ok = wait_until(lambda: self._ready(), timeout=40, interval=0.2)
@@ -48,7 +51,7 @@ class Served:
         if self.proc.poll() is not None:
             return True
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=1, verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -234,3 +237,22 @@ def test_a_dead_worker_is_replaced_and_metrics_cover_every_worker(cli_env: dict[
         code, _, err = server.stop()
     assert code == 0, err
     assert "replacing it" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find worker processes")
+def test_sighup_replaces_every_worker_without_refusing_requests(cli_env: dict[str, str]):
+    port = free_port()
+    server = Served(cli_env, port, workers=2)
+    try:
+        assert wait_until(lambda: len(_workers(server.proc.pid)) == 2, timeout=20)
+        old = _workers(server.proc.pid)
+        server.proc.send_signal(signal.SIGHUP)
+        statuses = []
+        assert wait_until(lambda: statuses.append(httpx.get(f"{server.url}/healthz").status_code) is None
+                          and len(_workers(server.proc.pid)) == 2 and not _workers(server.proc.pid) & old,
+                          timeout=30)
+        assert set(statuses) == {200}
+        assert wait_until(lambda: httpx.get(f"{server.url}/readyz").status_code == 200, timeout=20)
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err

@@ -15,7 +15,7 @@ from tests.integration.conftest import wait_until
 from tests.integration.h1_harness import Reader, ThreadedH1, request
 from tests.integration.h1_harness import connect as _connect
 
-from warden.server.h1 import Limits
+from warden.server.connections import Limits
 from warden.server.http import Request, Response
 
 LIMITS = Limits(max_body_bytes=1024, max_header_bytes=2048, max_headers=20, keep_alive_timeout=60,

@@ -234,3 +234,42 @@ def test_real_nginx_terminating_tls_in_front_of_warden(mtls_server: LiveServer, 
     with _tls_client(ca, DEVICE, tmp_path) as client:
         resp = client.post(f"{base}/oauth2/token", data={"grant_type": "client_credentials", "client_id": device_cid})
         assert resp.status_code == 200, resp.text
+
+
+def test_wardens_own_tls_listener_hands_the_client_certificate_to_the_application(tmp_path: Path):
+    """`warden serve --tls-cert --tls-key --tls-client-ca`: a real TLS listener, httpx with a real certificate."""
+    import json
+    import sys
+
+    from tests.integration.test_cli_e2e import Served
+
+    server_cert = PKI.issue("localhost", dns=["localhost"], ips=["127.0.0.1"], server=True)
+    crt, key = server_cert.write(tmp_path, "server")
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(PKI.pem)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    env.update(WARDEN_DATA_DIR=str(tmp_path / "data"), WARDEN_AUDIT_SINK="off", WARDEN_MTLS_ENABLED="true",
+               WARDEN_MTLS_CLIENT_CA_FILE=str(ca), WARDEN_SERVER_TLS_CERT=str(crt), WARDEN_SERVER_TLS_KEY=str(key),
+               WARDEN_SERVER_TLS_CLIENT_CA=str(ca), WARDEN_REGISTRY_POLL_INTERVAL="0.1")
+    cli = [sys.executable, "-m", "warden.cli.main"]
+    subprocess.run([*cli, "apis", "create", "https://api.example", "--scopes", "read"], env=env, check=True,
+                   capture_output=True)
+    created = json.loads(subprocess.run(
+        [*cli, "clients", "create", "billing", "--grant", "https://api.example=read", "--auth-method",
+         "tls_client_auth", "--tls-san-dns", "billing.svc.example", "--cert-bound", "--json"],
+        env=env, check=True, capture_output=True, text=True).stdout)
+    port = free_port()
+    server = Served(env, port, base=f"https://127.0.0.1:{port}", verify=ssl.create_default_context(cafile=str(ca)))
+    try:
+        data = {"grant_type": "client_credentials", "client_id": created["client_id"]}
+        with _tls_client(ca, CLIENT, tmp_path) as client:
+            meta = client.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+            assert meta["issuer"] == f"https://127.0.0.1:{port}"
+            resp = client.post(f"{server.url}/oauth2/token", data=data)
+            assert resp.status_code == 200, resp.text
+            cnf = pyjwt.decode(resp.json()["access_token"], options={"verify_signature": False})["cnf"]
+            assert cnf == {"x5t#S256": certificate_thumbprint(CLIENT.cert)}
+        with _tls_client(ca, None, tmp_path) as client:  # no certificate: connects, but cannot authenticate
+            assert client.post(f"{server.url}/oauth2/token", data=data).status_code == 401
+    finally:
+        assert server.stop()[0] == 0

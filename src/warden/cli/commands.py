@@ -40,7 +40,8 @@ def serve(args: argparse.Namespace) -> int:
     from warden.server.serve import run_server
 
     overrides = {"server.host": args.host, "server.port": args.port, "server.workers": args.workers,
-                 "issuer": args.issuer}
+                 "issuer": args.issuer, "server.tls_cert": args.tls_cert, "server.tls_key": args.tls_key,
+                 "server.tls_client_ca": args.tls_client_ca}
     settings = settings_from_args(args, **overrides)
     return run_server(settings)
 

@@ -54,6 +54,9 @@ def build_parser() -> _Parser:
     p.add_argument("--port", type=int)
     p.add_argument("--issuer")
     p.add_argument("--workers", type=int)
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    p.add_argument("--tls-client-ca", help="request client certificates verified against these CAs (mutual TLS)")
 
     apis = sub.add_parser("apis", help="APIs (resource servers)").add_subparsers(
         dest="apis_command", metavar="COMMAND", parser_class=_Parser, required=True)

@@ -9,8 +9,8 @@ such input, and anything else goes through `parse_qsl` itself.
 
 A service sends the same body with every token request, so short bodies that
 carry no credentials are remembered (bounded) and parsed once; a `Form` is
-read-only, so sharing one between requests is safe. Bodies with `client_secret`
-or `client_assertion` are never kept.
+read-only, so sharing one between requests is safe. Bodies with `client_secret`,
+`client_assertion` or `token` (introspection, revocation) are never kept.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 _REMEMBERED: dict[tuple[bytes, int], Form] = {}
 _REMEMBER_ENTRIES = 1024
 _REMEMBER_BYTES = 512  # longer bodies are parsed every time
-_CREDENTIALS = ("client_secret", "client_assertion")
+_CREDENTIALS = ("client_secret", "client_assertion", "token")  # secrets, assertions, tokens to introspect
 
 
 def parse_form(body: bytes, *, max_param_bytes: int = 4096) -> Form:
@@ -85,7 +85,7 @@ def parse_form(body: bytes, *, max_param_bytes: int = 4096) -> Form:
     form = _REMEMBERED.get(key)
     if form is None:
         form = _parse_form(body, max_param_bytes)
-        if len(body) <= _REMEMBER_BYTES and _CREDENTIALS[0] not in form and _CREDENTIALS[1] not in form:
+        if len(body) <= _REMEMBER_BYTES and not any(name in form for name in _CREDENTIALS):
             if len(_REMEMBERED) >= _REMEMBER_ENTRIES:
                 _REMEMBERED.clear()
             _REMEMBERED[key] = form

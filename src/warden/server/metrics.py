@@ -13,8 +13,16 @@ from __future__ import annotations
 import os
 from typing import Generic, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import disable_created_metrics, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 
 __all__ = ["Metrics", "Labelled", "render_metrics", "CONTENT_TYPE_LATEST"]
 

@@ -74,9 +74,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def run_server(settings: Settings) -> int:
     from warden.server.supervisor import Supervisor
-    from warden.server.worker import run_worker
+    from warden.server.worker import run_worker, tls_context
 
     _prepare(settings)
+    tls_context(settings)  # fail fast, with one line, on unusable TLS files
     os.environ.update(settings_environment(settings))
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="warden-metrics-")

@@ -6,7 +6,8 @@ each connection to one of them. Workers are started with the `spawn` method, so
 each builds its application from a clean interpreter, never from a copy of
 the supervisor's state. A worker that dies is replaced (after a pause, so a
 crashing worker cannot spin). SIGTERM or SIGINT asks every worker to drain and
-waits for them; SIGHUP starts a fresh set of workers, then drains the old one.
+waits for them; SIGHUP starts a fresh set of workers and, once they serve (their
+application has started), drains the old ones, so no request waits on a restart.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import socket
 import time
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 
 from warden.server.worker import run_worker
 from warden.settings import Settings
@@ -28,8 +30,11 @@ log = logging.getLogger("warden.server")
 _RESTART_PAUSE = 1.0  # seconds between a worker's death and its replacement
 
 
-def _worker_main(settings: Settings, sock: socket.socket) -> None:
-    raise SystemExit(run_worker(settings, sock))
+_READY_TIMEOUT = 120.0  # how long SIGHUP waits for new workers to serve before draining the old ones
+
+
+def _worker_main(settings: Settings, sock: socket.socket, serving: Event) -> None:
+    raise SystemExit(run_worker(settings, sock, on_serving=serving.set))
 
 
 class Supervisor:
@@ -38,13 +43,24 @@ class Supervisor:
         self._sock = sock
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[BaseProcess] = []
+        self._serving: dict[int, Event] = {}  # id(process) -> set once that worker accepts connections
         self._signals: list[int] = []
 
     def _spawn(self) -> BaseProcess:
-        process = self._context.Process(target=_worker_main, args=(self._settings, self._sock), daemon=False)
+        serving = self._context.Event()
+        process = self._context.Process(target=_worker_main, args=(self._settings, self._sock, serving),
+                                        daemon=False)
         process.start()
+        self._serving[id(process)] = serving
         log.info("started worker %s", process.pid)
         return process
+
+    def _wait_serving(self, workers: list[BaseProcess]) -> None:
+        deadline = time.monotonic() + _READY_TIMEOUT
+        for process in workers:
+            serving = self._serving[id(process)]
+            while not serving.wait(0.2) and process.is_alive() and time.monotonic() < deadline:
+                pass
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signals.append(signum)
@@ -60,6 +76,7 @@ class Supervisor:
                 if signum == signal.SIGHUP:
                     log.info("SIGHUP: starting new workers, draining the old ones")
                     old, self._workers = self._workers, [self._spawn() for _ in self._workers]
+                    self._wait_serving(self._workers)
                     self._stop(old)
                 else:
                     log.info("%s: draining %d worker(s)", signal.Signals(signum).name, len(self._workers))
@@ -69,6 +86,7 @@ class Supervisor:
             for i, process in enumerate(self._workers):
                 if not process.is_alive():
                     log.warning("worker %s exited with status %s; replacing it", process.pid, process.exitcode)
+                    self._serving.pop(id(process), None)
                     time.sleep(_RESTART_PAUSE)
                     self._workers[i] = self._spawn()
 
@@ -83,3 +101,4 @@ class Supervisor:
                 log.warning("worker %s did not stop in time; killing it", process.pid)
                 process.kill()
                 process.join()
+            self._serving.pop(id(process), None)

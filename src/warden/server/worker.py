@@ -16,8 +16,11 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 
-from warden.server.h1 import ConnectionSet, H1Connection, Limits, Responder
+from warden.server.connections import ConnectionSet, Limits, Responder
+from warden.server.h1 import H1Connection
+from warden.errors import ConfigError
 from warden.settings import Settings
 
 __all__ = ["H1Server", "serve_app", "run_worker"]
@@ -67,7 +70,8 @@ class H1Server:
 
 
 async def serve_app(app: Responder, sock: socket.socket, limits: Limits, graceful_timeout: float,
-                    stop: asyncio.Event | None = None, tls: ssl.SSLContext | None = None) -> None:
+                    stop: asyncio.Event | None = None, tls: ssl.SSLContext | None = None,
+                    on_serving: Callable[[], object] | None = None) -> None:
     """Serve `app` on `sock` until SIGTERM/SIGINT, or until `stop` is set when one is given, then drain."""
     if stop is None:
         stop = asyncio.Event()
@@ -78,6 +82,8 @@ async def serve_app(app: Responder, sock: socket.socket, limits: Limits, gracefu
     server = H1Server(app, limits)
     await server.start(sock, tls)
     log.info("worker %d serving on %s", os.getpid(), _address(sock))
+    if on_serving is not None:
+        on_serving()
     await stop.wait()
     log.info("worker %d draining %d connection(s)", os.getpid(), len(server.shared.connections))
     dropped = await server.drain(graceful_timeout)
@@ -93,18 +99,48 @@ def _address(sock: socket.socket) -> str:
     return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
 
 
-def run_worker(settings: Settings, sock: socket.socket) -> int:
-    """Process entry point (also the supervisor's spawn target): build the app and serve until told to stop."""
-    import uvloop
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of Warden's own HTTPS listener, or None for plain HTTP.
 
+    With `server.tls_client_ca` clients are asked for a certificate (optional at the TLS layer, so
+    clients without one still connect); one that is presented must chain to those CAs, and it reaches
+    the application for mutual-TLS client authentication and certificate-bound tokens (RFC 8705).
+    Raises ConfigError for files that cannot be loaded.
+    """
+    server = settings.server
+    if not server.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(server.tls_cert, server.tls_key or None)
+        if server.tls_client_ca:
+            context.load_verify_locations(server.tls_client_ca)
+            context.verify_mode = ssl.CERT_OPTIONAL
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"setting server.tls_*: cannot load the TLS certificate, key or CA: {exc}") from None
+    return context
+
+
+def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[], object] | None = None) -> int:
+    """Process entry point (also the supervisor's spawn target): build the app and serve until told to stop.
+    `on_serving` is called once the application has started and connections are being accepted."""
     from warden.server.app import create_app
+
+    try:
+        import uvloop  # the measured choice; the standard loop serves too (more slowly) where uvloop is missing
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(settings)
     limits = Limits(max_body_bytes=app.max_body_bytes)
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve_app(app, sock, limits, float(settings.server.graceful_timeout)))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve_app(app, sock, limits, float(settings.server.graceful_timeout),
+                                 on_serving=on_serving, tls=tls_context(settings)))
     except Exception as exc:  # noqa: BLE001 - start-up failures end the process with one line
         sys.stderr.write(f"warden: worker {os.getpid()} failed: {exc}\n")
         return 3

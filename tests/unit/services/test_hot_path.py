@@ -198,4 +198,5 @@ def test_remembered_forms_are_shared_read_only_and_never_hold_credentials():
     assert again is first and again.multi("resource") == ["https://a.example", "https://b.example"]
     with_secret = b"grant_type=client_credentials&client_id=c&client_secret=wsec_x"
     parse_form(with_secret)
-    assert not any(b"client_secret" in key for key, _ in form_module._REMEMBERED)
+    parse_form(b"token=eyJhbGciOi.x.y")
+    assert not any(b"client_secret" in key or b"token=" in key for key, _ in form_module._REMEMBERED)
