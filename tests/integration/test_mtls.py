@@ -120,6 +120,25 @@ def test_certificate_header_from_an_untrusted_address_is_ignored(start_server, t
     assert any(e["event"] == "client.certificate_header_ignored" for e in s.audit_events())
 
 
+def test_envoy_xfcc_header_from_a_trusted_proxy(start_server, tmp_path: Path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(PKI.pem)
+    s = start_server("sqlite", **{"mtls.enabled": True, "mtls.client_ca_file": str(bundle),
+                                  "mtls.proxy_header": "x-forwarded-client-cert", "mtls.proxy_header_format": "xfcc",
+                                  "mtls.trusted_proxies": ["127.0.0.1"]})
+    cid, _ = register(s, "tls_client_auth", bound=True, tls_client_auth_san_dns="billing.svc.example")
+    xfcc = f'By=spiffe://edge;Hash=x;Cert="{quote(CLIENT.pem.decode())}";DNS=billing.svc.example'
+    resp = s.post("/oauth2/token", data={"grant_type": "client_credentials", "client_id": cid},
+                  headers={"x-forwarded-client-cert": xfcc})
+    assert resp.status_code == 200, resp.text
+    cnf = pyjwt.decode(resp.json()["access_token"], options={"verify_signature": False})["cnf"]
+    assert cnf == {"x5t#S256": certificate_thumbprint(CLIENT.cert)}
+    # an element naming a look-alike certificate is refused
+    bad = f'By=spiffe://edge;Cert="{quote(LOOKALIKE.pem.decode())}"'
+    assert s.post("/oauth2/token", data={"grant_type": "client_credentials", "client_id": cid},
+                  headers={"x-forwarded-client-cert": bad}).status_code == 401
+
+
 def test_malformed_certificate_header(mtls_server: LiveServer):
     cid, _ = register(mtls_server, "tls_client_auth", tls_client_auth_san_dns="billing.svc.example")
     resp = mtls_server.post("/oauth2/token", data={"grant_type": "client_credentials", "client_id": cid},

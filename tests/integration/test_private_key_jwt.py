@@ -11,7 +11,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from tests.integration.conftest import JsonDocuments, LiveServer, wait_until
+from tests.integration.conftest import JsonDocuments, LiveServer
 from warden.core.client_metadata import parse_client_metadata
 from warden.jose import generate_private_key, public_jwk
 
@@ -214,7 +214,7 @@ def test_disabled_private_key_jwt_client_is_refused(pk_server: LiveServer):
     pk_server.admin.update_client(cid, enabled=False)
     pk_server.sync()
     assert post(pk_server, "/oauth2/token", cid, assertion(pk_server, cid, KEY)).status_code == 401
-    assert wait_until(lambda: True)
+    assert any(e.get("reason") == "client_disabled" for e in pk_server.audit_events())
 
 
 def test_warden_client_library_with_private_key_jwt(pk_server: LiveServer):

@@ -77,7 +77,7 @@ async def _authenticate(request: Request, form: Form, rt: Runtime, now: float,
     except InvalidClient as exc:
         per_minute = rt.settings.limits.failed_auth_per_minute
         rt.failed_auth_limiter.take(request.source, per_minute / 60.0, per_minute, now)
-        client_id = presented.client_id if presented else None
+        client_id = presented.client_id or None if presented else None  # assertions may omit client_id
         security = exc.reason in ("secret_expired", "secret_revoked")
         rt.audit.emit("client.authentication_failed", outcome="denied", reason=exc.reason,
                       client_id=_bounded(client_id), source=request.source,
