@@ -1,6 +1,6 @@
 """The token agent over real sockets: TCP and unix socket, rotation, token file, Host checks, health, metrics.
 
-Fixture seam: `token_server` provides the authorization server the agent talks
+Fixture seam: `token_server` (tests/integration/fake_authorization_server.py) is the authorization server the agent talks
 to (`issuer`, `client_id`, current secret, `rotate_secret()`, `token_requests`).
 Today it is a small local fake; pointing it at the real Warden server only
 changes that fixture.
@@ -9,8 +9,6 @@ changes that fixture.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import os
 import signal
@@ -18,16 +16,14 @@ import stat
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from tests.integration.fake_authorization_server import FakeAuthorizationServer
 
 from warden.agent import Agent, run_agent
 from warden.agent.config import parse_agent_config
@@ -36,95 +32,9 @@ from warden.client import RetryPolicy
 AUDIENCE = "https://api.example"
 
 
-class QuietServer(ThreadingHTTPServer):
-    """A threaded test server that does not print tracebacks when a client hangs up early."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class FakeAuthorizationServer:
-    """RFC 8414 metadata plus a client credentials token endpoint that checks HTTP Basic credentials."""
-
-    def __init__(self, client_id: str = "billing", secret: str = "secret-one") -> None:
-        self.client_id = client_id
-        self.secret = secret
-        self.accepted = {secret}
-        self.status: int | None = None  # when set, every token request gets this error status
-        self.metadata_issuer: str | None = None  # when set, the metadata names this issuer (tampering)
-        self.token_requests: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _send(
-                self, status: int, document: dict[str, object], headers: dict[str, str] | None = None
-            ) -> None:
-                body = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                if self.path != "/.well-known/oauth-authorization-server":
-                    return self._send(404, {})
-                self._send(
-                    200,
-                    {
-                        "issuer": fake.metadata_issuer or fake.issuer,
-                        "token_endpoint": f"{fake.issuer}/oauth2/token",
-                    },
-                )
-
-            def do_POST(self) -> None:
-                form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
-                _, _, encoded = self.headers.get("Authorization", "").partition(" ")
-                client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
-                with fake._lock:
-                    fake.token_requests.append({**form, "client_id": client_id, "secret": secret})
-                    number = len(fake.token_requests)
-                if fake.status is not None:
-                    return self._send(fake.status, {"error": "temporarily_unavailable"}, {"Retry-After": "1"})
-                if client_id != fake.client_id or secret not in fake.accepted:
-                    return self._send(401, {"error": "invalid_client"})
-                self._send(
-                    200,
-                    {
-                        "access_token": f"at-{number}-{secret}",
-                        "token_type": "Bearer",
-                        "expires_in": 300,
-                        "scope": form.get("scope", ""),
-                    },
-                )
-
-        self._server = QuietServer(("127.0.0.1", 0), Handler)
-        self.issuer = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-
-    def rotate_secret(self, new: str) -> None:
-        self.secret = new
-        self.accepted = {new}
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
 @pytest.fixture
 def token_server() -> Iterator[FakeAuthorizationServer]:
-    server = FakeAuthorizationServer()
+    server = FakeAuthorizationServer("billing", "secret-one", token_value=lambda number, secret: f"at-{number}-{secret}")
     yield server
     server.close()
 
@@ -189,9 +99,9 @@ def test_token_is_served_over_tcp_and_then_from_cache(tmp_path, token_server, se
             assert only.json()["access_token"] == document["access_token"]
 
     asyncio.run(scenario())
-    scopes = sorted(r.get("scope", "") for r in token_server.token_requests)
+    scopes = sorted(r.get("scope", "") for r in token_server.forms)
     assert scopes == ["read", "read write"] and all(
-        r["resource"] == AUDIENCE for r in token_server.token_requests
+        r["resource"] == AUDIENCE for r in token_server.forms
     )
 
 
@@ -253,7 +163,7 @@ def test_rotated_secret_file_is_picked_up_without_restart(tmp_path, token_server
             assert 'warden_agent_credential_reloads_total{credential="billing"} 1' in metrics
 
     asyncio.run(scenario())
-    assert token_server.token_requests[-1]["secret"] == "secret-two"
+    assert token_server.presented[-1][1] == "secret-two"
     assert "reloaded after rotation" in caplog.text
     assert "secret-one" not in caplog.text and "secret-two" not in caplog.text
 
@@ -374,7 +284,7 @@ def test_mismatched_issuer_in_metadata_is_never_trusted(tmp_path, token_server, 
             assert response.status_code == 503 and response.json()["error"] == "issuer_mismatch"
 
     asyncio.run(scenario())
-    assert token_server.token_requests == []  # the secret never went anywhere (T62, T68)
+    assert token_server.token_requests == 0  # the secret never went anywhere (T62, T68)
 
 
 def test_run_agent_reports_configuration_errors(tmp_path, capsys):

@@ -9,107 +9,20 @@ tests at the real Warden server by changing that fixture alone.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import socket
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 import requests
+from tests.integration.fake_authorization_server import FakeAuthorizationServer, QuietServer
 
 from warden.client import ClientCredentials, RetryPolicy, SigningKey, TokenError
 from warden.jose import load_public_jwk, parse_compact
 
 AUDIENCE = "https://api.example"
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A threaded test server that does not print tracebacks when a client hangs up early."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class FakeAuthorizationServer:
-    """Metadata and a token endpoint on 127.0.0.1; records every token request's form."""
-
-    def __init__(self, client_id: str = "orders", client_secret: str = "wsec_orders") -> None:
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.delay = 0.0
-        self.failures: list[tuple[int, dict[str, str]]] = []  # answered, in order, before issuing
-        self.metadata: dict[str, object] | None = None  # replaces the metadata document
-        self.forms: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _send(self, status: int, document: object, headers: dict[str, str] | None = None) -> None:
-                body = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/oauth-authorization-server":
-                    return self._send(
-                        200,
-                        fake.metadata
-                        or {"issuer": fake.issuer, "token_endpoint": f"{fake.issuer}/oauth2/token"},
-                    )
-                self._send(404, {})
-
-            def do_POST(self) -> None:
-                form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
-                _, _, encoded = self.headers.get("Authorization", "").partition(" ")
-                with fake._lock:
-                    fake.forms.append(form)
-                    number = len(fake.forms)
-                    failure = fake.failures.pop(0) if fake.failures else None
-                time.sleep(fake.delay)
-                if failure is not None:
-                    return self._send(failure[0], {"error": "temporarily_unavailable"}, failure[1])
-                if "client_assertion" in form:
-                    return self._send(400, {"error": "invalid_client"})  # only the honest AS's tests use this
-                presented = (
-                    base64.b64decode(encoded).decode()
-                    if encoded
-                    else f"{form.get('client_id')}:{form.get('client_secret')}"
-                )
-                if presented != f"{fake.client_id}:{fake.client_secret}":
-                    return self._send(401, {"error": "invalid_client"}, {"WWW-Authenticate": "Basic"})
-                self._send(200, {"access_token": f"at-{number}", "token_type": "Bearer", "expires_in": 300})
-
-        self._server = QuietServer(("127.0.0.1", 0), Handler)
-        self._server.request_queue_size = 128
-        self.issuer = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-
-    @property
-    def token_requests(self) -> int:
-        return len(self.forms)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 @pytest.fixture
