@@ -1,20 +1,32 @@
-"""The libraries import without the server's dependencies, and public names are deliberate."""
+"""The libraries import without the server's dependencies, and public names are deliberate.
+
+The export guard works as httpx's `tests/test_exported_members.py` does: a package's `__all__`
+is exactly its public names, and a module's `__all__` names every public class and function it
+defines (and nothing it does not have). A new public name is then a decision, not an accident.
+"""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import subprocess
 import sys
+import types
 
 import pytest
 
-BLOCKER = """
+import warden
+
+SERVER_ONLY = ("uvicorn", "sqlalchemy", "alembic", "psycopg", "prometheus_client", "starlette", "fastapi",
+               "httptools", "uvloop", "opentelemetry", "redis")
+
+BLOCKER = f"""
 import sys
 class Block:
-    blocked = ("uvicorn", "sqlalchemy", "alembic", "psycopg", "prometheus_client", "starlette", "fastapi")
+    blocked = {SERVER_ONLY!r}
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in self.blocked:
-            raise ImportError(f"{name} is a server-only dependency")
+            raise ImportError(f"{{name}} is a server-only dependency")
         return None
 sys.meta_path.insert(0, Block())
 """
@@ -28,11 +40,39 @@ def test_light_modules_import_without_server_dependencies(module: str):
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("module", ["warden.jose", "warden.errors", "warden.protocol.errors", "warden.settings",
-                                    "warden.client", "warden.resource"])
-def test_all_lists_only_existing_public_names(module: str):
-    mod = importlib.import_module(module)
-    names = getattr(mod, "__all__")
-    assert names and len(names) == len(set(names))
-    for name in names:
-        assert not name.startswith("_") and hasattr(mod, name), name
+def _modules() -> list[pkgutil.ModuleInfo]:
+    return [info for info in pkgutil.walk_packages(warden.__path__, "warden.")
+            if ".migrations" not in info.name]
+
+
+def _public(mod: types.ModuleType) -> set[str]:
+    return {name for name, value in vars(mod).items()
+            if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"}
+
+
+def _defined_here(mod: types.ModuleType) -> set[str]:
+    return {name for name, value in vars(mod).items()
+            if not name.startswith("_") and isinstance(value, (type, types.FunctionType))
+            and getattr(value, "__module__", None) == mod.__name__}
+
+
+@pytest.mark.parametrize("info", [i for i in _modules() if i.ispkg], ids=lambda i: i.name)
+def test_a_packages_all_is_exactly_its_public_names(info: pkgutil.ModuleInfo):
+    mod = importlib.import_module(info.name)
+    names = getattr(mod, "__all__", [])
+    assert len(names) == len(set(names)), f"{info.name}.__all__ repeats a name"
+    assert set(names) == _public(mod)
+
+
+@pytest.mark.parametrize("info", [i for i in _modules() if not i.ispkg], ids=lambda i: i.name)
+def test_a_modules_all_names_what_it_defines(info: pkgutil.ModuleInfo):
+    mod = importlib.import_module(info.name)
+    defined = _defined_here(mod)
+    names = getattr(mod, "__all__", None)
+    if names is None:
+        assert not defined or info.name.rsplit(".", 1)[1].startswith("_"), \
+            f"{info.name} defines public names {sorted(defined)} but has no __all__"
+        return
+    assert len(names) == len(set(names)), f"{info.name}.__all__ repeats a name"
+    assert not [n for n in names if not hasattr(mod, n)], "__all__ names what the module does not have"
+    assert defined <= set(names), f"public but not in __all__: {sorted(defined - set(names))}"

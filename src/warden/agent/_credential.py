@@ -23,7 +23,7 @@ from warden.client._request import CacheKey
 from warden.core.scope import parse_scope
 from warden.errors import ConfigError
 
-__all__ = ["ManagedCredential", "FileStamp", "file_stamp", "load_material", "Material"]
+__all__ = ["build_source", "ManagedCredential", "FileStamp", "file_stamp", "load_material", "Material"]
 
 logger = logging.getLogger("warden.agent")
 

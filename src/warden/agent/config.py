@@ -38,6 +38,7 @@ from warden.core.scope import parse_scope
 from warden.errors import ConfigError
 
 __all__ = [
+    "parse_listen",
     "AgentConfig",
     "CredentialConfig",
     "TCPListen",

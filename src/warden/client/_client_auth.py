@@ -22,6 +22,7 @@ from warden.client._keys import SigningKey
 from warden.client._secret import Secret
 
 __all__ = [
+    "client_assertion",
     "AuthMethod",
     "ClientAuthMethod",
     "CLIENT_AUTH_METHODS",

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from warden.jose._b64 import b64_to_int, b64url_decode, b64url_encode, int_to_b64
 from warden.jose.algorithms import ALGORITHMS, UnsupportedAlgorithm
 
-__all__ = ["PublicKey", "PrivateKey", "generate_private_key", "public_jwk", "load_public_jwk", "jwk_thumbprint"]
+__all__ = ["algorithm_matches", "PublicKey", "PrivateKey", "generate_private_key", "public_jwk", "load_public_jwk", "jwk_thumbprint"]
 
 PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey]
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]

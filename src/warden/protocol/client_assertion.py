@@ -25,6 +25,7 @@ from warden.jose.algorithms import ALGORITHMS
 from warden.protocol.errors import InvalidClient
 
 __all__ = [
+    "key_algs",
     "ASSERTION_TYPE", "ASSERTION_ALGS", "MAX_ASSERTION_BYTES", "AssertionRules", "VerificationKey",
     "VerifiedAssertion", "parse_assertion", "unverified_claims", "verify_assertion",
 ]

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 __all__ = [
+    "discover_sync",
     "MAX_METADATA_BYTES",
     "FetchError",
     "Response",

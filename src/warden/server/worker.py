@@ -23,7 +23,7 @@ from warden.server.h1 import H1Connection
 from warden.errors import ConfigError
 from warden.settings import Settings
 
-__all__ = ["H1Server", "serve_app", "run_worker"]
+__all__ = ["tls_context", "H1Server", "serve_app", "run_worker"]
 
 log = logging.getLogger("warden.server")
 

@@ -34,7 +34,7 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
 
-__all__ = ["ApplyResult", "DesiredState", "parse_apply_file", "apply_state"]
+__all__ = ["DesiredClient", "ApplyResult", "DesiredState", "parse_apply_file", "apply_state"]
 
 _API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound"}
 _METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",

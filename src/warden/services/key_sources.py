@@ -25,7 +25,7 @@ from warden.jose import load_public_jwk
 from warden.protocol.client_assertion import VerificationKey, key_algs
 from warden.protocol.errors import TemporarilyUnavailable
 
-__all__ = ["FetchPolicy", "RemoteJwks", "KeySources", "keys_from_jwks"]
+__all__ = ["check_url", "FetchPolicy", "RemoteJwks", "KeySources", "keys_from_jwks"]
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
