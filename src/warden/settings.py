@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from warden.core.durations import parse_duration
+from warden._toml import load_toml
 from warden.errors import ConfigError
 
 __all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
@@ -335,13 +335,7 @@ def load_settings(config_file: str | None = None, environ: Mapping[str, str] | N
     settings = Settings()
     path = config_file or environ.get("WARDEN_CONFIG")
     if path:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        data = load_toml(path, "config file")
         settings = _apply(Settings, settings, data, "")
     settings = _apply(Settings, settings, _from_environ(environ), "")
     nested: dict[str, Any] = {}

@@ -26,7 +26,6 @@ anyone (T66).
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 from warden.client import CLIENT_AUTH_METHODS, AuthMethod
 from warden.client._discovery import is_loopback_host, url_problem
 from warden.core.scope import parse_scope
+from warden._toml import load_toml
 from warden.errors import ConfigError
 
 __all__ = [
@@ -297,11 +297,5 @@ def parse_agent_config(data: Mapping[str, Any], base_dir: str | os.PathLike[str]
 def load_agent_config(path: str | os.PathLike[str]) -> AgentConfig:
     """Read and validate `agent.toml`; raise ConfigError (naming the file or key) on any problem."""
     config_path = Path(path)
-    try:
-        with open(config_path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read agent config {str(config_path)!r}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"agent config {str(config_path)!r} is not valid TOML: {exc}") from None
+    data = load_toml(config_path, "agent config")
     return parse_agent_config(data, config_path.resolve().parent)

@@ -7,33 +7,15 @@ unknown, expired, revoked, foreign or another audience's token - is answered
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
-from warden.protocol.errors import InvalidRequest
-from warden.protocol.form import Form
+from warden.protocol.revocation import TokenReference, parse_token_reference
 
 __all__ = ["IntrospectionRequest", "parse_introspection_request", "render_active", "INACTIVE"]
 
 INACTIVE: dict[str, Any] = {"active": False}
-_HINTS = ("access_token", "refresh_token")
-
-
-@dataclass(frozen=True)
-class IntrospectionRequest:
-    token: str
-    token_type_hint: str | None
-
-    def __repr__(self) -> str:
-        return f"IntrospectionRequest(token=<hidden>, token_type_hint={self.token_type_hint!r})"
-
-
-def parse_introspection_request(form: Form) -> IntrospectionRequest:
-    token = form.single("token")
-    if token is None:
-        raise InvalidRequest("token is required", reason="missing_token")
-    hint = form.single("token_type_hint")  # §2.1: an unknown hint is ignored, not an error
-    return IntrospectionRequest(token, hint if hint in _HINTS else None)
+IntrospectionRequest = TokenReference  # RFC 7662 §2.1 takes the parameters of RFC 7009 §2.1
+parse_introspection_request = parse_token_reference
 
 
 def render_active(claims: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,20 +12,31 @@ from dataclasses import dataclass
 from warden.protocol.errors import InvalidRequest
 from warden.protocol.form import Form
 
-__all__ = ["RevocationRequest", "parse_revocation_request"]
+__all__ = ["TokenReference", "parse_token_reference", "RevocationRequest", "parse_revocation_request"]
+
+
+_HINTS = ("access_token", "refresh_token")  # §2.1 and the registry of §4.1.2
 
 
 @dataclass(frozen=True)
-class RevocationRequest:
+class TokenReference:
+    """The `token` and `token_type_hint` parameters of §2.1, which RFC 7662 §2.1 reuses."""
+
     token: str
     token_type_hint: str | None
 
     def __repr__(self) -> str:
-        return f"RevocationRequest(token=<hidden>, token_type_hint={self.token_type_hint!r})"
+        return f"{type(self).__name__}(token=<hidden>, token_type_hint={self.token_type_hint!r})"
 
 
-def parse_revocation_request(form: Form) -> RevocationRequest:
+def parse_token_reference(form: Form) -> TokenReference:
+    """The token a revocation or introspection request names; an unknown hint is ignored (§2.1)."""
     token = form.single("token")
     if token is None:
         raise InvalidRequest("token is required", reason="missing_token")
-    return RevocationRequest(token, form.single("token_type_hint"))
+    hint = form.single("token_type_hint")
+    return TokenReference(token, hint if hint in _HINTS else None)
+
+
+RevocationRequest = TokenReference
+parse_revocation_request = parse_token_reference

@@ -24,13 +24,13 @@ that is returned once.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
 from warden.core.api import Api, validate_api
 from warden.core.client_metadata import TLS_SUBJECT_FIELDS, ClientMetadata, parse_client_metadata
 from warden.core.durations import parse_duration
+from warden._toml import load_toml
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
 
@@ -83,13 +83,7 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
 
 
 def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = load_toml(path, "apply file")
     _check_keys(data, {"apis", "clients"}, path)
     apis: list[Api] = []
     for i, raw in enumerate(data.get("apis", [])):
