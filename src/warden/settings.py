@@ -13,6 +13,7 @@ Environment names: top-level keys are `WARDEN_<KEY>`, section keys are
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -237,20 +238,14 @@ def _coerce(name: str, ftype: Any, value: Any) -> Any:
             if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 return value.lower() in ("1", "true", "yes", "on")
             raise ValueError("expected true or false")
-        if tname.startswith("int"):
+        if tname.startswith(("int", "float")):
+            kind, noun = (int, "integer") if tname.startswith("int") else (float, "number")
             if isinstance(value, bool):
-                raise ValueError("expected an integer")
-            result = int(value)
-            if result < 0:
-                raise ValueError("expected a non-negative integer")
-            return result
-        if tname.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError("expected a number")
-            fresult = float(value)
-            if fresult < 0:
-                raise ValueError("expected a non-negative number")
-            return fresult
+                raise ValueError(f"expected a non-negative {noun}")
+            number = kind(value)
+            if not math.isfinite(number) or number < 0:
+                raise ValueError(f"expected a non-negative {noun}")
+            return number
         if tname.startswith("tuple"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]

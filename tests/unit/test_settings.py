@@ -61,3 +61,9 @@ def test_bad_trusted_issuers_name_the_key(tmp_path: Path, table: str, key: str):
     cfg.write_text("[[trusted_issuers]]\n" + table)
     with pytest.raises(ConfigError, match=key):
         load_settings(str(cfg), {})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+def test_numbers_must_be_finite_and_non_negative(value: str):
+    with pytest.raises(ConfigError, match="limits.client_rate: expected a non-negative number"):
+        load_settings(environ={"WARDEN_LIMITS_CLIENT_RATE": value})
