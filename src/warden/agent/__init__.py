@@ -15,11 +15,11 @@ from warden.agent._main import run_agent
 from warden.agent.config import AgentConfig, CredentialConfig, TCPListen, UnixListen, load_agent_config
 
 __all__ = [
-    "run_agent",
-    "load_agent_config",
     "Agent",
     "AgentConfig",
     "CredentialConfig",
     "TCPListen",
     "UnixListen",
+    "load_agent_config",
+    "run_agent",
 ]

@@ -46,8 +46,7 @@ from warden.agent._http import (
 from warden.agent._metrics import CONTENT_TYPE, render_agent_metrics
 from warden.agent._renewal import keep_fresh, watch_files
 from warden.agent.config import AgentConfig, CredentialConfig, TCPListen, UnixListen
-from warden.client import ClientCredentials, RefreshPolicy, RetryPolicy, TokenError
-from warden.client._request import CacheKey
+from warden.client import CacheKey, ClientCredentials, RefreshPolicy, RetryPolicy, TokenError
 from warden.errors import ConfigError
 
 __all__ = ["Agent"]

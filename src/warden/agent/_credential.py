@@ -18,12 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from warden.agent.config import CredentialConfig
-from warden.client import ClientCredentials, RefreshPolicy, RetryPolicy, Secret, SigningKey, TokenStats
-from warden.client._request import CacheKey
+from warden.client import (
+    CacheKey,
+    ClientCredentials,
+    RefreshPolicy,
+    RetryPolicy,
+    Secret,
+    SigningKey,
+    TokenStats,
+)
 from warden.core.scope import parse_scope
 from warden.errors import ConfigError
 
-__all__ = ["build_source", "ManagedCredential", "FileStamp", "file_stamp", "load_material", "Material"]
+__all__ = ["FileStamp", "ManagedCredential", "Material", "build_source", "file_stamp", "load_material"]
 
 logger = logging.getLogger("warden.agent")
 

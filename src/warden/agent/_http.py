@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
-from warden.client._discovery import is_loopback_host
+from warden.core.urls import is_loopback_host
 
 __all__ = [
-    "HTTPRequest",
+    "MAX_HEAD_BYTES",
     "HTTPProblem",
-    "parse_request_head",
+    "HTTPRequest",
     "is_allowed_host",
     "is_browser_request",
+    "parse_request_head",
     "render_response",
-    "MAX_HEAD_BYTES",
 ]
 
 MAX_HEAD_BYTES = 8192

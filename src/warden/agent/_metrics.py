@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from warden.agent._credential import ManagedCredential
 
-__all__ = ["MetricFamily", "render_metrics", "render_agent_metrics", "CONTENT_TYPE"]
+__all__ = ["CONTENT_TYPE", "MetricFamily", "render_agent_metrics", "render_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

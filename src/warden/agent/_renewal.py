@@ -21,8 +21,7 @@ from pathlib import Path
 
 from warden.agent._credential import ManagedCredential
 from warden.agent._token_file import remove_token_file, write_token_file
-from warden.client import AccessToken, ClientCredentials, TokenError
-from warden.client._request import CacheKey
+from warden.client import AccessToken, CacheKey, ClientCredentials, TokenError
 
 __all__ = ["keep_fresh", "watch_files"]
 

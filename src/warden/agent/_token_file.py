@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_token_file", "remove_token_file", "TOKEN_FILE_MODE"]
+__all__ = ["TOKEN_FILE_MODE", "remove_token_file", "write_token_file"]
 
 TOKEN_FILE_MODE = 0o600
 

@@ -31,21 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from warden.client import CLIENT_AUTH_METHODS, AuthMethod
-from warden.client._discovery import is_loopback_host, url_problem
-from warden.core.scope import parse_scope
 from warden._toml import load_toml
+from warden.client import CLIENT_AUTH_METHODS, AuthMethod
+from warden.core.scope import parse_scope
+from warden.core.urls import is_loopback_host, url_problem
 from warden.errors import ConfigError
 
 __all__ = [
-    "parse_listen",
+    "DEFAULT_LISTEN",
     "AgentConfig",
     "CredentialConfig",
     "TCPListen",
     "UnixListen",
     "load_agent_config",
     "parse_agent_config",
-    "DEFAULT_LISTEN",
+    "parse_listen",
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:4180"

@@ -27,22 +27,24 @@ from warden.client._dpop import DPoPKey
 from warden.client._errors import TokenError
 from warden.client._flow import Clock, MonotonicClock, RefreshPolicy, RetryPolicy
 from warden.client._keys import SigningKey
+from warden.client._request import CacheKey
 from warden.client._secret import SECRET_ENV_VAR, Secret
 
 __all__ = [
-    "ClientCredentials",
+    "CLIENT_AUTH_METHODS",
+    "SECRET_ENV_VAR",
     "AccessToken",
-    "TokenError",
-    "Secret",
-    "SigningKey",
+    "AuthMethod",
+    "CacheEntry",
+    "CacheKey",
+    "ClientCredentials",
+    "Clock",
     "DPoPKey",
+    "MonotonicClock",
     "RefreshPolicy",
     "RetryPolicy",
+    "Secret",
+    "SigningKey",
+    "TokenError",
     "TokenStats",
-    "CacheEntry",
-    "AuthMethod",
-    "CLIENT_AUTH_METHODS",
-    "Clock",
-    "MonotonicClock",
-    "SECRET_ENV_VAR",
 ]

@@ -24,7 +24,7 @@ from warden.client._messages import Reply, Send, Sleep, Step
 from warden.client._request import CacheKey
 from warden.client._transport import HTTPXTransport
 
-__all__ = ["Flight", "TokenCache", "TokenStats", "CacheEntry"]
+__all__ = ["CacheEntry", "Flight", "TokenCache", "TokenStats"]
 
 Outcome = Token | TokenError | None  # None: abandoned by its leader
 

@@ -22,13 +22,13 @@ from warden.client._keys import SigningKey
 from warden.client._secret import Secret
 
 __all__ = [
-    "client_assertion",
+    "ASSERTION_LIFETIME",
+    "ASSERTION_TYPE",
+    "CLIENT_AUTH_METHODS",
     "AuthMethod",
     "ClientAuthMethod",
-    "CLIENT_AUTH_METHODS",
     "ClientAuthentication",
-    "ASSERTION_TYPE",
-    "ASSERTION_LIFETIME",
+    "client_assertion",
 ]
 
 AuthMethod = Literal[

@@ -29,7 +29,7 @@ import httpx
 from warden.client._access_token import AccessToken
 from warden.client._cache import CacheEntry, TokenCache, TokenStats
 from warden.client._client_auth import CLIENT_AUTH_METHODS, AuthMethod, ClientAuthentication
-from warden.client._discovery import EndpointResolver, url_problem
+from warden.client._discovery import EndpointResolver
 from warden.client._dpop import DPoPKey
 from warden.client._flow import Clock, MonotonicClock, RefreshPolicy, RetryPolicy, Token, TokenFlow
 from warden.client._keys import SigningKey
@@ -38,12 +38,13 @@ from warden.client._resource_auth import BoundAuth, ResourceAuth, async_auth_flo
 from warden.client._secret import SECRET_ENV_VAR, Secret
 from warden.client._transport import HTTPXTransport
 from warden.core.scope import is_scope_token, parse_scope
+from warden.core.urls import url_problem
 from warden.errors import ConfigError
 
 if TYPE_CHECKING:  # requests is optional: imported only inside requests_auth()
     from requests.auth import AuthBase
 
-__all__ = ["ClientCredentials"]
+__all__ = ["CachedTokens", "ClientCredentials"]
 
 logger = logging.getLogger("warden.client")
 
@@ -64,6 +65,36 @@ def _scopes(scope: str | Iterable[str] | None, what: str) -> tuple[str, ...]:
     if not all(isinstance(t, str) and is_scope_token(t) for t in tokens):
         raise ConfigError(f"{what}: malformed scope token (RFC 6749 §3.3)")
     return tokens
+
+
+class CachedTokens:
+    """The token cache seen as `AccessToken`s per cache key: what the auth adapters consume."""
+
+    def __init__(self, cache: TokenCache, clock: Clock) -> None:
+        self._cache = cache
+        self._clock = clock
+
+    def access_token(self, key: CacheKey, token: Token) -> AccessToken:
+        now = self._clock.now()
+        refresh_in = self._cache.next_attempt_in(key)
+        return AccessToken(
+            token.access_token,
+            token.token_type,
+            max(token.expires_at - now, 0.0),
+            refresh_in if refresh_in is not None else 0.0,
+            token.scope,
+            key[0],
+        )
+
+    def get(self, key: CacheKey) -> AccessToken:
+        return self.access_token(key, self._cache.get(key))
+
+    async def aget(self, key: CacheKey) -> AccessToken:
+        return self.access_token(key, await self._cache.aget(key))
+
+    def discard(self, key: CacheKey, token: AccessToken) -> None:
+        logger.info("resource server answered invalid_token; fetching a fresh token once")
+        self._cache.invalidate(key, token.access_token)
 
 
 class ClientCredentials(httpx.Auth):
@@ -197,6 +228,7 @@ class ClientCredentials(httpx.Auth):
             async_sleep=async_sleep or asyncio.sleep,
         )
         self._resource = ResourceAuth(dpop_key=dpop_key, allowed_origins=allowed_origins)
+        self._tokens = CachedTokens(self._cache, self._clock)
 
     @staticmethod
     def _resolve_secret(
@@ -235,18 +267,6 @@ class ClientCredentials(httpx.Auth):
         scopes = self.scope if scope is None else _scopes(scope, "scope")
         return (self.audience if audience is None else audience, frozenset(scopes))
 
-    def _access_token(self, key: CacheKey, token: Token) -> AccessToken:
-        now = self._clock.now()
-        refresh_in = self._cache.next_attempt_in(key)
-        return AccessToken(
-            token.access_token,
-            token.token_type,
-            max(token.expires_at - now, 0.0),
-            refresh_in if refresh_in is not None else 0.0,
-            token.scope,
-            key[0],
-        )
-
     def get_access_token(
         self, audience: str | None = None, scope: str | Iterable[str] | None = None
     ) -> AccessToken:
@@ -256,15 +276,13 @@ class ClientCredentials(httpx.Auth):
             TokenError: no valid token could be obtained; `retryable` tells whether waiting may help.
             ConfigError: `scope` is malformed.
         """
-        key = self.cache_key(audience, scope)
-        return self._access_token(key, self._cache.get(key))
+        return self._tokens.get(self.cache_key(audience, scope))
 
     async def aget_access_token(
         self, audience: str | None = None, scope: str | Iterable[str] | None = None
     ) -> AccessToken:
         """Async twin of `get_access_token`."""
-        key = self.cache_key(audience, scope)
-        return self._access_token(key, await self._cache.aget(key))
+        return await self._tokens.aget(self.cache_key(audience, scope))
 
     def get_token(self, audience: str | None = None, scope: str | Iterable[str] | None = None) -> str:
         """Return the access token string; see `get_access_token`."""
@@ -280,7 +298,7 @@ class ClientCredentials(httpx.Auth):
         """The cached token if usable, else None; never does I/O and never starts a renewal."""
         key = self.cache_key(audience, scope)
         token = self._cache.peek(key)
-        return None if token is None else self._access_token(key, token)
+        return None if token is None else self._tokens.access_token(key, token)
 
     def has_token(self, audience: str | None = None, scope: str | Iterable[str] | None = None) -> bool:
         """True if a usable token is cached for the key (no I/O)."""
@@ -315,13 +333,13 @@ class ClientCredentials(httpx.Auth):
 
     def httpx_auth(self, audience: str | None = None, scope: str | Iterable[str] | None = None) -> httpx.Auth:
         """An `httpx.Auth` for another audience or scope than the defaults."""
-        return BoundAuth(self, self.cache_key(audience, scope))
+        return BoundAuth(self._tokens, self._resource, self.cache_key(audience, scope), repr(self))
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        return sync_auth_flow(self, self.cache_key(), request)
+        return sync_auth_flow(self._tokens, self._resource, self.cache_key(), request)
 
     def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        return async_auth_flow(self, self.cache_key(), request)
+        return async_auth_flow(self._tokens, self._resource, self.cache_key(), request)
 
     def requests_auth(
         self, audience: str | None = None, scope: str | Iterable[str] | None = None
@@ -332,17 +350,7 @@ class ClientCredentials(httpx.Auth):
         """
         from warden.client._requests_auth import RequestsAuth
 
-        return RequestsAuth(self, self.cache_key(audience, scope))
-
-    def _discard(self, key: CacheKey, token: AccessToken) -> None:
-        logger.info("resource server answered invalid_token; fetching a fresh token once")
-        self._cache.invalidate(key, token.access_token)
-
-    def _get_for(self, key: CacheKey) -> AccessToken:
-        return self._access_token(key, self._cache.get(key))
-
-    async def _aget_for(self, key: CacheKey) -> AccessToken:
-        return self._access_token(key, await self._cache.aget(key))
+        return RequestsAuth(self._tokens, self._resource, self.cache_key(audience, scope), repr(self))
 
     def __repr__(self) -> str:
         return (

@@ -14,7 +14,6 @@ appended is tried; both answers are held to the same §3.3 check.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -23,14 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from warden.client._errors import DISCOVERY_FAILED, ISSUER_MISMATCH, NETWORK_ERROR, TokenError
 from warden.client._messages import HTTPRequest, HTTPResponse, Reply, Send, Step, TransportFailure
+from warden.core.urls import url_problem
 
 __all__ = [
-    "ServerMetadata",
     "EndpointResolver",
+    "ServerMetadata",
     "metadata_urls",
     "parse_metadata",
-    "url_problem",
-    "is_loopback_host",
 ]
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
@@ -42,42 +40,6 @@ class ServerMetadata:
     issuer: str
     token_endpoint: str
     mtls_token_endpoint: str | None = None
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for `localhost` and loopback IP literals (with or without IPv6 brackets)."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_problem(url: object, *, allow_insecure_http: bool = False) -> str | None:
-    """Return why `url` cannot be an issuer or endpoint URL, or None if it can.
-
-    TLS is required (RFC 6749 §3.2, RFC 8414 §2) except on loopback hosts, or
-    when the caller explicitly allows plain HTTP.
-    """
-    if not isinstance(url, str) or not url:
-        return "must be a non-empty URL string"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme not in ("https", "http") or not host:
-        return "must be an absolute http(s) URL"
-    if parts.username is not None or parts.password is not None:
-        return "must not contain user information"
-    if parts.fragment or "#" in url:
-        return "must not contain a fragment"
-    if parts.scheme == "http" and not (allow_insecure_http or is_loopback_host(host)):
-        return "must use https (plain http is allowed only on loopback hosts)"
-    return None
 
 
 def metadata_urls(issuer: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from warden.client._keys import SigningKey
 from warden.jose import jwk_thumbprint
 
-__all__ = ["DPoPKey", "htu_of", "access_token_hash"]
+__all__ = ["DPoPKey", "access_token_hash", "htu_of"]
 
 
 def htu_of(url: str) -> str:
@@ -43,7 +43,7 @@ class DPoPKey:
         wall_clock: seconds since the epoch for `iat` (injected in tests).
     """
 
-    __slots__ = ("key", "_wall_clock", "_jwk", "thumbprint")
+    __slots__ = ("_jwk", "_wall_clock", "key", "thumbprint")
 
     def __init__(self, key: SigningKey, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.key = key

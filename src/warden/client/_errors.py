@@ -16,15 +16,15 @@ from warden.errors import WardenError
 from warden.protocol.errors import safe_description
 
 __all__ = [
-    "TokenError",
-    "NETWORK_ERROR",
-    "SERVER_ERROR",
-    "RATE_LIMITED",
+    "DISCOVERY_FAILED",
     "INVALID_RESPONSE",
     "INVALID_TOKEN_TYPE",
     "ISSUER_MISMATCH",
-    "DISCOVERY_FAILED",
+    "NETWORK_ERROR",
     "ORIGIN_NOT_ALLOWED",
+    "RATE_LIMITED",
+    "SERVER_ERROR",
+    "TokenError",
 ]
 
 NETWORK_ERROR: Final = "network_error"

@@ -39,7 +39,7 @@ from warden.client._request import CacheKey, TokenRequestFactory
 from warden.client._response import TokenResponse, parse_token_response
 from warden.errors import ConfigError
 
-__all__ = ["FlowCounters", "Clock", "MonotonicClock", "RefreshPolicy", "RetryPolicy", "Token", "Decision", "TokenFlow"]
+__all__ = ["Clock", "Decision", "FlowCounters", "MonotonicClock", "RefreshPolicy", "RetryPolicy", "Token", "TokenFlow"]
 
 
 class Clock(Protocol):

@@ -38,7 +38,7 @@ def default_alg(key: object) -> str:
 class SigningKey:
     """A private key, the one JWS algorithm it signs with, and an optional `kid`."""
 
-    __slots__ = ("private_key", "alg", "key_id")
+    __slots__ = ("alg", "key_id", "private_key")
 
     def __init__(self, private_key: PrivateKey, alg: str | None = None, key_id: str | None = None) -> None:
         alg = alg or default_alg(private_key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["HTTPRequest", "HTTPResponse", "TransportFailure", "Send", "Sleep", "Step", "Reply"]
+__all__ = ["HTTPRequest", "HTTPResponse", "Reply", "Send", "Sleep", "Step", "TransportFailure"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from warden.client._client_auth import ClientAuthentication
 from warden.client._dpop import DPoPKey
 from warden.client._messages import HTTPRequest, HTTPResponse
 
-__all__ = ["TokenRequestFactory", "CacheKey", "USER_AGENT"]
+__all__ = ["USER_AGENT", "CacheKey", "TokenRequestFactory"]
 
 CacheKey = tuple[str | None, frozenset[str]]
 USER_AGENT = f"warden-client/{__version__}"

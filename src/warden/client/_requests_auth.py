@@ -20,7 +20,7 @@ from warden.client._request import CacheKey
 
 if TYPE_CHECKING:
     from warden.client._access_token import AccessToken
-    from warden.client._credentials import ClientCredentials
+    from warden.client._resource_auth import KeyedTokens, ResourceAuth
 
 __all__ = ["RequestsAuth"]
 
@@ -30,15 +30,17 @@ _MAX_RESENDS = 2  # one fresh token plus one DPoP nonce, at most
 class RequestsAuth(AuthBase):
     """Adds the token of one cache key to `requests` requests."""
 
-    def __init__(self, credentials: ClientCredentials, key: CacheKey) -> None:
-        self._credentials = credentials
+    def __init__(self, tokens: KeyedTokens, presenter: ResourceAuth, key: CacheKey, owner: str) -> None:
+        self._tokens = tokens
+        self._presenter = presenter
         self._key = key
+        self._owner = owner
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         url = str(request.url)
-        self._credentials._resource.check_origin(url)
-        token = self._credentials._get_for(self._key)
-        request.headers.update(self._credentials._resource.headers(str(request.method), url, token))
+        self._presenter.check_origin(url)
+        token = self._tokens.get(self._key)
+        request.headers.update(self._presenter.headers(str(request.method), url, token))
         done: set[str] = set()
 
         def on_response(response: Response, **kwargs: Any) -> Response:
@@ -50,11 +52,10 @@ class RequestsAuth(AuthBase):
     def _handle(
         self, response: Response, token: AccessToken, done: set[str], send_kwargs: dict[str, Any]
     ) -> Response:
-        cc = self._credentials
         for _ in range(_MAX_RESENDS):
             prepared = response.request
             url = str(prepared.url)
-            action = cc._resource.retry_action(
+            action = self._presenter.retry_action(
                 url,
                 response.status_code,
                 [response.headers.get("www-authenticate", "")],
@@ -65,8 +66,8 @@ class RequestsAuth(AuthBase):
             if action is None:
                 return response
             if action == "token":
-                cc._discard(self._key, token)
-                token = cc._get_for(self._key)
+                self._tokens.discard(self._key, token)
+                token = self._tokens.get(self._key)
             response.content  # noqa: B018 - drain, so the connection can be reused for the resend
             response.close()
             resend = prepared.copy()
@@ -74,7 +75,7 @@ class RequestsAuth(AuthBase):
             jar: Any = resend._cookies
             extract_cookies_to_jar(jar, prepared, response.raw)
             resend.prepare_cookies(jar)
-            resend.headers.update(cc._resource.headers(str(resend.method), url, token))
+            resend.headers.update(self._presenter.headers(str(resend.method), url, token))
             retried = response.connection.send(resend, **send_kwargs)
             retried.history.append(response)
             retried.request = resend
@@ -82,4 +83,4 @@ class RequestsAuth(AuthBase):
         return response
 
     def __repr__(self) -> str:
-        return f"<requests auth for {self._credentials!r}>"
+        return f"<requests auth for {self._owner}>"

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncGenerator, Generator, Iterable
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,10 +25,17 @@ from warden.client._dpop import DPoPKey
 from warden.client._errors import ORIGIN_NOT_ALLOWED, TokenError
 from warden.client._request import CacheKey
 
-if TYPE_CHECKING:
-    from warden.client._credentials import ClientCredentials
-
-__all__ = ["ResourceAuth", "RetryAction", "BoundAuth", "sync_auth_flow", "async_auth_flow", "origin_of"]
+__all__ = [
+    "BoundAuth",
+    "FetchToken",
+    "KeyedTokens",
+    "ResourceAuth",
+    "RetryAction",
+    "async_auth_flow",
+    "auth_steps",
+    "origin_of",
+    "sync_auth_flow",
+]
 
 RetryAction = Literal["token", "nonce"]
 _MAX_NONCES = 64
@@ -99,18 +107,42 @@ class ResourceAuth:
         return None
 
 
-def sync_auth_flow(
-    cc: ClientCredentials, key: CacheKey, request: httpx.Request
-) -> Generator[httpx.Request, httpx.Response, None]:
-    """The httpx sync auth flow for one cache key of `cc`."""
+class KeyedTokens(Protocol):
+    """What the adapters need from a token source: a token for a cache key, and dropping one that a
+    resource server refused. `ClientCredentials` provides one; the adapters depend on nothing else."""
+
+    def get(self, key: CacheKey) -> AccessToken: ...
+
+    async def aget(self, key: CacheKey) -> AccessToken: ...
+
+    def discard(self, key: CacheKey, token: AccessToken) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FetchToken:
+    """An auth-flow step: the driver drops `refused` (if any), fetches a token and sends it in."""
+
+    refused: AccessToken | None = None
+
+
+Step = httpx.Request | FetchToken
+StepReply = httpx.Response | AccessToken | None
+
+
+def auth_steps(presenter: ResourceAuth, request: httpx.Request) -> Generator[Step, StepReply, None]:
+    """The auth flow without I/O: yields `FetchToken` when it needs a token and the request when it is
+    ready to send, and is sent the token or the response. The sync and async drivers differ only in
+    how they fetch a token, as httpx derives both of its auth flows from one generator."""
     url = str(request.url)
-    cc._resource.check_origin(url)
-    token = cc._get_for(key)
-    request.headers.update(cc._resource.headers(request.method, url, token))
+    presenter.check_origin(url)
+    token = yield FetchToken()
     done: set[str] = set()
     while True:
+        assert isinstance(token, AccessToken)
+        request.headers.update(presenter.headers(request.method, url, token))
         response = yield request
-        action = cc._resource.retry_action(
+        assert isinstance(response, httpx.Response)
+        action = presenter.retry_action(
             url,
             response.status_code,
             response.headers.get_list("www-authenticate"),
@@ -121,52 +153,62 @@ def sync_auth_flow(
         if action is None:
             return
         if action == "token":
-            cc._discard(key, token)
-            token = cc._get_for(key)
-        request.headers.update(cc._resource.headers(request.method, url, token))
+            token = yield FetchToken(refused=token)
+
+
+def _advance(steps: Generator[Step, StepReply, None], reply: StepReply) -> Step | None:
+    try:
+        return steps.send(reply)
+    except StopIteration:
+        return None
+
+
+def _fetch(tokens: KeyedTokens, key: CacheKey, step: FetchToken) -> AccessToken:
+    if step.refused is not None:
+        tokens.discard(key, step.refused)
+    return tokens.get(key)
+
+
+async def _afetch(tokens: KeyedTokens, key: CacheKey, step: FetchToken) -> AccessToken:
+    if step.refused is not None:
+        tokens.discard(key, step.refused)
+    return await tokens.aget(key)
+
+
+def sync_auth_flow(
+    tokens: KeyedTokens, presenter: ResourceAuth, key: CacheKey, request: httpx.Request
+) -> Generator[httpx.Request, httpx.Response, None]:
+    """The httpx sync auth flow for one cache key."""
+    steps, reply = auth_steps(presenter, request), None
+    while (step := _advance(steps, reply)) is not None:
+        reply = (yield step) if isinstance(step, httpx.Request) else _fetch(tokens, key, step)
 
 
 async def async_auth_flow(
-    cc: ClientCredentials, key: CacheKey, request: httpx.Request
+    tokens: KeyedTokens, presenter: ResourceAuth, key: CacheKey, request: httpx.Request
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-    """The httpx async auth flow for one cache key of `cc`."""
-    url = str(request.url)
-    cc._resource.check_origin(url)
-    token = await cc._aget_for(key)
-    request.headers.update(cc._resource.headers(request.method, url, token))
-    done: set[str] = set()
-    while True:
-        response = yield request
-        action = cc._resource.retry_action(
-            url,
-            response.status_code,
-            response.headers.get_list("www-authenticate"),
-            response.headers.get("dpop-nonce"),
-            token,
-            done,
-        )
-        if action is None:
-            return
-        if action == "token":
-            cc._discard(key, token)
-            token = await cc._aget_for(key)
-        request.headers.update(cc._resource.headers(request.method, url, token))
+    """The httpx async auth flow for one cache key: the same steps, fetching tokens without blocking."""
+    steps, reply = auth_steps(presenter, request), None
+    while (step := _advance(steps, reply)) is not None:
+        reply = (yield step) if isinstance(step, httpx.Request) else await _afetch(tokens, key, step)
 
 
 class BoundAuth(httpx.Auth):
-    """`httpx.Auth` for one cache key of a `ClientCredentials`."""
+    """`httpx.Auth` for one cache key of a token source."""
 
-    def __init__(self, credentials: ClientCredentials, key: CacheKey) -> None:
-        self._credentials = credentials
+    def __init__(self, tokens: KeyedTokens, presenter: ResourceAuth, key: CacheKey, owner: str) -> None:
+        self._tokens = tokens
+        self._presenter = presenter
         self._key = key
+        self._owner = owner
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        return sync_auth_flow(self._credentials, self._key, request)
+        return sync_auth_flow(self._tokens, self._presenter, self._key, request)
 
     def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        return async_auth_flow(self._credentials, self._key, request)
+        return async_auth_flow(self._tokens, self._presenter, self._key, request)
 
     def __repr__(self) -> str:
         audience, scopes = self._key
         scope = " ".join(sorted(scopes))
-        return f"<httpx auth for {self._credentials!r}, audience={audience!r}, scope={scope!r}>"
+        return f"<httpx auth for {self._owner}, audience={audience!r}, scope={scope!r}>"

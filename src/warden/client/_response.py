@@ -28,12 +28,12 @@ from warden.client._errors import INVALID_RESPONSE, INVALID_TOKEN_TYPE, RATE_LIM
 from warden.client._messages import HTTPResponse
 
 __all__ = [
+    "MAX_RESPONSE_BYTES",
     "TokenResponse",
-    "parse_token_response",
+    "is_retryable_status",
     "parse_error_response",
     "parse_retry_after",
-    "is_retryable_status",
-    "MAX_RESPONSE_BYTES",
+    "parse_token_response",
 ]
 
 MAX_RESPONSE_BYTES = 64 * 1024

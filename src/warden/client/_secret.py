@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from warden.errors import ConfigError
 
-__all__ = ["Secret", "SECRET_ENV_VAR"]
+__all__ = ["SECRET_ENV_VAR", "Secret"]
 
 SECRET_ENV_VAR = "WARDEN_CLIENT_SECRET"
 _MASK = "**********"

@@ -20,6 +20,7 @@ CLIENT_API = {
     "RetryPolicy",
     "TokenStats",
     "CacheEntry",
+    "CacheKey",
     "AuthMethod",
     "CLIENT_AUTH_METHODS",
     "Clock",

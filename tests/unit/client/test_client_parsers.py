@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from warden.client import TokenError
 from warden.client._challenge import has_error, parse_challenges
-from warden.client._discovery import metadata_urls, parse_metadata, url_problem
+from warden.client._discovery import metadata_urls, parse_metadata
+from warden.core.urls import url_problem
 from warden.client._messages import HTTPResponse
 from warden.client._response import parse_error_response, parse_retry_after, parse_token_response
 
