@@ -21,32 +21,10 @@ from typing import Any, Mapping
 from warden.core.durations import parse_duration
 from warden._toml import load_toml
 from warden.errors import ConfigError
+from warden.secret import Secret
 
 __all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
            "ClientAuthSettings", "DPoPSettings", "MTLSSettings", "TrustedIssuer", "load_settings"]
-
-
-class Secret:
-    """A configuration value that must not be printed."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)

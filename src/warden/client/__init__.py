@@ -28,7 +28,7 @@ from warden.client._errors import TokenError
 from warden.client._flow import Clock, MonotonicClock, RefreshPolicy, RetryPolicy
 from warden.client._keys import SigningKey
 from warden.client._request import CacheKey
-from warden.client._secret import SECRET_ENV_VAR, Secret
+from warden.secret import SECRET_ENV_VAR, Secret
 
 __all__ = [
     "CLIENT_AUTH_METHODS",

@@ -19,7 +19,7 @@ from typing import Literal
 from urllib.parse import quote_plus
 
 from warden.client._keys import SigningKey
-from warden.client._secret import Secret
+from warden.secret import Secret
 
 __all__ = [
     "ASSERTION_LIFETIME",

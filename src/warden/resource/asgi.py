@@ -20,9 +20,9 @@ only when `client_cert_header` names it, from a header a trusted proxy sets.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Collection, Iterable
 
+from warden.asgi_types import ASGIApp, Receive, Scope, Send
 from warden.protocol.errors import InvalidToken, OAuthError
 from warden.resource._render import MISSING_TOKEN
 from warden.resource.claims import Claims
@@ -31,13 +31,6 @@ from warden.resource.request import avalidate_request, error_response, presented
 from warden.resource.validator import Scheme, Validator
 
 __all__ = ["CLAIMS_SCOPE_KEY", "CLAIMS_STATE_KEY", "AccessTokenMiddleware", "client_certificate", "request_url"]
-
-# ASGI messages and scopes are heterogeneous dictionaries by specification.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CLAIMS_SCOPE_KEY = "warden.claims"
 CLAIMS_STATE_KEY = "warden_claims"

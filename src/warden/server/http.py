@@ -11,15 +11,24 @@ same `WardenApp.respond`, so routing, limits and errors cannot diverge.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 
-__all__ = ["Scope", "Receive", "Send", "Request", "Response", "BodyTooLarge", "read_body", "json_response",
-           "NO_STORE", "JSON_CONTENT"]
+from warden.asgi_types import Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+__all__ = [
+    "JSON_CONTENT",
+    "NO_STORE",
+    "BodyTooLarge",
+    "Receive",
+    "Request",
+    "Response",
+    "Scope",
+    "Send",
+    "json_response",
+    "read_body",
+]
 
 NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 JSON_CONTENT = (b"content-type", b"application/json")
@@ -47,7 +56,7 @@ class Request:
 
     @classmethod
     def from_pairs(cls, method: str, path: str, query_string: bytes, pairs: Iterable[tuple[bytes, bytes]],
-                   source: str) -> "Request":
+                   source: str) -> Request:
         """Build a request from header (name, value) pairs; names must already be lower-case."""
         headers: dict[bytes, bytes] = {}
         repeated: set[bytes] | None = None
@@ -62,7 +71,7 @@ class Request:
         return cls(method, path, query_string, headers, frozenset(repeated) if repeated else _NONE, source)
 
     @classmethod
-    def from_scope(cls, scope: Scope, source: str) -> "Request":
+    def from_scope(cls, scope: Scope, source: str) -> Request:
         request = cls.from_pairs(scope["method"], scope["path"], scope.get("query_string", b""), scope["headers"],
                                  source)
         tls = scope.get("extensions", {}).get("tls")  # ASGI TLS extension: client_cert_chain, PEM strings

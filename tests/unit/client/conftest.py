@@ -20,7 +20,7 @@ from warden.client._dpop import DPoPKey
 from warden.client._flow import RefreshPolicy, RetryPolicy, Token, TokenFlow
 from warden.client._messages import HTTPResponse, Reply, Send, Sleep, Step
 from warden.client._request import CacheKey, TokenRequestFactory
-from warden.client._secret import Secret
+from warden.secret import Secret
 from warden.core.clock import FixedClock
 
 TOKEN_ENDPOINT = "https://as.example/oauth2/token"

@@ -1,4 +1,7 @@
-"""A holder for client secrets whose `repr` and `str` never show the value (RFC 6819 §5.3.3; T65).
+"""A holder for secrets whose `repr` and `str` never show the value (RFC 6819 §5.3.3; T65).
+
+One type for every secret Warden holds: client secrets in the libraries and the agent, and
+secret settings (database URL, key-encryption key) in the server.
 
 A `Secret` is read from a constructor argument, a file (a mounted secret, one
 value per file) or an environment variable. The plaintext is reachable only
