@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from warden import __version__
+from warden.core.algorithms import DEFAULT_ALG, SIGNING_ALGS
 from warden.errors import ConfigError, WardenError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,7 +35,7 @@ def _common(json_flag: bool = True) -> _Parser:
     return parent
 
 
-def _add(sub: "argparse._SubParsersAction[_Parser]", name: str, handler: Callable[[argparse.Namespace], int],
+def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[[argparse.Namespace], int],
          help_text: str, *, json_flag: bool = True, common: bool = True) -> _Parser:
     parents = [_common(json_flag)] if common else []
     parser: _Parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
@@ -64,7 +66,7 @@ def build_parser() -> _Parser:
     p.add_argument("identifier")
     p.add_argument("--scopes", required=True, help='space-separated, e.g. "read write"')
     p.add_argument("--ttl", default="15m", help="token lifetime (default 15m)")
-    p.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "EdDSA"])
+    p.add_argument("--alg", default=DEFAULT_ALG, choices=SIGNING_ALGS)
     p.add_argument("--name", default="")
     p.add_argument("--require-dpop", action="store_true", help="issue tokens for this API only against a DPoP proof")
     p.add_argument("--cert-bound", action="store_true", help="bind tokens for this API to the client certificate")
@@ -112,7 +114,7 @@ def build_parser() -> _Parser:
         dest="keys_command", metavar="COMMAND", parser_class=_Parser, required=True)
     _add(keys, "list", c.keys_list, "list signing keys and their states")
     p = _add(keys, "rotate", c.keys_rotate, "activate the published next key and publish a new one")
-    p.add_argument("--alg", action="append", choices=["ES256", "RS256", "EdDSA"], help="only these algorithms")
+    p.add_argument("--alg", action="append", choices=SIGNING_ALGS, help="only these algorithms")
 
     tokens = sub.add_parser("tokens", help="issued tokens").add_subparsers(
         dest="tokens_command", metavar="COMMAND", parser_class=_Parser, required=True)

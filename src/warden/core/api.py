@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from warden.core.algorithms import DEFAULT_ALG, SIGNING_ALGS
 from warden.core.scope import is_scope_token
 
-__all__ = ["Api", "SIGNING_ALGS", "DEFAULT_ALG", "validate_identifier", "validate_api"]
+__all__ = ["DEFAULT_ALG", "SIGNING_ALGS", "Api", "validate_api", "validate_identifier"]
 
-SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
-DEFAULT_ALG = "ES256"
 MIN_TTL = 60
 MAX_TTL = 24 * 3600
 

@@ -6,17 +6,19 @@ caller, which removes the HS/RS key-confusion class of bugs at the root.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Union
+from typing import Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-__all__ = ["Algorithm", "ALGORITHMS", "AlgName", "UnsupportedAlgorithm"]
+from warden.core.algorithms import VERIFY_ALGS, AlgName
 
-AlgName = Literal["ES256", "RS256", "PS256", "EdDSA"]
+__all__ = ["ALGORITHMS", "AlgName", "Algorithm", "UnsupportedAlgorithm"]
+
 _PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]
 _PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey]
 
@@ -125,9 +127,10 @@ def _is_ed25519(key: object) -> bool:
     return isinstance(key, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey))
 
 
-ALGORITHMS: dict[str, Algorithm] = {
+ALGORITHMS: dict[str, Algorithm] = {  # keyed by exactly the names of core.algorithms.VERIFY_ALGS
     "ES256": Algorithm("ES256", "EC", _is_p256, _es256_sign, _es256_verify),
     "RS256": Algorithm("RS256", "RSA", _is_rsa, _rs256_sign, _rs256_verify),
     "PS256": Algorithm("PS256", "RSA", _is_rsa, _ps256_sign, _ps256_verify),
     "EdDSA": Algorithm("EdDSA", "OKP", _is_ed25519, _eddsa_sign, _eddsa_verify),
 }
+assert tuple(ALGORITHMS) == VERIFY_ALGS, "the registry and the closed set of names must agree"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Collection, Sequence
 
+from warden.core.algorithms import VERIFY_ALGS
 from warden.jose import JoseError, ParsedJWS, PublicKey, parse_compact
 from warden.jose.algorithms import ALGORITHMS
 from warden.protocol.errors import InvalidClient
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
+ASSERTION_ALGS = VERIFY_ALGS
 MAX_ASSERTION_BYTES = 8192
 _ACCEPTED_TYP = {None, "jwt", "client-authentication+jwt", "application/client-authentication+jwt"}
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from warden.core.algorithms import VERIFY_ALGS
 from warden.core.clock import Clock, SystemClock
 from warden.jose import JoseError, jwk_thumbprint, load_public_jwk, parse_compact
 from warden.protocol.errors import InvalidDPoPProof
@@ -30,7 +31,7 @@ from warden.protocol.errors import InvalidDPoPProof
 __all__ = ["DPOP_ALGS", "VerifiedProof", "DPoPNonces", "verify_proof", "access_token_hash", "normalize_htu",
            "same_string"]
 
-DPOP_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
+DPOP_ALGS = VERIFY_ALGS
 MAX_JTI = 256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")

@@ -36,6 +36,7 @@ import threading
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
+from warden.core.algorithms import VERIFY_ALGS
 from warden.core.clock import Clock, SystemClock
 from warden.jose import ALGORITHMS
 from warden.protocol.dpop import DPoPNonces, access_token_hash, normalize_htu, same_string, verify_proof
@@ -104,7 +105,7 @@ class DPoPVerifier:
     def __init__(
         self,
         *,
-        algorithms: Collection[str] = ("ES256", "RS256", "PS256", "EdDSA"),
+        algorithms: Collection[str] = VERIFY_ALGS,
         max_age: float = 60.0,
         leeway: float = 30.0,
         nonces: DPoPNonces | None = None,

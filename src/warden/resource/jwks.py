@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from warden.core.algorithms import VERIFY_ALGS
 from warden.core.clock import Clock, SystemClock
 from warden.jose import ALGORITHMS, PublicKey, load_public_jwk
 from warden.protocol.errors import InvalidToken, TemporarilyUnavailable
@@ -52,7 +53,7 @@ __all__ = ["DEFAULT_ALGORITHMS", "JWKSCache", "discovery_urls"]
 
 logger = logging.getLogger("warden.resource")
 
-DEFAULT_ALGORITHMS: tuple[str, ...] = ("ES256", "RS256", "PS256", "EdDSA")
+DEFAULT_ALGORITHMS: tuple[str, ...] = VERIFY_ALGS
 _MAX_KEYS = 100
 
 _KeyIndex = dict[tuple[str | None, str], PublicKey]
