@@ -61,3 +61,11 @@ def test_bad_trusted_issuers_name_the_key(tmp_path: Path, table: str, key: str):
     cfg.write_text("[[trusted_issuers]]\n" + table)
     with pytest.raises(ConfigError, match=key):
         load_settings(str(cfg), {})
+
+
+def test_assertion_time_bounds_default_to_an_hour_long_and_five_minutes_old():
+    s = load_settings(None, {})
+    assert (s.client_auth.assertion_max_lifetime, s.client_auth.assertion_max_age) == (3600, 300)
+    assert load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "2m"}).client_auth.assertion_max_age == 120
+    with pytest.raises(ConfigError, match="client_auth.assertion_max_age"):
+        load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "0s"})
