@@ -68,9 +68,16 @@ class ClientAuthSettings:
     `accept_token_endpoint_audience` is a compatibility switch for clients that still put
     the token endpoint URL in `aud` (Authlib's PrivateKeyJWT does by default). It is off:
     such assertions are what the 2025 audience-injection attack replays.
+
+    `assertion_max_lifetime` bounds a private_key_jwt assertion's `exp` - `iat` (1 h accepts
+    Authlib's and other common clients' defaults). `assertion_max_age` bounds how long after
+    its `iat` one is accepted (an assertion without `iat` must expire within it), so what a
+    stolen, unused assertion is worth does not depend on its `exp`; each `jti` is single use
+    and its record is kept until min(`exp`, `iat` + `assertion_max_age`) + `leeway`.
     """
 
-    assertion_max_lifetime: int = 300
+    assertion_max_lifetime: int = 3600
+    assertion_max_age: int = 300
     leeway: int = 30
     accept_token_endpoint_audience: bool = False
     jwks_cache_ttl: int = 300  # how long a fetched jwks_uri document is used (Cache-Control may shorten it)
@@ -158,8 +165,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
     "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
 }
-_DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "jwks_cache_ttl",
-              "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age"}
+_DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
+              "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age"}
 
 
 def _trusted_issuers(value: Any) -> tuple[TrustedIssuer, ...]:
@@ -294,6 +301,8 @@ def _validate(settings: Settings) -> None:
     if settings.mtls.proxy_header and not settings.mtls.trusted_proxies:
         raise ConfigError("setting mtls.trusted_proxies: list the proxy addresses allowed to send "
                           f"{settings.mtls.proxy_header}")
+    if settings.client_auth.assertion_max_age < 1:
+        raise ConfigError("setting client_auth.assertion_max_age: expected a duration of at least 1s")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from urllib.parse import quote
@@ -11,6 +12,8 @@ import jwt as pyjwt
 import pytest
 
 from tests.integration.conftest import LiveServer
+from warden.core.api import Api
+from warden.errors import ConfigError
 from warden.jose import generate_private_key, public_jwk
 
 
@@ -119,3 +122,78 @@ def test_bad_requests(server: LiveServer, api: httpx.Client):
     assert api.delete("/keys").status_code == 405
     spec = api.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.1") and "/clients" in spec["paths"]
+
+
+def _mint(server: LiveServer, client_id: str, aud: object, scope: str) -> str:
+    """A token signed in-process with the server's active key, as only the server could sign it."""
+    now = int(time.time())
+    payload = {"iss": server.issuer, "sub": client_id, "client_id": client_id, "aud": aud, "scope": scope,
+               "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+    signer = server.app.runtime.registry.signers["ES256"]
+    return signer.compact.sign(json.dumps(payload, separators=(",", ":")).encode())
+
+
+def test_admin_read_access_cannot_become_full_admin_through_another_api(server: LiveServer):
+    """Issue 8 finding 2: warden:admin:read on the admin API plus a scope named warden:admin on another
+    API must not add up to writing through /admin/v1."""
+    admin_api, base = f"{server.issuer}/admin/v1", f"{server.url}/admin/v1"
+    full = {"authorization": f"Bearer {admin_token(server)}"}
+    # 1. no ordinary API can define a scope in Warden's namespace (admin API, and the shared service)
+    for scopes in (["warden:admin"], ["read", "Warden:Admin"], ["warden:admin:read"], ["warden:x"]):
+        resp = httpx.put(f"{base}/apis/{quote('https://other.example', safe='')}", json={"scopes": scopes},
+                         headers=full)
+        assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", scopes
+        assert "reserved" in resp.json()["error_description"]
+    assert "https://other.example" not in [a["identifier"] for a in httpx.get(f"{base}/apis", headers=full).json()]
+    with pytest.raises(ConfigError, match="reserved"):
+        server.admin.save_api("https://other.example", ["warden:admin"])
+    # 2. a store written before that rule: another API defines warden:admin and the client holds it there
+    other = f"https://legacy-{uuid.uuid4().hex[:8]}.example"
+    server.admin.store.save_api(Api(other, ("warden:admin", "read")))  # bypasses validation, as old data would
+    cid, secret = server.client({admin_api: "warden:admin:read", other: "warden:admin"})
+    for data in ({"scope": "warden:admin:read warden:admin"}, {"scope": "warden:admin"}, {}):
+        resp = server.token(cid, secret, resource=[admin_api, other], **data)
+        assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope", (data, resp.text)
+    reader = server.token(cid, secret, resource=admin_api).json()
+    assert reader["scope"] == "warden:admin:read"
+    write = httpx.post(f"{base}/clients", json={"name": "x"}, headers={"authorization": f"Bearer {reader['access_token']}"})
+    assert write.status_code == 403 and write.json()["error"] == "insufficient_scope"
+    # 3. even signed by the server itself, a token naming another audience is refused by /admin/v1
+    for aud in ([admin_api, other], [other, admin_api], [admin_api, admin_api], other):
+        token = _mint(server, cid, aud, "warden:admin warden:admin:read")
+        for method, kwargs in (("GET", {}), ("POST", {"json": {"name": "escalated"}})):
+            resp = httpx.request(method, f"{base}/clients", headers={"authorization": f"Bearer {token}"}, **kwargs)
+            assert resp.status_code == 401 and resp.json()["error"] == "invalid_token", (aud, method, resp.text)
+            assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert "escalated" not in [c["name"] for c in httpx.get(f"{base}/clients", headers=full).json()]
+    # the sole audience, as a string or a one-member array, is what the admin API accepts
+    for aud in (admin_api, [admin_api]):
+        token = _mint(server, cid, aud, "warden:admin:read")
+        assert httpx.get(f"{base}/clients", headers={"authorization": f"Bearer {token}"}).status_code == 200, aud
+
+
+def test_a_store_that_already_holds_a_warden_scope_on_another_api_is_not_exploitable(start_server, caplog):
+    """Data written before `warden:` names were reserved: the server starts, says so, and the admin API
+    still accepts only tokens that are for it alone."""
+    legacy = "https://legacy.example"
+
+    def with_legacy_api(store):
+        store.migrate()
+        if store.load_api(legacy) is None:
+            store.save_api(Api(legacy, ("warden:admin", "read")))
+        return store
+
+    with caplog.at_level("WARNING", logger="warden.server"):
+        server = start_server("sqlite", wrap_store=with_legacy_api)
+    assert any(legacy in r.getMessage() and "reserved" in r.getMessage() for r in caplog.records)
+    admin_api, base = f"{server.issuer}/admin/v1", f"{server.url}/admin/v1"
+    cid, secret = server.client({admin_api: "warden:admin:read", legacy: "warden:admin"})
+    resp = server.token(cid, secret, resource=[legacy, admin_api], scope="warden:admin")
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope"
+    at_legacy = server.token(cid, secret, resource=legacy, scope="warden:admin").json()["access_token"]
+    hand_made = _mint(server, cid, [admin_api, legacy], "warden:admin")
+    for token in (at_legacy, hand_made):
+        resp = httpx.post(f"{base}/clients", json={"name": "x"}, headers={"authorization": f"Bearer {token}"})
+        assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
+    with pytest.raises(ConfigError, match="reserved"):  # updating it needs the reserved name gone first
+        server.admin.save_api(legacy, ["warden:admin", "read"], ttl=600)

@@ -52,6 +52,12 @@ def test_private_key_jwt_and_federated_clients_from_the_cli(run, tmp_path: Path)
     assert "https" in err
 
 
+def test_apis_create_refuses_scopes_in_wardens_namespace(run):
+    _, err = run("apis", "create", "https://api.example", "--scopes", "read warden:admin", expect=2)
+    assert err.count("\n") == 1 and "reserved" in err and "warden:admin" in err
+    assert run("apis", "list", "--json") == []
+
+
 def test_listing_showing_rotating_and_revoking(run):
     run("apis", "create", "https://api.example", "--scopes", "read write", "--ttl", "5m", "--json")
     assert run("apis", "list", "--json")[0]["ttl"] == 300

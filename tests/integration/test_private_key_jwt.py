@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qsl
 
 import httpx
 import jwt as pyjwt
@@ -62,8 +63,8 @@ def test_authlib_private_key_jwt_client_configured_with_the_issuer_audience(star
     from cryptography.hazmat.primitives import serialization
 
     rsa = generate_private_key("RS256")
-    # Authlib signs assertions valid for one hour; this server is configured to allow that.
-    server = start_server("sqlite", **{"client_auth.assertion_max_lifetime": 3600})
+    # Authlib signs assertions valid for one hour (exp = iat + 3600); the default settings accept that.
+    server = start_server("sqlite")
     cid, api = register(server, {"keys": [public_jwk(rsa, kid="r1", alg="RS256")]})
     pem = rsa.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -76,6 +77,86 @@ def test_authlib_private_key_jwt_client_configured_with_the_issuer_audience(star
     with OAuth2Client(cid, pem, token_endpoint_auth_method=PrivateKeyJWT(headers={"kid": "r1"})) as c:
         with pytest.raises(Exception, match="invalid_client"):
             c.fetch_token(f"{server.url}/oauth2/token", grant_type="client_credentials")
+
+
+class RecordingStore:
+    """The server's store, recording how long each single-use assertion record is asked to last."""
+
+    def __init__(self, store, uses: list) -> None:
+        self._store, self._uses = store, uses
+
+    def use_assertion(self, key: str, exp: float) -> bool:
+        self._uses.append((key, exp))
+        return self._store.use_assertion(key, exp)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+def test_authlib_assertions_are_worth_minutes_not_their_hour(start_server, monkeypatch):
+    """Issue 8 finding 13: Authlib's defaults work with Warden's; an assertion is accepted only within
+    client_auth.assertion_max_age of its iat, and its jti record is kept only that long."""
+    import types
+
+    import authlib.oauth2.rfc7523.assertion as authlib_assertion_module
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT
+    from cryptography.hazmat.primitives import serialization
+
+    uses: list = []
+    server = start_server("sqlite", wrap_store=lambda store: RecordingStore(store, uses))
+    rsa = generate_private_key("RS256")
+    cid, _ = register(server, {"keys": [public_jwk(rsa, kid="r1", alg="RS256")]})
+    settings = server.settings.client_auth
+    assert (settings.assertion_max_lifetime, settings.assertion_max_age, settings.leeway) == (3600, 300, 30)
+    pem = rsa.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    auth = types.SimpleNamespace(client_id=cid, client_secret=pem)
+
+    def authlib_assertion(issued_at: int) -> str:
+        """What Authlib's PrivateKeyJWT sends, with its defaults, as if signed at `issued_at`: only the
+        clock Authlib reads is moved (a stolen assertion presented that much later)."""
+        clock = types.SimpleNamespace(time=lambda: issued_at)
+        monkeypatch.setattr(authlib_assertion_module, "time", clock)
+        try:
+            # the client configured as this README says: PrivateKeyJWT's first argument (the issuer) is the aud
+            _, _, body = PrivateKeyJWT(server.issuer, headers={"kid": "r1"})(
+                auth, "POST", f"{server.url}/oauth2/token", {}, "grant_type=client_credentials")
+        finally:
+            monkeypatch.undo()
+        return dict(parse_qsl(body))["client_assertion"]
+
+    now = int(time.time())
+    recent = authlib_assertion(now - 100)
+    assert pyjwt.decode(recent, options={"verify_signature": False})["exp"] == now - 100 + 3600
+    assert post(server, "/oauth2/token", cid, recent).status_code == 200
+    jti = pyjwt.decode(recent, options={"verify_signature": False})["jti"]
+    assert uses[-1] == (f"pkjwt:{cid}:{jti}", now - 100 + 300 + 30)  # min(exp, iat + max_age) + leeway
+    replay = post(server, "/oauth2/token", cid, recent)
+    assert replay.status_code == 401 and replay.json()["error"] == "invalid_client"
+    # stolen before use and presented later: refused although its exp is most of an hour away
+    for age in (301 + 5, 1800, 3500):
+        stale = post(server, "/oauth2/token", cid, authlib_assertion(now - age))
+        assert stale.status_code == 401 and stale.json()["error"] == "invalid_client", age
+        assert "seconds old" in stale.json()["error_description"]
+    for path in ("/oauth2/introspect", "/oauth2/revoke"):
+        assert post(server, path, cid, authlib_assertion(now - 1800)).status_code == 401
+        assert post(server, path, cid, authlib_assertion(int(time.time()))).status_code == 200
+    reasons = [e.get("reason") for e in server.audit_events() if e["event"] == "client.authentication_failed"]
+    assert reasons.count("assertion_iat_age") == 5 and "assertion_replayed" in reasons
+    # without iat, exp must be within max_age: no way around the bound by leaving iat out
+    no_iat = pyjwt.encode({"iss": cid, "sub": cid, "aud": server.issuer, "exp": now + 3000, "jti": uuid.uuid4().hex},
+                          KEY, algorithm="ES256", headers={"kid": "k1"})
+    assert post(server, "/oauth2/token", cid, no_iat).status_code == 401
+
+
+def test_assertion_max_age_is_a_setting(start_server):
+    server = start_server("sqlite", **{"client_auth.assertion_max_age": "30m"})
+    cid, _ = register(server, JWKS)
+    now = int(time.time())
+    assert post(server, "/oauth2/token", cid, assertion(server, cid, KEY, iat=now - 1200, exp=now + 600)
+                ).status_code == 200
+    assert post(server, "/oauth2/token", cid, assertion(server, cid, KEY, iat=now - 1900, exp=now + 600)
+                ).status_code == 401
 
 
 @pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])

@@ -57,8 +57,15 @@ def test_resource_and_audience_alias_and_scope_resolution(server: LiveServer):
     assert body["scope"] == "list" and body["expires_in"] == 300
     body = server.token(cid, secret, audience=b, scope="list").json()
     assert body["scope"] == "list"
-    both = server.token(cid, secret, resource=[a, b]).json()
-    assert jwt.decode(both["access_token"], options={"verify_signature": False})["aud"] == [a, b]
+    # a and b grant this client no scope in common, so one token for both would have to carry a scope
+    # that one of them never granted
+    none_in_common = server.token(cid, secret, resource=[a, b])
+    assert none_in_common.status_code == 400 and none_in_common.json()["error"] == "invalid_scope"
+    c = server.api("read list")
+    cid2, secret2 = server.client({a: "read write", c: "read list"})
+    both = server.token(cid2, secret2, resource=[a, c]).json()
+    assert jwt.decode(both["access_token"], options={"verify_signature": False})["aud"] == [a, c]
+    assert both["scope"] == "read"  # the scopes granted and defined at both
 
 
 def test_scope_and_target_errors(server: LiveServer):
@@ -74,6 +81,38 @@ def test_scope_and_target_errors(server: LiveServer):
         assert resp.status_code == 400, data
         assert resp.json()["error"] == code, data
         assert resp.headers["cache-control"] == "no-store"
+
+
+def test_scopes_never_leak_across_the_audiences_of_a_multi_resource_token(server: LiveServer):
+    """Issue 8 finding 1: read granted on A and write on B must not give one token in which A sees write."""
+    a, b = server.api("read write"), server.api("read write")
+    cid, secret = server.client({a: "read", b: "write"})
+    resp = server.token(cid, secret, resource=[a, b], scope="read write")
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope", resp.text
+    assert "every requested resource" in resp.json()["error_description"]
+    assert resp.headers["cache-control"] == "no-store"
+    denied = [e for e in server.audit_events() if e["event"] == "token.denied" and e.get("client_id") == cid]
+    assert denied and denied[-1]["reason"] == "scope_not_granted_everywhere"
+    # every way of asking: a token whose audiences include A never carries write
+    issued = 0
+    for resource_key in ("resource", "audience"):
+        for resources in (None, [a], [b], [a, b], [b, a]):
+            for scope in (None, "read", "write", "read write", "write read"):
+                data = {} if resources is None else {resource_key: resources}
+                if scope is not None:
+                    data["scope"] = scope
+                resp = server.token(cid, secret, **data)
+                if resp.status_code != 200:
+                    assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope", (data, resp.text)
+                    continue
+                issued += 1
+                claims = jwt.decode(resp.json()["access_token"], options={"verify_signature": False})
+                aud = [claims["aud"]] if isinstance(claims["aud"], str) else claims["aud"]
+                scopes = set(claims["scope"].split())
+                assert not (a in aud and "write" in scopes), data
+                assert not (b in aud and "read" in scopes), data
+                assert len(aud) == 1, data  # no scope is granted at both, so no token names both
+    assert issued == 12  # {A: read} and {B: write}, each reached by (default, resource, audience) x scope forms
 
 
 def test_unknown_client_and_wrong_secret_answer_identically(server: LiveServer):

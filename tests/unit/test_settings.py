@@ -67,3 +67,11 @@ def test_bad_trusted_issuers_name_the_key(tmp_path: Path, table: str, key: str):
 def test_numbers_must_be_finite_and_non_negative(value: str):
     with pytest.raises(ConfigError, match="limits.client_rate: expected a non-negative number"):
         load_settings(environ={"WARDEN_LIMITS_CLIENT_RATE": value})
+
+
+def test_assertion_time_bounds_default_to_an_hour_long_and_five_minutes_old():
+    s = load_settings(None, {})
+    assert (s.client_auth.assertion_max_lifetime, s.client_auth.assertion_max_age) == (3600, 300)
+    assert load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "2m"}).client_auth.assertion_max_age == 120
+    with pytest.raises(ConfigError, match="client_auth.assertion_max_age"):
+        load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "0s"})

@@ -8,10 +8,15 @@ from urllib.parse import urlsplit
 from warden.core.algorithms import DEFAULT_ALG, SIGNING_ALGS
 from warden.core.scope import is_scope_token
 
-__all__ = ["DEFAULT_ALG", "SIGNING_ALGS", "Api", "validate_api", "validate_identifier"]
+__all__ = ["DEFAULT_ALG", "RESERVED_SCOPE_PREFIX", "SIGNING_ALGS", "Api", "is_reserved_scope",
+           "validate_api", "validate_identifier"]
 
 MIN_TTL = 60
 MAX_TTL = 24 * 3600
+# Scope names of Warden's own admin API (`warden:admin`, `warden:admin:read`). The server registers
+# that API itself; no API defined by an operator may use the prefix, so a scope of that name always
+# means the admin API's.
+RESERVED_SCOPE_PREFIX = "warden:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +45,23 @@ def validate_identifier(identifier: str) -> None:
         raise ValueError(f"API identifier {identifier!r} has no host")
 
 
+def is_reserved_scope(scope: str) -> bool:
+    """True for names in Warden's own namespace, in any letter case (so none can pass for another)."""
+    return scope[:len(RESERVED_SCOPE_PREFIX)].lower() == RESERVED_SCOPE_PREFIX
+
+
 def validate_api(api: Api) -> None:
-    """Raise ValueError naming the first rule the API breaks."""
+    """Raise ValueError naming the first rule the API breaks. This is every operator-defined API
+    (CLI, admin API, `apply`); Warden's admin API is registered by the server and not checked here."""
     validate_identifier(api.identifier)
     if not api.scopes:
         raise ValueError("an API needs at least one scope")
     for scope in api.scopes:
         if not is_scope_token(scope):
             raise ValueError(f"invalid scope name {scope!r}")
+        if is_reserved_scope(scope):
+            raise ValueError(f"scope name {scope!r} is reserved: names starting with "
+                             f"'{RESERVED_SCOPE_PREFIX}' belong to Warden's admin API")
     if len(set(api.scopes)) != len(api.scopes):
         raise ValueError("duplicate scope names")
     if not MIN_TTL <= api.token_ttl <= MAX_TTL:

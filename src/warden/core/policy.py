@@ -6,6 +6,13 @@ not granted is refused with invalid_target (RFC 8707 §2). With no `resource`,
 the client's default grant (position 0) names the audience. With no `scope`,
 every scope the grants allow for the chosen audiences is issued, and the
 response states it (RFC 6749 §3.3).
+
+A token's `scope` means the same at every audience in its `aud` (each resource
+server checks only the scopes, RFC 9068 §4), so a token for several resources
+carries only scopes that every one of them defines and grants to the client: a
+requested scope missing at any of them is invalid_scope, and with no `scope` the
+intersection is issued (invalid_scope when it is empty). A union would let API A
+accept a scope the client holds only at API B.
 """
 
 from __future__ import annotations
@@ -60,25 +67,39 @@ def decide_token(
         assert default is not None
         audiences = (default.api,)
 
+    # Scopes usable at every audience: those the first audience allows, narrowed by each further one.
+    first = apis[audiences[0]]
+    alg, ttl = first.alg, first.token_ttl
+    dpop_required, cert_bound, mixed = first.dpop_required, first.cert_bound, False
     allowed: list[str] = []
-    alg = apis[audiences[0]].alg
-    ttl = apis[audiences[0]].token_ttl
-    mixed = dpop_required = cert_bound = False
-    for aud in audiences:
+    for scope in by_api[audiences[0]].scopes:
+        if scope in first.scopes and scope not in allowed:
+            allowed.append(scope)
+    for aud in audiences[1:]:
         api = apis[aud]
-        for scope in by_api[aud].scopes:
-            if scope in api.scopes and scope not in allowed:
-                allowed.append(scope)
+        granted = by_api[aud].scopes
+        kept: list[str] = []
+        for scope in allowed:
+            if scope in granted and scope in api.scopes:
+                kept.append(scope)
+        allowed = kept
         mixed = mixed or api.alg != alg
         ttl = min(ttl, api.token_ttl)
         dpop_required = dpop_required or api.dpop_required
         cert_bound = cert_bound or api.cert_bound
 
+    several = len(audiences) > 1
     if requested_scopes is None:
+        if several and not allowed:
+            raise InvalidScope("the requested resources have no granted scope in common; request them separately",
+                               reason="no_common_scope")
         scopes = tuple(allowed)
     else:
         for scope in requested_scopes:
             if scope not in allowed:
+                if several:
+                    raise InvalidScope("a requested scope is not granted for every requested resource; "
+                                       "request the resources separately", reason="scope_not_granted_everywhere")
                 raise InvalidScope("requested scope is not granted for the requested resource",
                                    reason="scope_not_granted")
         scopes = requested_scopes

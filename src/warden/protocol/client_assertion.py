@@ -49,7 +49,9 @@ class VerificationKey:
 @dataclass(frozen=True)
 class AssertionRules:
     """What one verification requires. `audiences` are accepted values; with `sole_audience` the
-    `aud` claim must be exactly one of them (a string, or a one-member array)."""
+    `aud` claim must be exactly one of them (a string, or a one-member array). `max_lifetime`
+    bounds `exp` - `iat`; `max_age`, when set, bounds how long after its `iat` an assertion is
+    accepted (or, without `iat`, how far ahead its `exp` may be), whatever its `exp`."""
 
     issuer: str
     subject: str
@@ -58,6 +60,7 @@ class AssertionRules:
     max_lifetime: int
     leeway: int
     require_jti: bool = True
+    max_age: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class VerifiedAssertion:
     jti: str | None
     exp: float
     claims: dict[str, Any]
+    usable_until: float  # the last moment (before leeway) it is accepted: what a jti record must cover
 
 
 def _fail(description: str, reason: str) -> InvalidClient:
@@ -149,12 +153,25 @@ def verify_assertion(parsed: ParsedJWS, keys: Sequence[VerificationKey], rules: 
         raise _fail("client assertion iat is in the future", "assertion_iat")
     if nbf is not None and nbf > now + rules.leeway:
         raise _fail("client assertion is not yet valid", "assertion_nbf")
+    usable_until = exp
+    if rules.max_age is not None:
+        # RFC 7523 §3 item 6: refuse an iat unreasonably far in the past. A stolen, never-used assertion is
+        # then worth at most max_age, however distant its exp; the jti record prevents replay until then.
+        if iat is None:
+            if exp - now > rules.max_age + rules.leeway:
+                raise _fail(f"client assertion without iat must expire within {rules.max_age} seconds",
+                            "assertion_lifetime")
+        elif now - iat > rules.max_age:
+            raise _fail(f"client assertion iat is more than {rules.max_age} seconds old; sign a fresh one",
+                        "assertion_iat_age")
+        else:
+            usable_until = min(exp, iat + rules.max_age)
     jti = claims.get("jti")
     if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= 256):
         raise _fail("client assertion jti must be a string of at most 256 characters", "assertion_jti")
     if rules.require_jti and jti is None:
         raise _fail("client assertion jti is required", "assertion_jti")
-    return VerifiedAssertion(rules.issuer, rules.subject, jti, exp, claims)
+    return VerifiedAssertion(rules.issuer, rules.subject, jti, exp, claims, usable_until)
 
 
 def key_algs(jwk: dict[str, Any], key: PublicKey, allowed: Sequence[str] = ASSERTION_ALGS) -> tuple[str, ...]:

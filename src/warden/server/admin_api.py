@@ -1,8 +1,12 @@
 """Admin REST API (`/admin/v1/...`): the CLI's operations over HTTP, as JSON.
 
-Callers present a Warden access token (`Authorization: Bearer`) whose audience is
-`<issuer>/admin/v1`, the API every server registers for itself at start-up; scope
-`warden:admin` allows every operation and `warden:admin:read` the GET requests.
+Callers present a Warden access token (`Authorization: Bearer`) whose sole audience is
+`<issuer>/admin/v1` (a string, or an array of that one value), the API every server
+registers for itself at start-up; scope `warden:admin` allows every operation and
+`warden:admin:read` the GET requests. A token that names other audiences as well is
+refused (401), whatever its scope: its `scope` is shared with those APIs, and no other
+API may define `warden:` scopes (core/api.py), so the two rules together keep another
+API's grants from reaching the admin API.
 Grant it like any other API:
 `warden clients create ops --grant <issuer>/admin/v1=warden:admin`.
 Sender-constrained tokens (DPoP, certificate-bound) are refused here for now rather
@@ -26,7 +30,7 @@ from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidTok
 from warden.server.http import NO_STORE, Request, Response, json_response
 from warden.server.runtime import Runtime
 from warden.services.admin import Admin, GrantSpec
-from warden.services.token_state import token_audiences, token_state
+from warden.services.token_state import token_state
 from warden.services.views import api_view, client_view, key_view, secret_view
 
 __all__ = ["ADMIN_SCOPES", "admin_audience", "handle_admin"]
@@ -53,8 +57,12 @@ def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
     claims = verify_own_token(token.strip(), rt.registry.verification_keys, rt.issuer)
     if claims is None or token_state(claims, rt.registry, rt.clock.now()) != "active":
         raise InvalidToken("the access token is not active", reason="admin_inactive_token")
-    if admin_audience(rt.issuer) not in token_audiences(claims):
-        raise InvalidToken("the access token is not for the admin API", reason="admin_audience")
+    # The admin API's only audience must be this API. A token that also names another API carries
+    # scopes meant for that API too, and its `scope` cannot tell whose `warden:admin` it is.
+    audience = admin_audience(rt.issuer)
+    aud = claims.get("aud")
+    if aud != audience and aud != [audience]:
+        raise InvalidToken("the access token is not for the admin API alone", reason="admin_audience")
     if "cnf" in claims:
         raise InvalidToken("sender-constrained tokens are not accepted by the admin API", reason="admin_bound")
     scopes = set(str(claims.get("scope", "")).split())

@@ -39,7 +39,9 @@ def OPENAPI(issuer: str) -> dict[str, Any]:  # noqa: N802 - a document, named li
         "openapi": "3.1.0",
         "info": {"title": "Warden admin API", "version": "1"},
         "servers": [{"url": f"{issuer}/admin/v1"}],
-        "components": {"securitySchemes": {"wardenToken": {"type": "oauth2", "flows": {"clientCredentials": {
+        "components": {"securitySchemes": {"wardenToken": {"type": "oauth2", "description": (
+            f"a Warden access token whose sole audience is {issuer}/admin/v1: request it with "
+            f"resource={issuer}/admin/v1 and no other resource"), "flows": {"clientCredentials": {
             "tokenUrl": f"{issuer}/oauth2/token", "scopes": {write: "every operation", read: "read only"}}}}}},
         "paths": {
             "/apis": {"get": _op("list APIs", read)},

@@ -142,13 +142,21 @@ class Runtime:
 
     def _ensure_admin_api(self, store: Store) -> None:
         """Register the admin API (`<issuer>/admin/v1`) so operators can grant clients its scopes."""
-        from warden.core.api import Api
+        from warden.core.api import Api, is_reserved_scope
         from warden.server.admin_api import ADMIN_SCOPES, admin_audience
 
         identifier = admin_audience(self.issuer)
-        if store.load_api(identifier) is None:
+        apis = store.load_apis()
+        if not any(api.identifier == identifier for api in apis):
             store.save_api(Api(identifier, ADMIN_SCOPES, token_ttl=300, name="Warden admin API",
                                created_at=self.clock.now()))
+        # Stores written before `warden:` names were reserved may hold other APIs that define them. They
+        # cannot reach the admin API (it accepts only tokens whose sole audience it is); say so once.
+        for api in apis:
+            reserved = [scope for scope in api.scopes if is_reserved_scope(scope)]
+            if reserved and api.identifier != identifier:
+                log.warning("API %s defines reserved scope names (%s); the admin API ignores them, and the API "
+                            "cannot be updated until they are removed", api.identifier, " ".join(reserved))
 
     def admin(self, actor: str) -> Admin:
         """The administrative use cases, acting as `actor` (audited)."""

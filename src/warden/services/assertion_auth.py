@@ -4,7 +4,10 @@
 a JWKS by value or by `jwks_uri`; `iss` = `sub` = client_id; `aud` is this server's
 issuer as the sole value (RFC 10070 §4), or, only with the documented compatibility
 setting, the token endpoint URL; `jti` is single use across every process sharing
-the store, so of racing copies exactly one is accepted.
+the store, so of racing copies exactly one is accepted. `exp` - `iat` may reach
+`assertion_max_lifetime` (1 h, what common clients sign), but an assertion is accepted
+only within `assertion_max_age` (5 min) of its `iat`, so one stolen before use is worth
+minutes, and its `jti` record is kept only that long.
 
 Workload identity: the assertion is a token from a trusted issuer (Kubernetes,
 a CI system, SPIFFE JWT-SVIDs). The client is the one bound to the token's
@@ -94,11 +97,13 @@ class AssertionAuthenticator:
         if self.settings.accept_token_endpoint_audience:
             audiences.add(self.token_endpoint)
         rules = AssertionRules(issuer=client_id, subject=client_id, audiences=audiences, sole_audience=True,
-                               max_lifetime=self.settings.assertion_max_lifetime, leeway=self.settings.leeway)
+                               max_lifetime=self.settings.assertion_max_lifetime, leeway=self.settings.leeway,
+                               max_age=self.settings.assertion_max_age)
         verified = verify_assertion(parsed, keys, rules, now)
         if not entry.client.enabled:
             raise InvalidClient(_FAILED, reason="client_disabled")
-        if not await self.use_once(f"pkjwt:{client_id}:{verified.jti}", verified.exp + self.settings.leeway):
+        # Kept only as long as the assertion could be accepted: min(exp, iat + max_age), plus leeway.
+        if not await self.use_once(f"pkjwt:{client_id}:{verified.jti}", verified.usable_until + self.settings.leeway):
             raise InvalidClient("client assertion was already used", reason="assertion_replayed")
         return entry
 

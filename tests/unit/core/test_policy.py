@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from warden.core.api import Api
 from warden.core.client import Grant
@@ -51,11 +53,42 @@ def test_unknown_and_ungranted_resources_are_invalid_target():
         decide_token([GRANTS[0]], APIS, None, ("https://b.example",))
 
 
-def test_several_resources_take_the_shortest_lifetime_and_union_of_scopes():
-    d = decide_token(GRANTS, APIS, None, ("https://a.example", "https://b.example"))
+def test_several_resources_take_the_shortest_lifetime_and_only_scopes_common_to_all():
+    # a: read write granted; b: list granted (b defines read too, but it is not granted there)
+    with pytest.raises(InvalidScope) as exc:
+        decide_token(GRANTS, APIS, None, ("https://a.example", "https://b.example"))
+    assert exc.value.reason == "no_common_scope"
+    grants = [Grant("c", "https://a.example", ("read", "write"), 0), Grant("c", "https://b.example", ("read", "list"), 1)]
+    d = decide_token(grants, APIS, None, ("https://a.example", "https://b.example"))
     assert d.audiences == ("https://a.example", "https://b.example")
-    assert d.scopes == ("read", "write", "list")
+    assert d.scopes == ("read",)  # write is not defined by b, list is not granted at a
     assert d.ttl == 300
+
+
+def test_a_scope_granted_at_one_audience_only_is_refused_for_a_token_naming_both():
+    apis = {"https://a.example": Api("https://a.example", ("read", "write")),
+            "https://b.example": Api("https://b.example", ("read", "write"))}
+    grants = [Grant("c", "https://a.example", ("read",), 0), Grant("c", "https://b.example", ("write",), 1)]
+    for scopes in (("read", "write"), ("read",), ("write",)):
+        with pytest.raises(InvalidScope) as exc:
+            decide_token(grants, apis, scopes, ("https://a.example", "https://b.example"))
+        assert exc.value.reason == "scope_not_granted_everywhere"
+        assert "every requested resource" in (exc.value.description or "")
+    with pytest.raises(InvalidScope):
+        decide_token(grants, apis, None, ("https://a.example", "https://b.example"))
+    assert decide_token(grants, apis, ("read",), ("https://a.example",)).scopes == ("read",)
+    with pytest.raises(InvalidScope):
+        decide_token(grants, apis, ("write",), ("https://a.example",))
+
+
+def test_a_scope_one_audience_does_not_define_is_refused_even_when_granted_elsewhere():
+    apis = {"https://a.example": Api("https://a.example", ("read", "admin")),
+            "https://b.example": Api("https://b.example", ("read",))}
+    grants = [Grant("c", "https://a.example", ("read", "admin"), 0), Grant("c", "https://b.example", ("read",), 1)]
+    with pytest.raises(InvalidScope):
+        decide_token(grants, apis, ("admin",), ("https://b.example", "https://a.example"))
+    d = decide_token(grants, apis, None, ("https://b.example", "https://a.example"))
+    assert d.scopes == ("read",) and d.audiences == ("https://b.example", "https://a.example")
 
 
 def test_resources_with_different_algorithms_are_refused():
@@ -73,3 +106,44 @@ def test_grant_scope_removed_from_api_is_not_issued():
     apis["https://a.example"] = Api("https://a.example", ("read",))
     d = decide_token(GRANTS, apis, None, None)
     assert d.scopes == ("read",)
+
+
+_NAMES = st.sampled_from(["https://a.example", "https://b.example", "https://c.example", "https://d.example"])
+_SCOPES = st.sampled_from(["read", "write", "admin", "warden:admin"])
+
+
+@given(apis=st.dictionaries(_NAMES, st.tuples(st.lists(_SCOPES, unique=True, max_size=4),
+                                               st.sampled_from(["ES256", "RS256"]), st.integers(60, 900)),
+                            max_size=4),
+       grants=st.lists(st.tuples(_NAMES, st.lists(_SCOPES, unique=True, max_size=4), st.integers(0, 3)), max_size=5),
+       scopes=st.none() | st.lists(_SCOPES, unique=True, min_size=1).map(tuple),
+       resources=st.none() | st.lists(_NAMES, unique=True, min_size=1, max_size=4).map(tuple))
+def test_every_issued_scope_is_granted_and_defined_at_every_issued_audience(apis, grants, scopes, resources):
+    api_map = {name: Api(name, tuple(s), ttl, alg) for name, (s, alg, ttl) in apis.items()}
+    grant_list = [Grant("c", api, tuple(s), pos) for api, s, pos in grants]
+    effective = {g.api: g for g in grant_list if g.api in api_map}  # the last grant per API wins, as in the store
+    try:
+        d = decide_token(grant_list, api_map, scopes, resources)
+    except (InvalidScope, InvalidTarget):
+        common = None
+    else:
+        common = d.scopes
+        assert d.audiences and all(a in effective for a in d.audiences)
+        for aud in d.audiences:
+            for scope in d.scopes:
+                assert scope in effective[aud].scopes and scope in api_map[aud].scopes, (scope, aud)
+        if scopes is not None:
+            assert d.scopes == scopes  # exactly what was asked, never widened or silently narrowed
+        if resources is not None:
+            assert d.audiences == resources
+        if len(d.audiences) > 1:
+            assert d.scopes  # several audiences never share an empty scope
+    if resources and all(r in effective for r in resources):
+        # what every audience grants and defines: issued when scope is omitted, or refused if nothing
+        everywhere = [s for s in effective[resources[0]].scopes
+                      if all(s in effective[r].scopes and s in api_map[r].scopes for r in resources)]
+        same_alg = len({api_map[r].alg for r in resources}) == 1
+        if scopes is None and same_alg and (everywhere or len(resources) == 1):
+            assert common == tuple(everywhere)
+        if scopes is not None and same_alg and set(scopes) <= set(everywhere):
+            assert common == scopes

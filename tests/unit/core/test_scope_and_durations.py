@@ -56,3 +56,13 @@ def test_api_rules():
                 Api("https://a.example", ("read",), token_ttl=10), Api("https://a.example", ("read",), alg="HS256")):
         with pytest.raises(ValueError):
             validate_api(bad)
+
+
+@pytest.mark.parametrize("scope", ["warden:admin", "warden:admin:read", "warden:", "Warden:Admin", "WARDEN:x"])
+def test_scopes_in_wardens_namespace_are_reserved_for_its_admin_api(scope):
+    with pytest.raises(ValueError, match="reserved"):
+        validate_api(Api("https://a.example", ("read", scope)))
+
+
+def test_names_that_only_resemble_the_reserved_prefix_are_ordinary():
+    validate_api(Api("https://a.example", ("warden", "wardenadmin", "admin:warden:x", "warden-admin")))

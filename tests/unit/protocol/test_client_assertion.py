@@ -151,3 +151,46 @@ def test_key_algs_pins_jwk_alg():
     assert key_algs({"alg": "ES256"}, KEY.public_key()) == ("ES256",)
     assert key_algs({"alg": "RS256"}, KEY.public_key()) == ()
     assert key_algs({}, RSA.public_key()) == ("RS256", "PS256")
+
+
+# private_key_jwt with the defaults: exp - iat up to 1 h (Authlib and other common clients), accepted only
+# within max_age of its iat (issue 8 finding 13)
+DEFAULT_RULES = AssertionRules(issuer="c1", subject="c1", audiences={ISSUER}, sole_audience=True, max_lifetime=3600,
+                               leeway=30, max_age=300)
+
+
+def test_an_hour_long_assertion_is_accepted_while_its_iat_is_recent():
+    for age in (0, 60, 299, 300):
+        verified = check(sign(claims(iat=NOW - age, exp=NOW - age + 3600)), DEFAULT_RULES)
+        assert verified.usable_until == NOW - age + 300  # the jti record need not outlive this (+ leeway)
+    short = check(sign(claims(iat=NOW, exp=NOW + 60)), DEFAULT_RULES)
+    assert short.usable_until == NOW + 60  # exp comes first
+
+
+@pytest.mark.parametrize("iat,exp", [(NOW - 301, NOW + 3000), (NOW - 3599, NOW + 1), (NOW - 86400, NOW + 60)])
+def test_an_assertion_whose_iat_is_older_than_max_age_is_refused_whatever_its_exp(iat, exp):
+    with pytest.raises(InvalidClient) as exc:
+        check(sign(claims(iat=iat, exp=exp)), DEFAULT_RULES)
+    assert exc.value.reason == "assertion_iat_age"
+    assert "300 seconds" in (exc.value.description or "")
+
+
+def test_without_iat_the_assertion_must_expire_within_max_age():
+    assert check(sign(claims(iat=None, exp=NOW + 330)), DEFAULT_RULES).usable_until == NOW + 330
+    with pytest.raises(InvalidClient) as exc:
+        check(sign(claims(iat=None, exp=NOW + 331)), DEFAULT_RULES)
+    assert exc.value.reason == "assertion_lifetime"
+    with pytest.raises(InvalidClient) as exc:  # nbf does not stand in for iat
+        check(sign(claims(iat=None, nbf=NOW - 10, exp=NOW + 3000)), DEFAULT_RULES)
+    assert exc.value.reason == "assertion_lifetime"
+
+
+def test_max_age_does_not_lift_the_other_time_rules():
+    for over, reason in (({"iat": NOW, "exp": NOW + 3631}, "assertion_lifetime"),
+                         ({"iat": NOW + 31, "exp": NOW + 600}, "assertion_iat"),
+                         ({"iat": NOW - 100, "exp": NOW - 31}, "assertion_expired")):
+        with pytest.raises(InvalidClient) as exc:
+            check(sign(claims(**over)), DEFAULT_RULES)
+        assert exc.value.reason == reason, over
+    # an iat slightly ahead (client clock skew) is accepted, and usable no longer than max_age after it
+    assert check(sign(claims(iat=NOW + 30, exp=NOW + 3630)), DEFAULT_RULES).usable_until == NOW + 330

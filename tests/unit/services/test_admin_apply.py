@@ -83,6 +83,7 @@ def test_dry_run_changes_nothing(admin: Admin, tmp_path: Path):
     ("[[apis]]\nidentifier='https://a.example'\nscopes=['r']\nextra=1", "unknown key 'extra'"),
     ("[[apis]]\nscopes=['r']", "identifier is required"),
     ("[[apis]]\nidentifier='nope'\nscopes=['r']", "absolute URI"),
+    ("[[apis]]\nidentifier='https://a.example'\nscopes=['read', 'warden:admin']", "reserved"),
     ("[[clients]]\nname='x'", "client_id is required"),
     ("[[clients]]\nclient_id='a'\ngrants=[{api='https://missing.example', scopes=['r']}]", "unknown API"),
     ("[[clients]]\nclient_id='a'\nenabled='yes'", "enabled"),

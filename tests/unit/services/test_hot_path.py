@@ -104,11 +104,14 @@ def reference_decision(grants, apis, scopes, resources) -> TokenDecision | str:
         if not by_api:
             return "no_grants"
         audiences = (min(by_api.values(), key=lambda g: g.position).api,)
-    allowed: list[str] = []
-    for aud in audiences:
-        allowed += [s for s in by_api[aud].scopes if s in apis[aud].scopes and s not in allowed]
+    first = [s for s in by_api[audiences[0]].scopes if s in apis[audiences[0]].scopes]
+    allowed = [s for i, s in enumerate(first) if s not in first[:i]
+               and all(s in by_api[a].scopes and s in apis[a].scopes for a in audiences)]
+    several = len(audiences) > 1
+    if scopes is None and several and not allowed:
+        return "no_common_scope"
     if scopes is not None and any(s not in allowed for s in scopes):
-        return "scope_not_granted"
+        return "scope_not_granted_everywhere" if several else "scope_not_granted"
     if len({apis[a].alg for a in audiences}) > 1:
         return "mixed_algorithms"
     return TokenDecision(tuple(audiences), tuple(allowed) if scopes is None else scopes,
