@@ -56,7 +56,7 @@ class LimitSettings:
 
     client_rate: float = 1000.0  # token requests per second per client (default for every client)
     client_burst: int = 2000
-    failed_auth_per_minute: int = 60  # failed client authentications per source address
+    failed_auth_per_minute: int = 60  # failed authentications per (source address, claimed client)
     max_body_bytes: int = 16384
     max_param_bytes: int = 8192  # large enough for an RSA-signed client assertion
 

@@ -4,6 +4,8 @@ validating them against the JWKS."""
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
 import shutil
@@ -12,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -253,6 +256,53 @@ def test_sighup_replaces_every_worker_without_refusing_requests(cli_env: dict[st
                           timeout=30)
         assert set(statuses) == {200}
         assert wait_until(lambda: httpx.get(f"{server.url}/readyz").status_code == 200, timeout=20)
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+
+
+def test_limits_hold_once_for_the_whole_server_not_once_per_worker(cli_env: dict[str, str]):
+    """`warden serve --workers 2`: a client limited to 5/s, 40 requests over about 2 s on fresh connections
+    (which the kernel spreads over both workers), and wrong secrets against a failure budget of 5."""
+    env = dict(cli_env, WARDEN_LIMITS_FAILED_AUTH_PER_MINUTE="5")
+    server = Served(env, free_port(), workers=2)
+    try:
+        cli_json("apis", "create", "https://api.example", "--scopes", "read", env=env)
+        created = cli_json("clients", "create", "limited", "--grant", "https://api.example=read", "--rate-limit", "5",
+                           env=env)
+        cid, secret = created["client_id"], created["client_secret"]
+        # every worker knows the client (introspection authenticates it without spending its rate limit)
+        assert wait_until(lambda: all(httpx.post(f"{server.url}/oauth2/introspect", data={"token": "x"},
+                                                 auth=(cid, secret), timeout=5).status_code == 200
+                                      for _ in range(8)), timeout=20)
+        rate, burst = 5.0, 10.0  # a client's own limit allows a burst of two seconds' worth
+
+        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+        basic = "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode()
+
+        def send(at: float) -> int:  # a fresh connection per request; http.client, so sending costs little
+            time.sleep(max(0.0, at - time.monotonic()))
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            try:
+                conn.request("POST", "/oauth2/token", "grant_type=client_credentials",
+                             {"authorization": basic, "content-type": "application/x-www-form-urlencoded"})
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(send, [started + i * 0.05 for i in range(40)]))  # 40 requests over 2 s
+        elapsed = time.monotonic() - started
+        admitted = codes.count(200)
+        assert set(codes) <= {200, 429}
+        # one bucket for the server: burst + rate * elapsed (21 in 2.1 s); a bucket per worker let 35 through
+        assert burst <= admitted <= burst + rate * elapsed + 2, (admitted, elapsed)
+
+        guesses = [server.token(cid, f"guess-{i}").status_code for i in range(20)]
+        assert set(guesses) <= {401, 429}
+        assert 5 <= guesses.count(401) <= 6, guesses  # one budget of 5 for the server (per worker: 10)
+        assert guesses[-1] == 429
     finally:
         code, _, err = server.stop()
     assert code == 0, err

@@ -54,15 +54,34 @@ def test_inactive_tokens_reveal_nothing(server: LiveServer):
 def test_revoked_token_becomes_inactive_and_only_the_owner_can_revoke(server: LiveServer):
     api = server.api("read")
     owner = server.client({api: "read"})
-    other = server.client({api: "read"})
     token = server.token(*owner).json()["access_token"]
-    # another client's revocation attempt is answered 200 and does nothing (RFC 7009 §2.1, §2.2)
-    assert server.post("/oauth2/revoke", data={"token": token}, auth=other).status_code == 200
-    assert introspect(server, owner, token)["active"] is True
     assert server.post("/oauth2/revoke", data={"token": token, "token_type_hint": "access_token"},
                        auth=owner).status_code == 200
     assert introspect(server, owner, token) == {"active": False}
+    assert server.post("/oauth2/revoke", data={"token": token}, auth=owner).status_code == 200  # again: 200
     assert server.post("/oauth2/revoke", data={"token": "garbage"}, auth=owner).status_code == 200
+
+
+def test_revoking_another_clients_token_is_refused_and_the_token_stays_active(server: LiveServer):
+    api = server.api("read")
+    owner = server.client({api: "read"})
+    other = server.client({api: "read"})
+    token = server.token(*owner).json()["access_token"]
+    # RFC 7009 §2.1: the request is refused with an error response (§2.2.1, RFC 6749 §5.2)
+    resp = server.post("/oauth2/revoke", data={"token": token}, auth=other)
+    assert resp.status_code == 400 and resp.json()["error"] == "unauthorized_client"
+    assert token not in resp.text
+    assert introspect(server, owner, token)["active"] is True
+    refused = [e for e in server.audit_events() if e["event"] == "token.revocation_refused"]
+    assert len(refused) == 1 and refused[0]["actor"] == other[0] and refused[0]["reason"] == "foreign_token"
+    assert token not in json.dumps(refused) and other[1] not in json.dumps(refused)
+    # §2.2: a token that is no longer valid is answered 200 whoever sends it, and changes nothing
+    now = int(time.time())
+    expired = mint(server, {"iss": server.issuer, "sub": owner[0], "client_id": owner[0], "aud": api,
+                            "scope": "read", "iat": now - 1000, "exp": now - 100, "jti": "expired-foreign"})
+    assert server.post("/oauth2/revoke", data={"token": expired}, auth=other).status_code == 200
+    assert server.post("/oauth2/revoke", data={"token": "garbage"}, auth=other).status_code == 200
+    assert introspect(server, owner, token)["active"] is True
 
 
 def test_revocation_reaches_a_second_server_through_the_store(server: LiveServer, start_server):

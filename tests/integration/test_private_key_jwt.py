@@ -258,6 +258,20 @@ def test_replay_race_on_postgres(start_server):
     assert codes.count(200) == 1
 
 
+def test_failed_assertions_lock_out_the_identity_they_claim_not_other_clients(start_server):
+    """Without client_id an assertion claims its `sub`: failures for one client, with or without
+    client_id, spend that client's budget at this address and no other client's."""
+    server = start_server("sqlite", dev_mode=True, **{"limits.failed_auth_per_minute": 3})
+    victim, _ = register(server, JWKS)
+    other, _ = register(server, JWKS)
+    wrong = generate_private_key("ES256")
+    codes = [post(server, "/oauth2/token", None, assertion(server, victim, wrong)).status_code for _ in range(4)]
+    assert codes == [401] * 3 + [429]
+    for cid in (None, victim):  # the right key is not evaluated any more, however the client is named
+        assert post(server, "/oauth2/token", cid, assertion(server, victim, KEY)).status_code == 429
+    assert post(server, "/oauth2/token", None, assertion(server, other, KEY)).status_code == 200
+
+
 def test_jwks_uri_is_fetched_cached_and_refetched_on_unknown_kid(start_server, json_documents: JsonDocuments):
     s = start_server("sqlite", dev_mode=True, **{"client_auth.jwks_refresh_cooldown": 1})
     json_documents.documents["/jwks"] = JWKS

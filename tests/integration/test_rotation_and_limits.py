@@ -72,15 +72,56 @@ def test_per_client_rate_limit_answers_429_with_retry_after(sqlite_server: LiveS
     assert limited.json()["error"] == "slow_down"
 
 
-def test_failed_authentication_is_throttled_per_source(start_server):
-    server = start_server("sqlite", **{"limits.failed_auth_per_minute": 5})
+def _from(source: str) -> dict[str, str]:
+    return {"x-forwarded-for": source}  # the test client is the trusted proxy
+
+
+def test_brute_force_of_one_clients_secret_is_cut_off_even_for_the_right_secret(start_server):
+    server = start_server("sqlite", **{"limits.failed_auth_per_minute": 5, "server.trusted_proxies": ["127.0.0.1"]})
     api = server.api("read")
     cid, secret = server.client({api: "read"})
-    codes = [server.token(cid, "wrong").status_code for _ in range(8)]
-    assert codes[:5] == [401] * 5 and codes[-1] == 429
-    # the correct secret is throttled too from that source: guessing cannot be confirmed
-    resp = server.token(cid, secret)
-    assert resp.status_code == 429 and "retry-after" in resp.headers
+    token = f"{server.url}/oauth2/token"
+    form = {"grant_type": "client_credentials"}
+    attacker = _from("203.0.113.7")
+    codes = [server.http.post(token, data=form, auth=(cid, f"guess-{i}"), headers=attacker).status_code
+             for i in range(8)]
+    assert codes == [401] * 5 + [429] * 3
+    # Budget spent: the right secret is not evaluated either, so a guess cannot be confirmed ...
+    resp = server.http.post(token, data=form, auth=(cid, secret), headers=attacker)
+    assert resp.status_code == 429 and resp.json()["error"] == "slow_down" and int(resp.headers["retry-after"]) >= 1
+    # ... whichever method carries it, at every endpoint that authenticates clients
+    resp = server.http.post(token, data={**form, "client_id": cid, "client_secret": secret}, headers=attacker)
+    assert resp.status_code == 429
+    for path in ("/oauth2/introspect", "/oauth2/revoke"):
+        assert server.http.post(f"{server.url}{path}", data={"token": "x"}, auth=(cid, secret),
+                                headers=attacker).status_code == 429
+    # The budget is the attacker's address's: the client itself, elsewhere, is served.
+    assert server.http.post(token, data=form, auth=(cid, secret), headers=_from("198.51.100.2")).status_code == 200
+    throttled = [e for e in server.audit_events() if e.get("reason") == "failed_auth_throttled"]
+    assert throttled and all(e["source"] == "203.0.113.7" for e in throttled)
+    assert secret not in server.audit_path.read_text()
+
+
+def test_a_correct_secret_is_never_refused_for_failures_of_others_at_the_same_address(start_server):
+    server = start_server("sqlite", **{"limits.failed_auth_per_minute": 5})
+    api = server.api("read")
+    victim, _ = server.client({api: "read"})
+    legit = server.client({api: "read"})
+    # 150 failures from this address: one client's secret guessed, unknown ids sprayed, no credentials at all
+    guessed = [server.token(victim, f"guess-{i}").status_code for i in range(50)]
+    sprayed = [server.token(f"unknown-{i}", "guess").status_code for i in range(50)]
+    anonymous = [server.post("/oauth2/token", data={"grant_type": "client_credentials"}).status_code
+                 for _ in range(50)]
+    assert guessed[:5] == [401] * 5 and set(guessed[5:]) == {429}
+    assert set(sprayed) == {401}  # each claimed identity has a budget; unknown ones answer as known ones do
+    assert anonymous[:5] == [401] * 5 and set(anonymous[5:]) == {429}
+    # another client with its correct secret, from the same address, is served at every endpoint
+    assert server.token(*legit).status_code == 200
+    assert server.post("/oauth2/introspect", data={"token": "x"}, auth=legit).status_code == 200
+    assert server.post("/oauth2/revoke", data={"token": "x"}, auth=legit).status_code == 200
+    # and its own budget is its own
+    own = [server.token(legit[0], f"typo-{i}").status_code for i in range(6)]
+    assert own == [401] * 5 + [429]
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

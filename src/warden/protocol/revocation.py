@@ -1,8 +1,9 @@
 """Token revocation (RFC 7009 §2).
 
-The caller must authenticate and may revoke only tokens issued to it (§2.1);
-an unknown, invalid or foreign token is answered 200 all the same, so the
-endpoint is no oracle (§2.2).
+The caller must authenticate and may revoke only tokens issued to it (§2.1): a
+valid token issued to another client is refused with an error response and
+stays active. An unknown, invalid or expired token is answered 200, as a revoked
+one is (§2.2). The endpoint (`warden.server.endpoints.revoke`) decides.
 """
 
 from __future__ import annotations

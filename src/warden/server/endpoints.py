@@ -17,7 +17,9 @@ from warden.protocol.access_token import verify_own_token
 from warden.protocol.client_assertion import ASSERTION_ALGS
 from warden.protocol.client_auth import parse_client_auth
 from warden.protocol.client_credentials import parse_token_request
-from warden.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
+from warden.protocol.errors import (
+    InvalidClient, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable, UnauthorizedClient,
+)
 from warden.protocol.form import Form, parse_form
 from warden.protocol.introspection import INACTIVE, parse_introspection_request, render_active
 from warden.protocol.metadata import render_metadata
@@ -28,6 +30,7 @@ from warden.server.metrics import CONTENT_TYPE_LATEST, render_metrics
 from warden.server.render import render_token
 from warden.server.runtime import Runtime
 from warden.server.sender import client_certificate, dpop_proof
+from warden.services.auth_throttle import ANONYMOUS, claimed_identity
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS, authenticate_client
 from warden.services.registry import ClientEntry
 from warden.services.tls_auth import authenticate_certificate
@@ -52,10 +55,10 @@ def _query_names(request: Request) -> list[str]:
     return [part.split(b"=", 1)[0].decode("latin-1") for part in request.query_string.split(b"&")]
 
 
-def _check_source(request: Request, rt: Runtime, now: float) -> None:
-    """Throttle sources that keep failing client authentication (RFC 6749 §2.3.1 brute force)."""
-    per_minute = rt.settings.limits.failed_auth_per_minute
-    wait = rt.failed_auth_limiter.peek(request.source, per_minute / 60.0, per_minute, now)
+def _refuse_if_throttled(request: Request, rt: Runtime, identity: str, now: float) -> None:
+    """429 before any credential naming `identity` is evaluated, once this source has spent that
+    identity's failure budget (see `warden.services.auth_throttle`)."""
+    wait = rt.auth_throttle.wait(request.source, identity, now)
     if wait > 0:
         rt.metrics.limited("failed_auth").inc()
         raise SlowDown("too many failed authentication attempts", reason="failed_auth_throttled", retry_after=wait)
@@ -66,17 +69,21 @@ async def _authenticate(request: Request, form: Form, rt: Runtime, now: float,
     if b"authorization" in request.repeated:
         raise InvalidRequest("Authorization header is repeated", reason="duplicate_header")
     presented = None
+    identity = ANONYMOUS
     try:
         presented = parse_client_auth(request.header(b"authorization"), form, _query_names(request),
                                       has_certificate=cert is not None)
+        identity = claimed_identity(presented)
+        _refuse_if_throttled(request, rt, identity, now)
         if presented.assertion is not None:  # private_key_jwt or workload identity (RFC 7523)
             return await rt.assertions.authenticate(presented, rt.registry, now)
         if presented.certificate_used and cert is not None:  # mutual TLS (RFC 8705 §2)
             return await authenticate_certificate(presented, cert, rt.registry, rt.client_ca, rt.key_sources)
         return authenticate_client(presented, rt.registry, rt.material.pepper, now, rt.secret_uses.record)
     except InvalidClient as exc:
-        per_minute = rt.settings.limits.failed_auth_per_minute
-        rt.failed_auth_limiter.take(request.source, per_minute / 60.0, per_minute, now)
+        if presented is None:  # claims no identity, so it could never pass: refused once the budget is spent
+            _refuse_if_throttled(request, rt, ANONYMOUS, now)
+        rt.auth_throttle.record_failure(request.source, identity, now)
         client_id = presented.client_id or None if presented else None  # assertions may omit client_id
         security = exc.reason in ("secret_expired", "secret_revoked")
         rt.audit.emit("client.authentication_failed", outcome="denied", reason=exc.reason,
@@ -98,7 +105,6 @@ async def token(request: Request, rt: Runtime) -> Response:
             raise InvalidRequest("the token endpoint accepts POST only", reason="bad_method")  # §3.2
         if not rt.is_serving():
             raise TemporarilyUnavailable("registry unavailable", reason="registry_stale")
-        _check_source(request, rt, now)
         form = _form(request, rt)
         cert = client_certificate(request, rt)
         entry = await _authenticate(request, form, rt, now, cert)
@@ -140,7 +146,6 @@ async def introspect(request: Request, rt: Runtime) -> Response:
     try:
         if request.method != "POST":
             raise InvalidRequest("the introspection endpoint accepts POST only", reason="bad_method")
-        _check_source(request, rt, now)
         form = _form(request, rt)
         caller = await _authenticate(request, form, rt, now, client_certificate(request, rt))  # RFC 7662 §2.1
         parsed = parse_introspection_request(form)
@@ -160,30 +165,50 @@ async def introspect(request: Request, rt: Runtime) -> Response:
 
 
 async def revoke(request: Request, rt: Runtime) -> Response:
+    """RFC 7009 §2.1: the caller authenticates and may revoke only tokens issued to it.
+
+    An invalid, unknown or expired token is answered 200 (§2.2): nothing to revoke, no oracle. A
+    valid token issued to another client is refused with an error response (§2.1, §2.2.1) and stays
+    active. The code is RFC 6749 §5.2's `unauthorized_client`, 400: the caller did authenticate (so
+    not `invalid_client`), the request is well formed (not `invalid_request`), and it is this
+    authenticated client that may not act on the token; `invalid_grant` describes grants presented
+    at the token endpoint, and `unsupported_token_type` (§2.2.1) token types. The refusal tells the
+    caller nothing it cannot read from the token itself (the signature checks against the public
+    JWKS; `client_id` and `exp` are in the payload), so it is decided on those alone, never on
+    server-side state such as an earlier revocation.
+    """
     now = rt.clock.now()
     try:
         if request.method != "POST":
             raise InvalidRequest("the revocation endpoint accepts POST only", reason="bad_method")
-        _check_source(request, rt, now)
         form = _form(request, rt)
         caller = await _authenticate(request, form, rt, now, client_certificate(request, rt))  # RFC 7009 §2.1
         parsed = parse_revocation_request(form)
+        claims = verify_own_token(parsed.token, rt.registry.verification_keys, rt.issuer)
+        if claims is not None and claims["exp"] > now and claims["client_id"] != caller.client.client_id:
+            rt.audit.emit("token.revocation_refused", outcome="denied", reason="foreign_token",
+                          actor=caller.client.client_id, client_id=caller.client.client_id, source=request.source,
+                          jti=claims["jti"])
+            raise UnauthorizedClient("the token was not issued to this client", reason="foreign_token")
     except OAuthError as exc:
         rt.metrics.revoked(exc.error).inc()
         raise
-    claims = verify_own_token(parsed.token, rt.registry.verification_keys, rt.issuer)
     result = "ignored"
-    if claims is not None and claims["client_id"] == caller.client.client_id and claims["exp"] > now:
+    if claims is not None and claims["exp"] > now:
         revoked = RevokedToken(jti=claims["jti"], client_id=caller.client.client_id, exp=float(claims["exp"]))
-        store = rt.store
+        store, registry = rt.store, rt.registry
         assert store is not None
-        await asyncio.to_thread(store.revoke_token, revoked)
-        rt.registry.revoked[revoked.jti] = revoked  # effective here at once, elsewhere via the change log
+
+        def record() -> None:  # in a thread: a registry refresh may hold the registry's lock for a while
+            store.revoke_token(revoked)
+            registry.add_revoked(revoked)  # effective here at once, elsewhere via the change log
+
+        await asyncio.to_thread(record)
         rt.audit.emit("token.revoked", actor=caller.client.client_id, client_id=caller.client.client_id,
                       source=request.source, jti=revoked.jti)
         result = "revoked"
     rt.metrics.revoked(result).inc()
-    return Response(200, b"", list(NO_STORE))  # §2.2: 200 whatever the token was
+    return Response(200, b"", list(NO_STORE))  # §2.2: 200 for a revoked and for an invalid token alike
 
 
 async def jwks(request: Request, rt: Runtime) -> Response:

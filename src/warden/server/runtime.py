@@ -27,6 +27,7 @@ from warden.server.metrics import Metrics
 from warden.services.admin import Admin
 from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink, open_audit_sink
+from warden.services.auth_throttle import FailedAuthThrottle
 from warden.services.kek import KeyMaterial, load_kek
 from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
@@ -82,14 +83,18 @@ class SecretUseRecorder:
 class Runtime:
     def __init__(self, settings: Settings, store_factory: Callable[[], Store], *,
                  clock: Clock | None = None, audit: AuditSink | None = None,
-                 rate_limiter: RateLimiter | None = None) -> None:
+                 rate_limiter: RateLimiter | None = None, failed_auth_limiter: RateLimiter | None = None) -> None:
+        """`rate_limiter` holds the per-client token-endpoint limits and `failed_auth_limiter` the
+        failed-authentication budgets; both default to this process's own memory (`warden serve
+        --workers N` passes tables its supervisor shares between workers)."""
         self.settings = settings
         self.issuer = settings.issuer_url
         self.clock = clock or SystemClock()
         self.audit = audit or open_audit_sink(settings.audit.sink)
         self.metrics = Metrics()
         self.rate_limiter = rate_limiter or InProcessRateLimiter()
-        self.failed_auth_limiter = InProcessRateLimiter()
+        self.auth_throttle = FailedAuthThrottle(failed_auth_limiter or InProcessRateLimiter(),
+                                                settings.limits.failed_auth_per_minute)
         self.secret_uses = SecretUseRecorder()
         self._store_factory = store_factory
         self.store: Store | None = None

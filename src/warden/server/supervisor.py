@@ -8,6 +8,11 @@ the supervisor's state. A worker that dies is replaced (after a pause, so a
 crashing worker cannot spin). SIGTERM or SIGINT asks every worker to drain and
 waits for them; SIGHUP starts a fresh set of workers and, once they serve (their
 application has started), drains the old ones, so no request waits on a restart.
+
+Before the first worker starts, the supervisor creates the shared-memory tables of the
+per-client rate limits and failed-authentication budgets (`SharedLimits`); every worker,
+replacements and SIGHUP's fresh set included, attaches to the same tables, so each limit
+holds once for the server rather than once per worker.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
-from warden.server.worker import run_worker
+from warden.server.worker import SharedLimits, run_worker
 from warden.settings import Settings
 
 __all__ = ["Supervisor"]
@@ -33,8 +38,8 @@ _RESTART_PAUSE = 1.0  # seconds between a worker's death and its replacement
 _READY_TIMEOUT = 120.0  # how long SIGHUP waits for new workers to serve before draining the old ones
 
 
-def _worker_main(settings: Settings, sock: socket.socket, serving: Event) -> None:
-    raise SystemExit(run_worker(settings, sock, on_serving=serving.set))
+def _worker_main(settings: Settings, sock: socket.socket, serving: Event, shared: SharedLimits) -> None:
+    raise SystemExit(run_worker(settings, sock, on_serving=serving.set, shared=shared))
 
 
 class Supervisor:
@@ -42,14 +47,15 @@ class Supervisor:
         self._settings = settings
         self._sock = sock
         self._context = multiprocessing.get_context("spawn")
+        self._shared = SharedLimits.create(self._context)  # before any worker: all of them attach to it
         self._workers: list[BaseProcess] = []
         self._serving: dict[int, Event] = {}  # id(process) -> set once that worker accepts connections
         self._signals: list[int] = []
 
     def _spawn(self) -> BaseProcess:
         serving = self._context.Event()
-        process = self._context.Process(target=_worker_main, args=(self._settings, self._sock, serving),
-                                        daemon=False)
+        process = self._context.Process(target=_worker_main,
+                                        args=(self._settings, self._sock, serving, self._shared), daemon=False)
         process.start()
         self._serving[id(process)] = serving
         log.info("started worker %s", process.pid)

@@ -17,15 +17,31 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 
 from warden.server.connections import ConnectionSet, Limits, Responder
 from warden.server.h1 import H1Connection
 from warden.errors import ConfigError
+from warden.services.ratelimit import SharedBuckets, SharedMemoryRateLimiter
 from warden.settings import Settings
 
-__all__ = ["tls_context", "H1Server", "serve_app", "run_worker"]
+__all__ = ["H1Server", "SharedLimits", "run_worker", "serve_app", "tls_context"]
 
 log = logging.getLogger("warden.server")
+
+
+@dataclass(frozen=True)
+class SharedLimits:
+    """The bucket tables one server's workers share (made by the supervisor before any worker starts),
+    so each per-client rate limit and failed-authentication budget holds once for the whole server."""
+
+    rate: SharedBuckets
+    failed_auth: SharedBuckets
+
+    @classmethod
+    def create(cls, context: BaseContext) -> SharedLimits:
+        return cls(SharedBuckets.create(context), SharedBuckets.create(context))
 
 
 class H1Server:
@@ -122,9 +138,11 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[], object] | None = None) -> int:
+def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[], object] | None = None,
+               shared: SharedLimits | None = None) -> int:
     """Process entry point (also the supervisor's spawn target): build the app and serve until told to stop.
-    `on_serving` is called once the application has started and connections are being accepted."""
+    `on_serving` is called once the application has started and connections are being accepted; `shared`
+    are the supervisor's limit tables (None: this process's own)."""
     from warden.server.app import create_app
 
     try:
@@ -135,7 +153,11 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
         loop_factory = None
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
+    if shared is not None:
+        app = create_app(settings, rate_limiter=SharedMemoryRateLimiter(shared.rate),
+                         failed_auth_limiter=SharedMemoryRateLimiter(shared.failed_auth))
+    else:
+        app = create_app(settings)
     limits = Limits(max_body_bytes=app.max_body_bytes)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:

@@ -146,6 +146,12 @@ class Registry:
             self.refreshed_at = time.monotonic()
             return len(fresh)
 
+    def add_revoked(self, revoked: RevokedToken) -> None:
+        """Honour a revocation this process has just stored, before the change log brings it back."""
+        with self._lock:
+            self.revoked[revoked.jti] = revoked
+
     def purge_expired_revocations(self, now: float) -> None:
-        for jti in [j for j, r in self.revoked.items() if r.exp <= now]:
-            self.revoked.pop(jti, None)
+        with self._lock:  # a revocation may be added meanwhile; iterating then would fail
+            for jti in [j for j, r in self.revoked.items() if r.exp <= now]:
+                self.revoked.pop(jti, None)
