@@ -7,7 +7,9 @@ once at start-up with `load_settings` and pass it down; nothing else reads
 
 Environment names: top-level keys are `WARDEN_<KEY>`, section keys are
 `WARDEN_<SECTION>_<KEY>` (e.g. `WARDEN_DATABASE_URL`, `WARDEN_SERVER_PORT`,
-`WARDEN_LIMITS_CLIENT_RATE`).
+`WARDEN_LIMITS_CLIENT_RATE`). A secret setting can instead name a file that holds
+it, `WARDEN_<...>_FILE` (e.g. `WARDEN_KEYS_ENCRYPTION_KEY_FILE`), for systemd
+credentials and mounted Kubernetes or container secrets; trailing newlines are dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 
 __all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
-           "ClientAuthSettings", "DPoPSettings", "MTLSSettings", "TrustedIssuer", "load_settings"]
+           "ClientAuthSettings", "DPoPSettings", "MTLSSettings", "TrustedIssuer", "load_settings",
+           "environment_names", "is_secret_field"]
 
 
 class Secret:
@@ -227,7 +230,7 @@ def _coerce(name: str, ftype: Any, value: Any) -> Any:
     try:
         if name.rsplit(".", 1)[-1] in _DURATIONS:
             return parse_duration(value)
-        if "Secret" in tname:
+        if is_secret_field(tname):
             if not isinstance(value, str) or not value:
                 raise ValueError("expected a non-empty string")
             return Secret(value)
@@ -283,17 +286,56 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
     return dataclasses.replace(base, **changes)
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    top = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS) - {"trusted_issuers"}
+def environment_names() -> dict[str, tuple[str, ...]]:
+    """Every `WARDEN_*` variable that sets a setting, and the setting's path (section, key)."""
+    top = [f.name for f in dataclasses.fields(Settings) if f.name not in _SECTIONS and f.name != "trusted_issuers"]
     names: dict[str, tuple[str, ...]] = {f"WARDEN_{k.upper()}": (k,) for k in top}
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):
             names[f"WARDEN_{section.upper()}_{f.name.upper()}"] = (section, f.name)
+    return names
+
+
+def is_secret_field(ftype: Any) -> bool:
+    """Whether a settings field holds a `Secret` (and so may also come from `WARDEN_..._FILE`)."""
+    return "Secret" in (ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype)))
+
+
+def _secret_paths() -> set[tuple[str, ...]]:
+    paths: set[tuple[str, ...]] = {(f.name,) for f in dataclasses.fields(Settings) if is_secret_field(f.type)}
+    for section, cls in _SECTIONS.items():
+        paths |= {(section, f.name) for f in dataclasses.fields(cls) if is_secret_field(f.type)}
+    return paths
+
+
+def _read_secret_file(env_name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {env_name} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{env_name} {path}: expected UTF-8 text") from None
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    names = environment_names()
+    secrets = _secret_paths()
+    from_file: set[str] = set()
+    for env_name, path in list(names.items()):
+        if path in secrets and f"{env_name}_FILE" in environ:
+            if env_name in environ:
+                raise ConfigError(f"set {env_name} or {env_name}_FILE, not both")
+            names[f"{env_name}_FILE"] = path
+            from_file.add(f"{env_name}_FILE")
     for env_name, value in environ.items():
-        path = names.get(env_name)
-        if path is None:
+        found = names.get(env_name)
+        if found is None:
             continue
+        path = found
+        if env_name in from_file:
+            value = _read_secret_file(env_name, value)
         if len(path) == 1:
             out[path[0]] = value
         else:

@@ -61,3 +61,27 @@ def test_bad_trusted_issuers_name_the_key(tmp_path: Path, table: str, key: str):
     cfg.write_text("[[trusted_issuers]]\n" + table)
     with pytest.raises(ConfigError, match=key):
         load_settings(str(cfg), {})
+
+
+def test_secret_settings_can_come_from_files(tmp_path: Path):
+    """systemd's LoadCredential and mounted secrets hand over files, not variables."""
+    (tmp_path / "kek").write_text("c2VjcmV0\n")
+    (tmp_path / "db").write_text("postgresql://u:hunter2@db/w")
+    s = load_settings(None, {"WARDEN_KEYS_ENCRYPTION_KEY_FILE": str(tmp_path / "kek"),
+                             "WARDEN_DATABASE_URL_FILE": str(tmp_path / "db")})
+    assert s.keys.encryption_key == Secret("c2VjcmV0") and s.database_url == Secret("postgresql://u:hunter2@db/w")
+    assert "hunter2" not in repr(s)
+
+
+def test_secret_file_errors_name_the_variable(tmp_path: Path):
+    with pytest.raises(ConfigError, match="WARDEN_KEYS_ENCRYPTION_KEY_FILE .*missing"):
+        load_settings(None, {"WARDEN_KEYS_ENCRYPTION_KEY_FILE": str(tmp_path / "missing")})
+    (tmp_path / "kek").write_text("c2VjcmV0")
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings(None, {"WARDEN_KEYS_ENCRYPTION_KEY_FILE": str(tmp_path / "kek"),
+                             "WARDEN_KEYS_ENCRYPTION_KEY": "c2VjcmV0"})
+
+
+def test_only_secret_settings_read_files(tmp_path: Path):
+    (tmp_path / "issuer").write_text("https://auth.example")
+    assert load_settings(None, {"WARDEN_ISSUER_FILE": str(tmp_path / "issuer")}).issuer is None
