@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from tests.packaging.conftest import REPO, clean_env, run_installer
+
 from warden import __version__
 from warden.cli.extras import DISTRIBUTION
 
@@ -41,7 +41,7 @@ def base_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     assert "warden/py.typed" in names and not any(n.startswith(("tests/", "deploy/", "docs/")) for n in names)
-    assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names), names
+    assert any(n.endswith(("licenses/LICENSE", "/LICENSE")) for n in names), names
     venv = root / "venv"
     # a clean venv (no system site packages); this venv's pip installs into it, saving ensurepip's time
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -56,9 +56,9 @@ def warden(venv: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 
 
 def test_base_install_has_no_server_dependencies(base_install: Path):
-    proc = subprocess.run([str(base_install / "bin" / "python"), "-c",
-                           "import importlib.util as u; print([m for m in ('sqlalchemy', 'alembic', 'httptools', "
-                           "'uvloop', 'psycopg', 'prometheus_client', 'uvicorn') if u.find_spec(m)])"],
+    code = ("import importlib.util as u; print([m for m in ('sqlalchemy', 'alembic', 'httptools', "
+            "'uvloop', 'psycopg', 'prometheus_client', 'uvicorn') if u.find_spec(m)])")
+    proc = subprocess.run([str(base_install / "bin" / "python"), "-c", code],
                           capture_output=True, text=True, check=True, timeout=60)
     assert proc.stdout.strip() == "[]"
 

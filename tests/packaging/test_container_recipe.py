@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.packaging.conftest import REPO, clean_env, run_installer
 
 CONTAINERFILE = REPO / "Containerfile"
