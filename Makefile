@@ -33,6 +33,7 @@ test: $(TEST_STAMP)
 	$(PY) -m pytest
 
 docs: $(TEST_STAMP)
+	$(PY) docs/gen.py
 	$(PY) -m mkdocs build --strict
 
 bench: $(TEST_STAMP)

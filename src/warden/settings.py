@@ -55,13 +55,13 @@ class Secret:
 class ServerSettings:
     """HTTP serving. `workers` > 1 runs that many processes sharing one port."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    host: str = "127.0.0.1"  # address to listen on (0.0.0.0 in containers)
+    port: int = 8080  # TCP port to listen on
+    workers: int = 1  # processes sharing the port (a supervisor starts them)
     graceful_timeout: int = 10  # seconds SIGTERM waits for in-flight requests
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
-    tls_cert: str = ""  # serve HTTPS with this certificate chain (PEM) ...
-    tls_key: str = ""  # ... and key; the default issuer becomes https://
+    tls_cert: str = ""  # serve HTTPS with this certificate chain (PEM); the default issuer becomes https://
+    tls_key: str = ""  # the certificate's private key (PEM)
     tls_client_ca: str = ""  # ask clients for a certificate verified against these CAs (mutual TLS)
 
 
@@ -69,8 +69,8 @@ class ServerSettings:
 class KeySettings:
     """Signing-key lifecycle. `publish_lead` must exceed resource servers' JWKS cache age."""
 
-    rotation_interval: int = 30 * 86400
-    publish_lead: int = 900
+    rotation_interval: int = 30 * 86400  # how long a key signs before the next one takes over
+    publish_lead: int = 900  # how long a new key is published in the JWKS before it signs
     encryption_key: Secret | None = None  # base64url 32 bytes; else <data_dir>/kek (0600)
 
 
@@ -79,9 +79,9 @@ class LimitSettings:
     """Abuse limits (DESIGN.md "Limits")."""
 
     client_rate: float = 1000.0  # token requests per second per client (default for every client)
-    client_burst: int = 2000
+    client_burst: int = 2000  # token-bucket size of the per-client rate limit
     failed_auth_per_minute: int = 60  # failed client authentications per source address
-    max_body_bytes: int = 16384
+    max_body_bytes: int = 16384  # larger request bodies are refused before parsing
     max_param_bytes: int = 8192  # large enough for an RSA-signed client assertion
 
 
@@ -94,13 +94,13 @@ class ClientAuthSettings:
     such assertions are what the 2025 audience-injection attack replays.
     """
 
-    assertion_max_lifetime: int = 300
-    leeway: int = 30
-    accept_token_endpoint_audience: bool = False
+    assertion_max_lifetime: int = 300  # longer-lived assertions are refused (bounds the replay store)
+    leeway: int = 30  # clock skew allowed on exp, nbf and iat
+    accept_token_endpoint_audience: bool = False  # also accept the token endpoint URL as aud (compatibility)
     jwks_cache_ttl: int = 300  # how long a fetched jwks_uri document is used (Cache-Control may shorten it)
     jwks_refresh_cooldown: int = 30  # an unknown kid triggers at most one refetch per this many seconds
-    jwks_fetch_timeout: float = 3.0
-    jwks_max_bytes: int = 65536
+    jwks_fetch_timeout: float = 3.0  # seconds allowed for fetching a client's jwks_uri
+    jwks_max_bytes: int = 65536  # larger jwks_uri documents are refused
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,9 @@ class DPoPSettings:
     `require_nonce` every proof must carry a current server nonce (§8), which neutralises
     client clock skew and pre-generated proofs."""
 
-    enabled: bool = True
-    require_nonce: bool = False
-    nonce_lifetime: int = 300
+    enabled: bool = True  # accept DPoP proofs at the token endpoint
+    require_nonce: bool = False  # every proof must carry a current server nonce
+    nonce_lifetime: int = 300  # how long a DPoP-Nonce value stays acceptable
     max_age: int = 60  # how old a proof's iat may be
     leeway: int = 30  # how far in the future a proof's iat may be
 
@@ -123,11 +123,11 @@ class MTLSSettings:
     terminated TLS, in `proxy_header` (`proxy_header_format`: nginx's URL-encoded PEM,
     Envoy's `xfcc`, or `rfc9440`), believed only from `trusted_proxies`."""
 
-    enabled: bool = False
+    enabled: bool = False  # accept tls_client_auth and self_signed_tls_client_auth
     client_ca_file: str = ""  # CA bundle a tls_client_auth certificate must chain to
-    proxy_header: str = ""
-    proxy_header_format: str = "nginx"
-    trusted_proxies: tuple[str, ...] = ()
+    proxy_header: str = ""  # request header carrying the client certificate from a TLS-terminating proxy
+    proxy_header_format: str = "nginx"  # nginx, xfcc (Envoy) or rfc9440
+    trusted_proxies: tuple[str, ...] = ()  # addresses allowed to send proxy_header
 
 
 @dataclass(frozen=True)
@@ -140,28 +140,28 @@ class TrustedIssuer:
     is accepted once.
     """
 
-    issuer: str
-    audience: str
-    jwks_uri: str | None = None
-    jwks: dict[str, Any] | None = None
-    max_token_lifetime: int = 3600
-    single_use: bool = True
+    issuer: str  # the identity provider's issuer URL, exactly as in its tokens
+    audience: str  # the value its tokens must carry in aud
+    jwks_uri: str | None = None  # where its keys are; else discovery
+    jwks: dict[str, Any] | None = None  # its keys inline, as a JWKS table
+    max_token_lifetime: int = 3600  # longer-lived platform tokens are refused
+    single_use: bool = True  # a token with a jti is accepted once
 
 
 @dataclass(frozen=True)
 class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
-    sink: str = "stdout"
+    sink: str = "stdout"  # stdout, off, or a file path (JSON lines appended)
 
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: str = "./warden-data"
-    database_url: Secret | None = None
+    data_dir: str = "./warden-data"  # SQLite store, key-encryption key file and CLI audit log
+    database_url: Secret | None = None  # PostgreSQL URL; unset: SQLite in data_dir
     issuer: str | None = None  # default http://<host>:<port>
     dev_mode: bool = False  # allows plain-HTTP issuers other than loopback
-    log_level: str = "info"
+    log_level: str = "info"  # debug, info, warning or error
     registry_poll_interval: float = 0.25  # seconds between change-log polls
     server: ServerSettings = field(default_factory=ServerSettings)
     keys: KeySettings = field(default_factory=KeySettings)
@@ -288,7 +288,8 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
 
 def environment_names() -> dict[str, tuple[str, ...]]:
     """Every `WARDEN_*` variable that sets a setting, and the setting's path (section, key)."""
-    top = [f.name for f in dataclasses.fields(Settings) if f.name not in _SECTIONS and f.name != "trusted_issuers"]
+    top = [f.name for f in dataclasses.fields(Settings)
+           if f.name not in _SECTIONS and f.name != "trusted_issuers"]
     names: dict[str, tuple[str, ...]] = {f"WARDEN_{k.upper()}": (k,) for k in top}
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):

@@ -56,10 +56,10 @@ def build_parser() -> _Parser:
     _add(sub, "init", c.init, "create or upgrade the store (schema, signing keys) and exit; idempotent")
 
     p = _add(sub, "serve", c.serve, "run the authorization server", json_flag=False)
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--issuer")
-    p.add_argument("--workers", type=int)
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; setting server.host)")
+    p.add_argument("--port", type=int, help="TCP port (default 8080; setting server.port)")
+    p.add_argument("--issuer", help="the public URL of this server (default http://HOST:PORT; setting issuer)")
+    p.add_argument("--workers", type=int, help="processes sharing the port (default 1; setting server.workers)")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     p.add_argument("--tls-key", help="the certificate's private key (PEM)")
     p.add_argument("--tls-client-ca", help="request client certificates verified against these CAs (mutual TLS)")
@@ -67,7 +67,7 @@ def build_parser() -> _Parser:
     apis = sub.add_parser("apis", help="APIs (resource servers)").add_subparsers(
         dest="apis_command", metavar="COMMAND", parser_class=_Parser, required=True)
     p = _add(apis, "create", c.apis_create, "register an API or update its settings")
-    p.add_argument("identifier")
+    p.add_argument("identifier", help="the API's URI, used as the token audience")
     p.add_argument("--scopes", required=True, help='space-separated, e.g. "read write"')
     p.add_argument("--ttl", default="15m", help="token lifetime (default 15m)")
     p.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "EdDSA"])
