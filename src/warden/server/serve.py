@@ -54,7 +54,6 @@ def _listen(host: str, port: int) -> socket.socket:
 def run_server(settings: Settings) -> int:
     from warden.server.supervisor import Supervisor
     from warden.server.worker import run_worker, tls_context
-
     from warden.services.bootstrap import prepare_store
 
     prepare_store(settings)  # fail fast, with one line, if the store or the key-encryption key cannot be used
