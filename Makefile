@@ -1,33 +1,49 @@
 # `make run` and `make test` do all the set-up on a fresh clone.
+# `make run` installs what serving needs (the server extra); `make test` adds the test, lint and
+# docs tools. Each set has its own stamp, so `make run` then `make test` installs the rest.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install run test bench lint typecheck clean
+.PHONY: install install-run run test docs bench lint typecheck clean
 
-install: $(STAMP)
+install: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,test,dev]'
-	touch $(STAMP)
+install-run: $(RUN_STAMP)
 
-run: install
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PIP) -e '.[server]'
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PIP) -e '.[server,test,dev,docs]'
+	touch $(TEST_STAMP) $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(VENV)/bin/warden serve
 
-test: install
+test: $(TEST_STAMP)
 	$(PY) -m pytest
 
-bench: install
+docs: $(TEST_STAMP)
+	$(PY) docs/gen.py
+	$(PY) -m mkdocs build --strict
+
+bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 
-lint: install
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests
 
-typecheck: install
+typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info

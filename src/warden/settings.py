@@ -7,7 +7,9 @@ once at start-up with `load_settings` and pass it down; nothing else reads
 
 Environment names: top-level keys are `WARDEN_<KEY>`, section keys are
 `WARDEN_<SECTION>_<KEY>` (e.g. `WARDEN_DATABASE_URL`, `WARDEN_SERVER_PORT`,
-`WARDEN_LIMITS_CLIENT_RATE`).
+`WARDEN_LIMITS_CLIENT_RATE`). A secret setting can instead name a file that holds
+it, `WARDEN_<...>_FILE` (e.g. `WARDEN_KEYS_ENCRYPTION_KEY_FILE`), for systemd
+credentials and mounted Kubernetes or container secrets; trailing newlines are dropped.
 """
 
 from __future__ import annotations
@@ -24,20 +26,21 @@ from warden.errors import ConfigError
 from warden.secret import Secret
 
 __all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
-           "ClientAuthSettings", "DPoPSettings", "MTLSSettings", "TrustedIssuer", "load_settings"]
+           "ClientAuthSettings", "DPoPSettings", "MTLSSettings", "TrustedIssuer", "load_settings",
+           "environment_names", "is_secret_field"]
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     """HTTP serving. `workers` > 1 runs that many processes sharing one port."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    host: str = "127.0.0.1"  # address to listen on (0.0.0.0 in containers)
+    port: int = 8080  # TCP port to listen on
+    workers: int = 1  # processes sharing the port (a supervisor starts them)
     graceful_timeout: int = 10  # seconds SIGTERM waits for in-flight requests
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
-    tls_cert: str = ""  # serve HTTPS with this certificate chain (PEM) ...
-    tls_key: str = ""  # ... and key; the default issuer becomes https://
+    tls_cert: str = ""  # serve HTTPS with this certificate chain (PEM); the default issuer becomes https://
+    tls_key: str = ""  # the certificate's private key (PEM)
     tls_client_ca: str = ""  # ask clients for a certificate verified against these CAs (mutual TLS)
 
 
@@ -45,8 +48,8 @@ class ServerSettings:
 class KeySettings:
     """Signing-key lifecycle. `publish_lead` must exceed resource servers' JWKS cache age."""
 
-    rotation_interval: int = 30 * 86400
-    publish_lead: int = 900
+    rotation_interval: int = 30 * 86400  # how long a key signs before the next one takes over
+    publish_lead: int = 900  # how long a new key is published in the JWKS before it signs
     encryption_key: Secret | None = None  # base64url 32 bytes; else <data_dir>/kek (0600)
 
 
@@ -55,9 +58,9 @@ class LimitSettings:
     """Abuse limits (DESIGN.md "Limits")."""
 
     client_rate: float = 1000.0  # token requests per second per client (default for every client)
-    client_burst: int = 2000
-    failed_auth_per_minute: int = 60  # failed authentications per (source address, claimed client)
-    max_body_bytes: int = 16384
+    client_burst: int = 2000  # token-bucket size of the per-client rate limit
+    failed_auth_per_minute: int = 60  # failed client authentications per (source address, claimed client)
+    max_body_bytes: int = 16384  # larger request bodies are refused before parsing
     max_param_bytes: int = 8192  # large enough for an RSA-signed client assertion
 
 
@@ -76,14 +79,14 @@ class ClientAuthSettings:
     and its record is kept until min(`exp`, `iat` + `assertion_max_age`) + `leeway`.
     """
 
-    assertion_max_lifetime: int = 3600
-    assertion_max_age: int = 300
-    leeway: int = 30
-    accept_token_endpoint_audience: bool = False
+    assertion_max_lifetime: int = 3600  # longest exp - iat of a private_key_jwt assertion
+    assertion_max_age: int = 300  # how long after its iat an assertion is accepted
+    leeway: int = 30  # clock skew allowed on exp, nbf and iat
+    accept_token_endpoint_audience: bool = False  # also accept the token endpoint URL as aud (compatibility)
     jwks_cache_ttl: int = 300  # how long a fetched jwks_uri document is used (Cache-Control may shorten it)
     jwks_refresh_cooldown: int = 30  # an unknown kid triggers at most one refetch per this many seconds
-    jwks_fetch_timeout: float = 3.0
-    jwks_max_bytes: int = 65536
+    jwks_fetch_timeout: float = 3.0  # seconds allowed for fetching a client's jwks_uri
+    jwks_max_bytes: int = 65536  # larger jwks_uri documents are refused
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,9 @@ class DPoPSettings:
     `require_nonce` every proof must carry a current server nonce (§8), which neutralises
     client clock skew and pre-generated proofs."""
 
-    enabled: bool = True
-    require_nonce: bool = False
-    nonce_lifetime: int = 300
+    enabled: bool = True  # accept DPoP proofs at the token endpoint
+    require_nonce: bool = False  # every proof must carry a current server nonce
+    nonce_lifetime: int = 300  # how long a DPoP-Nonce value stays acceptable
     max_age: int = 60  # how old a proof's iat may be
     leeway: int = 30  # how far in the future a proof's iat may be
 
@@ -106,11 +109,11 @@ class MTLSSettings:
     terminated TLS, in `proxy_header` (`proxy_header_format`: nginx's URL-encoded PEM,
     Envoy's `xfcc`, or `rfc9440`), believed only from `trusted_proxies`."""
 
-    enabled: bool = False
+    enabled: bool = False  # accept tls_client_auth and self_signed_tls_client_auth
     client_ca_file: str = ""  # CA bundle a tls_client_auth certificate must chain to
-    proxy_header: str = ""
-    proxy_header_format: str = "nginx"
-    trusted_proxies: tuple[str, ...] = ()
+    proxy_header: str = ""  # request header carrying the client certificate from a TLS-terminating proxy
+    proxy_header_format: str = "nginx"  # nginx, xfcc (Envoy) or rfc9440
+    trusted_proxies: tuple[str, ...] = ()  # addresses allowed to send proxy_header
 
 
 @dataclass(frozen=True)
@@ -123,28 +126,28 @@ class TrustedIssuer:
     is accepted once.
     """
 
-    issuer: str
-    audience: str
-    jwks_uri: str | None = None
-    jwks: dict[str, Any] | None = None
-    max_token_lifetime: int = 3600
-    single_use: bool = True
+    issuer: str  # the identity provider's issuer URL, exactly as in its tokens
+    audience: str  # the value its tokens must carry in aud
+    jwks_uri: str | None = None  # where its keys are; else discovery
+    jwks: dict[str, Any] | None = None  # its keys inline, as a JWKS table
+    max_token_lifetime: int = 3600  # longer-lived platform tokens are refused
+    single_use: bool = True  # a token with a jti is accepted once
 
 
 @dataclass(frozen=True)
 class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
-    sink: str = "stdout"
+    sink: str = "stdout"  # stdout, off, or a file path (JSON lines appended)
 
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: str = "./warden-data"
-    database_url: Secret | None = None
+    data_dir: str = "./warden-data"  # SQLite store, key-encryption key file and CLI audit log
+    database_url: Secret | None = None  # PostgreSQL URL; unset: SQLite in data_dir
     issuer: str | None = None  # default http://<host>:<port>
     dev_mode: bool = False  # allows plain-HTTP issuers other than loopback
-    log_level: str = "info"
+    log_level: str = "info"  # debug, info, warning or error
     registry_poll_interval: float = 0.25  # seconds between change-log polls
     server: ServerSettings = field(default_factory=ServerSettings)
     keys: KeySettings = field(default_factory=KeySettings)
@@ -213,7 +216,7 @@ def _coerce(name: str, ftype: Any, value: Any) -> Any:
     try:
         if name.rsplit(".", 1)[-1] in _DURATIONS:
             return parse_duration(value)
-        if "Secret" in tname:
+        if is_secret_field(tname):
             if not isinstance(value, str) or not value:
                 raise ValueError("expected a non-empty string")
             return Secret(value)
@@ -263,17 +266,57 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
     return dataclasses.replace(base, **changes)
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    top = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS) - {"trusted_issuers"}
+def environment_names() -> dict[str, tuple[str, ...]]:
+    """Every `WARDEN_*` variable that sets a setting, and the setting's path (section, key)."""
+    top = [f.name for f in dataclasses.fields(Settings)
+           if f.name not in _SECTIONS and f.name != "trusted_issuers"]
     names: dict[str, tuple[str, ...]] = {f"WARDEN_{k.upper()}": (k,) for k in top}
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):
             names[f"WARDEN_{section.upper()}_{f.name.upper()}"] = (section, f.name)
+    return names
+
+
+def is_secret_field(ftype: Any) -> bool:
+    """Whether a settings field holds a `Secret` (and so may also come from `WARDEN_..._FILE`)."""
+    return "Secret" in (ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype)))
+
+
+def _secret_paths() -> set[tuple[str, ...]]:
+    paths: set[tuple[str, ...]] = {(f.name,) for f in dataclasses.fields(Settings) if is_secret_field(f.type)}
+    for section, cls in _SECTIONS.items():
+        paths |= {(section, f.name) for f in dataclasses.fields(cls) if is_secret_field(f.type)}
+    return paths
+
+
+def _read_secret_file(env_name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {env_name} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{env_name} {path}: expected UTF-8 text") from None
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    names = environment_names()
+    secrets = _secret_paths()
+    from_file: set[str] = set()
+    for env_name, path in list(names.items()):
+        if path in secrets and f"{env_name}_FILE" in environ:
+            if env_name in environ:
+                raise ConfigError(f"set {env_name} or {env_name}_FILE, not both")
+            names[f"{env_name}_FILE"] = path
+            from_file.add(f"{env_name}_FILE")
     for env_name, value in environ.items():
-        path = names.get(env_name)
-        if path is None:
+        found = names.get(env_name)
+        if found is None:
             continue
+        path = found
+        if env_name in from_file:
+            value = _read_secret_file(env_name, value)
         if len(path) == 1:
             out[path[0]] = value
         else:

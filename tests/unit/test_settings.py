@@ -75,3 +75,27 @@ def test_assertion_time_bounds_default_to_an_hour_long_and_five_minutes_old():
     assert load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "2m"}).client_auth.assertion_max_age == 120
     with pytest.raises(ConfigError, match="client_auth.assertion_max_age"):
         load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "0s"})
+
+
+def test_secret_settings_can_come_from_files(tmp_path: Path):
+    """systemd's LoadCredential and mounted secrets hand over files, not variables."""
+    (tmp_path / "kek").write_text("c2VjcmV0\n")
+    (tmp_path / "db").write_text("postgresql://u:hunter2@db/w")
+    s = load_settings(None, {"WARDEN_KEYS_ENCRYPTION_KEY_FILE": str(tmp_path / "kek"),
+                             "WARDEN_DATABASE_URL_FILE": str(tmp_path / "db")})
+    assert s.keys.encryption_key == Secret("c2VjcmV0") and s.database_url == Secret("postgresql://u:hunter2@db/w")
+    assert "hunter2" not in repr(s)
+
+
+def test_secret_file_errors_name_the_variable(tmp_path: Path):
+    with pytest.raises(ConfigError, match="WARDEN_KEYS_ENCRYPTION_KEY_FILE .*missing"):
+        load_settings(None, {"WARDEN_KEYS_ENCRYPTION_KEY_FILE": str(tmp_path / "missing")})
+    (tmp_path / "kek").write_text("c2VjcmV0")
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings(None, {"WARDEN_KEYS_ENCRYPTION_KEY_FILE": str(tmp_path / "kek"),
+                             "WARDEN_KEYS_ENCRYPTION_KEY": "c2VjcmV0"})
+
+
+def test_only_secret_settings_read_files(tmp_path: Path):
+    (tmp_path / "issuer").write_text("https://auth.example")
+    assert load_settings(None, {"WARDEN_ISSUER_FILE": str(tmp_path / "issuer")}).issuer is None

@@ -15,7 +15,7 @@ from warden.errors import ConfigError
 from warden.services.views import render_time
 
 __all__ = [
-    "serve", "apis_create", "apis_list", "apis_delete", "clients_create", "clients_list", "clients_show",
+    "init", "serve", "apis_create", "apis_list", "apis_delete", "clients_create", "clients_list", "clients_show",
     "clients_disable", "clients_enable", "clients_delete", "secrets_rotate", "secrets_list", "secrets_revoke",
     "keys_list", "keys_rotate", "tokens_revoke", "token", "verify", "apply", "agent",
 ]
@@ -35,7 +35,19 @@ def _duration(text: str, what: str) -> int:
         raise ConfigError(f"{what}: {exc}") from None
 
 
-# serve -------------------------------------------------------------------------
+# init and serve ----------------------------------------------------------------
+def init(args: argparse.Namespace) -> int:
+    from warden.services.bootstrap import prepare_store
+
+    settings = settings_from_args(args)
+    report = prepare_store(settings)
+    where = "the configured database" if settings.database_url else os.path.abspath(settings.data_dir)
+    emit({"store": where, "keys": report.keys}, _json(args),
+         f"store ready in {where} (signing keys: "
+         + ", ".join(f"{n} {state}" for state, n in sorted(report.keys.items())) + ")")
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     from warden.server.serve import run_server
 

@@ -1,8 +1,10 @@
 """`warden` command line. Parsing and output only; the work is done by services.
 
 Heavy modules (SQL, the server) are imported inside the commands that need them,
-so `warden token` and `warden verify` start fast. Every failure is one line on
-stderr and a non-zero exit: 2 for usage and configuration, 1 for everything else.
+so `warden token` and `warden verify` start fast and work on the base install.
+Commands declared with `server=True` refuse in one line when the server extra is
+missing (`extras.py`). Every failure is one line on stderr and a non-zero exit: 2
+for usage, configuration and a missing extra, 1 for everything else.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from warden import __version__
+from warden.cli.extras import is_server_module, missing_server_modules, needs_server_message
 from warden.core.algorithms import DEFAULT_ALG, SIGNING_ALGS
 from warden.errors import ConfigError, WardenError
 
@@ -35,11 +38,12 @@ def _common(json_flag: bool = True) -> _Parser:
     return parent
 
 
-def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[[argparse.Namespace], int],
-         help_text: str, *, json_flag: bool = True, common: bool = True) -> _Parser:
+def _add(sub: "argparse._SubParsersAction[_Parser]", name: str, handler: Callable[[argparse.Namespace], int],
+         help_text: str, *, json_flag: bool = True, common: bool = True, server: bool = True) -> _Parser:
+    """Add a command. `server=False` marks the few that work on the base install (no server extra)."""
     parents = [_common(json_flag)] if common else []
     parser: _Parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, needs_server=server, command_name=parser.prog)
     return parser
 
 
@@ -51,11 +55,13 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"warden {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    _add(sub, "init", c.init, "create or upgrade the store (schema, signing keys) and exit; idempotent")
+
     p = _add(sub, "serve", c.serve, "run the authorization server", json_flag=False)
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--issuer")
-    p.add_argument("--workers", type=int)
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; setting server.host)")
+    p.add_argument("--port", type=int, help="TCP port (default 8080; setting server.port)")
+    p.add_argument("--issuer", help="the public URL of this server (default http://HOST:PORT; setting issuer)")
+    p.add_argument("--workers", type=int, help="processes sharing the port (default 1; setting server.workers)")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     p.add_argument("--tls-key", help="the certificate's private key (PEM)")
     p.add_argument("--tls-client-ca", help="request client certificates verified against these CAs (mutual TLS)")
@@ -63,7 +69,7 @@ def build_parser() -> _Parser:
     apis = sub.add_parser("apis", help="APIs (resource servers)").add_subparsers(
         dest="apis_command", metavar="COMMAND", parser_class=_Parser, required=True)
     p = _add(apis, "create", c.apis_create, "register an API or update its settings")
-    p.add_argument("identifier")
+    p.add_argument("identifier", help="the API's URI, used as the token audience")
     p.add_argument("--scopes", required=True, help='space-separated, e.g. "read write"')
     p.add_argument("--ttl", default="15m", help="token lifetime (default 15m)")
     p.add_argument("--alg", default=DEFAULT_ALG, choices=SIGNING_ALGS)
@@ -123,14 +129,15 @@ def build_parser() -> _Parser:
     group.add_argument("--jti")
     group.add_argument("--client")
 
-    p = _add(sub, "token", c.token, "fetch an access token (secret from WARDEN_CLIENT_SECRET or a file)")
+    p = _add(sub, "token", c.token, "fetch an access token (secret from WARDEN_CLIENT_SECRET or a file)",
+             server=False)
     p.add_argument("--issuer", required=True)
     p.add_argument("--client-id", required=True)
     p.add_argument("--client-secret-file")
     p.add_argument("--scope")
     p.add_argument("--audience")
 
-    p = _add(sub, "verify", c.verify, "validate an access token against an issuer's JWKS")
+    p = _add(sub, "verify", c.verify, "validate an access token against an issuer's JWKS", server=False)
     p.add_argument("token", help="the token, or - to read it from stdin")
     p.add_argument("--issuer", required=True)
     p.add_argument("--audience", required=True)
@@ -141,7 +148,7 @@ def build_parser() -> _Parser:
     p.add_argument("--prune", action="store_true", help="delete clients and APIs the file does not list")
     p.add_argument("--dry-run", action="store_true", help="print the changes without making them")
 
-    p = _add(sub, "agent", c.agent, "run the token agent sidecar", common=False)
+    p = _add(sub, "agent", c.agent, "run the token agent sidecar", common=False, server=False)
     p.add_argument("--config", dest="agent_config", required=True)
     return parser
 
@@ -153,8 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.needs_server and missing_server_modules():
+        sys.stderr.write(f"warden: error: {needs_server_message(args.command_name)}\n")
+        return 2
     try:
         return int(handler(args))
+    except ModuleNotFoundError as exc:
+        if not is_server_module(exc.name):
+            raise
+        # a partial install: the up-front check passed but an optional server module is missing
+        sys.stderr.write(f"warden: error: {needs_server_message(args.command_name)} ({exc.name} is missing)\n")
+        return 2
     except ConfigError as exc:
         sys.stderr.write(f"warden: error: {exc}\n")
         return 2

@@ -43,27 +43,6 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _prepare(settings: Settings) -> None:
-    """Fail fast with one line if the store or the key-encryption key cannot be used."""
-    from warden.core.clock import SystemClock
-    from warden.services.audit import AuditSink
-    from warden.services.kek import load_kek
-    from warden.services.keyring import Keyring
-    from warden.storage.engine import open_store
-
-    material = load_kek(settings.keys.encryption_key.reveal() if settings.keys.encryption_key else None,
-                        settings.data_dir)
-    store = open_store(settings.database_url.reveal() if settings.database_url else None, settings.data_dir)
-    try:
-        store.migrate()
-        Keyring(store, material, SystemClock(), AuditSink()).ensure_keys()
-        from warden.services.keyring import signers_from_keys
-
-        signers_from_keys(store.load_keys(), material)  # proves the KEK decrypts the stored keys
-    finally:
-        store.close()
-
-
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -75,8 +54,9 @@ def _listen(host: str, port: int) -> socket.socket:
 def run_server(settings: Settings) -> int:
     from warden.server.supervisor import Supervisor
     from warden.server.worker import run_worker, tls_context
+    from warden.services.bootstrap import prepare_store
 
-    _prepare(settings)
+    prepare_store(settings)  # fail fast, with one line, if the store or the key-encryption key cannot be used
     tls_context(settings)  # fail fast, with one line, on unusable TLS files
     os.environ.update(settings_environment(settings))
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
