@@ -27,12 +27,16 @@ from warden.server.metrics import Metrics
 from warden.services.admin import Admin
 from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink, open_audit_sink
+from warden.services.caller_auth import CallerAuthentication
+from warden.services.client_credentials_grant import ClientCredentialsGrant
+from warden.services.dpop_proofs import DPoPProofs
 from warden.services.auth_throttle import FailedAuthThrottle
 from warden.services.kek import KeyMaterial, load_kek
 from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
 from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
 from warden.services.registry import Registry
+from warden.services.token_lookup import Introspection, Revocation
 from warden.settings import Settings
 from warden.storage.contract import Store
 
@@ -123,6 +127,14 @@ class Runtime:
                 raise ConfigError(f"setting mtls.client_ca_file: cannot load {settings.mtls.client_ca_file}: {exc}") \
                     from None
         self._tasks: list[asyncio.Task[None]] = []
+        # The use cases the endpoints call, each a list of named steps (services.steps).
+        auth = CallerAuthentication(self, self.auth_throttle, self.assertions, self.key_sources, self.client_ca,
+                                    self.material.pepper, self.secret_uses.record, self.audit)
+        self.dpop = DPoPProofs(settings.dpop, self.dpop_nonces, self.dpop_algs, self.use_once)
+        self.client_credentials = ClientCredentialsGrant(self, auth, self.dpop, self.rate_limiter, settings.limits,
+                                                         self.issuer, self.audit)
+        self.introspection = Introspection(self, auth, self.issuer, self.audit)
+        self.revocation = Revocation(self, auth, self.issuer, self.audit)
 
     async def use_once(self, key: str, exp: float) -> bool:
         """Single use across every process on the store; a store failure fails closed (503)."""
@@ -246,6 +258,12 @@ class Runtime:
         if self._registry is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready", retry_after=1)
         return self._registry
+
+    def current_store(self) -> Store:
+        """The open store; 503 (never an auth error) while it has not been reached."""
+        if self.store is None:
+            raise TemporarilyUnavailable("server is starting", reason="not_ready", retry_after=1)
+        return self.store
 
     def staleness(self) -> float:
         return time.monotonic() - self._registry.refreshed_at if self._registry else float("inf")

@@ -1,5 +1,5 @@
-"""What a request proves about its sender, beyond client credentials: the TLS client certificate
-(RFC 8705) and the DPoP proof (RFC 9449).
+"""The TLS client certificate a request carries (RFC 8705); its DPoP proof is checked by
+`warden.services.dpop_proofs`.
 
 The certificate is read from Warden's own TLS listener (the ASGI TLS extension), or,
 when TLS ends at a reverse proxy, from the configured header, but only if the
@@ -9,17 +9,14 @@ header from anywhere else is ignored and audited, never believed.
 
 from __future__ import annotations
 
-import hashlib
-
 from cryptography import x509
 
-from warden.protocol.dpop import VerifiedProof, verify_proof
-from warden.protocol.errors import InvalidDPoPProof, InvalidRequest, UseDPoPNonce
+from warden.protocol.errors import InvalidRequest
 from warden.protocol.mtls import load_certificate, parse_forwarded_cert
 from warden.server.http import Request
 from warden.server.runtime import Runtime
 
-__all__ = ["client_certificate", "dpop_proof"]
+__all__ = ["client_certificate"]
 
 
 def client_certificate(request: Request, rt: Runtime) -> x509.Certificate | None:
@@ -49,21 +46,3 @@ def client_certificate(request: Request, rt: Runtime) -> x509.Certificate | None
         return parse_forwarded_cert(value.decode("latin-1"), mtls.proxy_header_format)
     except ValueError:
         raise InvalidRequest("client certificate header is malformed", reason="malformed_certificate") from None
-
-
-async def dpop_proof(request: Request, rt: Runtime, now: float) -> VerifiedProof | None:
-    """Verify the request's DPoP proof for the token endpoint (RFC 9449 §4.3, §8, §11.1), or None."""
-    settings = rt.settings.dpop
-    if not settings.enabled or b"dpop" not in request.headers:
-        return None
-    if b"dpop" in request.repeated:
-        raise InvalidDPoPProof("more than one DPoP header", reason="dpop_count")  # §4.3 check 1
-    proof = verify_proof(request.headers[b"dpop"].decode("latin-1"), method=request.method,
-                         url=f"{rt.issuer}{request.path}", algorithms=rt.dpop_algs, max_age=settings.max_age,
-                         leeway=settings.leeway, now=now)
-    if settings.require_nonce and not rt.dpop_nonces.is_valid(proof.claims.get("nonce")):
-        raise UseDPoPNonce("a current DPoP nonce is required", reason="dpop_nonce", nonce=rt.dpop_nonces.current())
-    key = "dpop:" + hashlib.sha256(proof.jti.encode("utf-8", "surrogatepass")).hexdigest()
-    if not await rt.use_once(key, proof.iat + settings.max_age + settings.leeway):
-        raise InvalidDPoPProof("DPoP proof was already used", reason="dpop_replay")
-    return proof

@@ -1,0 +1,115 @@
+"""Authenticating the calling client (RFC 6749 §2.3, RFC 7523, RFC 8705 §2), as steps.
+
+The token, introspection and revocation endpoints all start with these steps. Each method of
+client authentication has its own module (`client_auth` for secrets, `assertion_auth` for JWT
+assertions and workload identity, `tls_auth` for certificates); this module orders them, applies
+the failed-authentication throttle around them (`auth_throttle`) and audits failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from cryptography.x509.verification import Store as CertificateStore
+
+from warden.protocol.client_auth import parse_client_auth
+from warden.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
+from warden.services.assertion_auth import AssertionAuthenticator
+from warden.services.audit import AuditSink
+from warden.services.auth_throttle import FailedAuthThrottle, claimed_identity
+from warden.services.call import Call, ServingState
+from warden.services.client_auth import authenticate_client
+from warden.services.key_sources import KeySources
+from warden.services.steps import Step
+from warden.services.tls_auth import authenticate_certificate
+
+__all__ = ["CallerAuthentication"]
+
+_SECURITY_REASONS = frozenset({"secret_expired", "secret_revoked"})
+
+
+class CallerAuthentication:
+    """The authentication steps, and what to do when one of them fails."""
+
+    def __init__(self, state: ServingState, throttle: FailedAuthThrottle, assertions: AssertionAuthenticator,
+                 key_sources: KeySources, client_ca: CertificateStore | None, pepper: bytes,
+                 on_secret_used: Callable[[str, float], None], audit: AuditSink) -> None:
+        self._state = state
+        self._throttle = throttle
+        self._assertions = assertions
+        self._key_sources = key_sources
+        self._client_ca = client_ca
+        self._pepper = pepper
+        self._on_secret_used = on_secret_used
+        self._audit = audit
+        self.steps: tuple[Step[Call], ...] = (
+            self.refuse_repeated_authorization,
+            self.read_credentials,
+            self.refuse_if_throttled,
+            self.verify_credentials,
+        )
+
+    @staticmethod
+    def refuse_repeated_authorization(call: Call) -> None:
+        if call.authorization_repeated:
+            raise InvalidRequest("Authorization header is repeated", reason="duplicate_header")
+
+    @staticmethod
+    def read_credentials(call: Call) -> None:
+        """What the request presents (one method only, RFC 6749 §2.3), and the identity it claims."""
+        call.presented = parse_client_auth(call.authorization, call.form, call.query_names,
+                                           has_certificate=call.certificate is not None)
+        call.identity = claimed_identity(call.presented)
+
+    def refuse_if_throttled(self, call: Call) -> None:
+        """429 before any credential naming this identity is evaluated, once this source has spent
+        that identity's failure budget (see `warden.services.auth_throttle`)."""
+        refusal = self._throttled(call)
+        if refusal is not None:
+            raise refusal
+
+    def _throttled(self, call: Call) -> SlowDown | None:
+        wait = self._throttle.wait(call.source, call.identity, call.now)
+        if wait <= 0:
+            return None
+        return SlowDown("too many failed authentication attempts", reason="failed_auth_throttled", retry_after=wait)
+
+    def verify_credentials(self, call: Call) -> Awaitable[None] | None:
+        presented = call.presented
+        assert presented is not None
+        registry = self._state.registry
+        if presented.assertion is not None or (presented.certificate_used and call.certificate is not None):
+            return self._verify_remote(call)
+        call.caller = authenticate_client(presented, registry, self._pepper, call.now, self._on_secret_used)
+        return None
+
+    async def _verify_remote(self, call: Call) -> None:
+        """Assertions and certificates may need keys fetched from a `jwks_uri`, hence a coroutine."""
+        presented, registry = call.presented, self._state.registry
+        assert presented is not None
+        if presented.assertion is not None:  # private_key_jwt or workload identity (RFC 7523)
+            call.caller = await self._assertions.authenticate(presented, registry, call.now)
+        else:  # mutual TLS (RFC 8705 §2)
+            assert call.certificate is not None
+            call.caller = await authenticate_certificate(presented, call.certificate, registry, self._client_ca,
+                                                         self._key_sources)
+
+    def on_failure(self, call: Call, error: OAuthError) -> OAuthError:
+        """Count a failed authentication against the throttle and audit it; answer the error to raise.
+
+        Other errors pass through unchanged. A request that claims no identity could never pass, so
+        once the source's anonymous budget is spent it is refused with 429 instead of answered.
+        """
+        if not isinstance(error, InvalidClient):
+            return error
+        if call.presented is None:  # call.identity is ANONYMOUS
+            refusal = self._throttled(call)
+            if refusal is not None:
+                return refusal
+        self._throttle.record_failure(call.source, call.identity, call.now)
+        presented = call.presented
+        client_id = (presented.client_id or None) if presented else None  # assertions may omit client_id
+        self._audit.emit("client.authentication_failed", outcome="denied", reason=error.reason,
+                         client_id=client_id[:128] if client_id else None, source=call.source,
+                         severity="security" if error.reason in _SECURITY_REASONS else None)
+        return error

@@ -1,0 +1,94 @@
+"""The token endpoint's client credentials grant (RFC 6749 §4.4) as a list of named steps.
+
+    require_serving → authentication steps (caller_auth) → enforce_rate_limit → parse_token_request
+    → wait_out_revocation_window → verify_dpop_proof → issue
+
+Audit of the outcome happens once, after the steps; metrics are the HTTP layer's. Another grant
+type (token exchange, say) is another step list over the same `Call`.
+"""
+
+from __future__ import annotations
+
+from warden.core.revocation import is_revoked_by_client
+from warden.protocol.client_credentials import parse_token_request
+from warden.protocol.errors import InvalidClient, OAuthError, SlowDown, TemporarilyUnavailable
+from warden.protocol.mtls import certificate_thumbprint
+from warden.services.audit import AuditSink
+from warden.services.call import Call, ServingState
+from warden.services.caller_auth import CallerAuthentication
+from warden.services.dpop_proofs import DPoPProofs
+from warden.services.ratelimit import RateLimiter
+from warden.services.steps import Step, run_steps
+from warden.services.tokens import IssuedToken, issue_token
+from warden.settings import LimitSettings
+
+__all__ = ["ClientCredentialsGrant"]
+
+
+class ClientCredentialsGrant:
+    def __init__(self, state: ServingState, auth: CallerAuthentication, dpop: DPoPProofs,
+                 rate_limiter: RateLimiter, limits: LimitSettings, issuer: str, audit: AuditSink) -> None:
+        self._state = state
+        self._auth = auth
+        self._rate_limiter = rate_limiter
+        self._limits = limits
+        self._issuer = issuer
+        self._audit = audit
+        self.steps: tuple[Step[Call], ...] = (
+            self.require_serving,
+            *auth.steps,
+            self.enforce_rate_limit,
+            self.parse_token_request,
+            self.wait_out_revocation_window,
+            dpop.verify_proof,
+            self.issue,
+        )
+
+    async def run(self, call: Call) -> IssuedToken:
+        """Issue a token for `call`, or raise the OAuthError that refuses it (audited either way)."""
+        try:
+            await run_steps(self.steps, call)
+        except OAuthError as exc:
+            error = self._auth.on_failure(call, exc)
+            if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
+                self._audit.emit("token.denied", outcome="denied", reason=error.reason, source=call.source,
+                                 client_id=call.caller.client.client_id if call.caller else None, error=error.error)
+            if error is exc:
+                raise
+            raise error from None
+        issued = call.issued
+        assert issued is not None
+        self._audit.emit("token.issued", client_id=call.authenticated.client.client_id, source=call.source, jti=issued.jti,
+                         aud=list(issued.audiences), scope=issued.scope, kid=issued.kid)
+        return issued
+
+    def require_serving(self, call: Call) -> None:
+        if not self._state.is_serving():
+            raise TemporarilyUnavailable("registry unavailable", reason="registry_stale")
+
+    def enforce_rate_limit(self, call: Call) -> None:
+        client = call.authenticated.client
+        if client.rate_limit is not None:  # a client's own limit allows bursts of two seconds' worth
+            rate, burst = client.rate_limit, max(1.0, 2 * client.rate_limit)
+        else:
+            rate, burst = self._limits.client_rate, float(self._limits.client_burst)
+        wait = self._rate_limiter.take(client.client_id, rate, burst, call.now)
+        if wait > 0:
+            raise SlowDown("token request rate limit reached", reason="client_rate_limited", retry_after=wait)
+
+    @staticmethod
+    def parse_token_request(call: Call) -> None:
+        call.token_request = parse_token_request(call.form)
+
+    @staticmethod
+    def wait_out_revocation_window(call: Call) -> None:
+        # A token issued in the revoking second would be born inactive; make the client wait it out.
+        if is_revoked_by_client(int(call.now), call.authenticated.client.revoked_before):
+            raise TemporarilyUnavailable("tokens for this client were just revoked", reason="revocation_window")
+
+    def issue(self, call: Call) -> None:
+        assert call.token_request is not None
+        cert = call.certificate
+        call.issued = issue_token(call.authenticated, call.token_request, self._state.registry, self._issuer, call.now,
+                                  jkt=call.proof.jkt if call.proof else None,
+                                  x5t=certificate_thumbprint(cert) if cert else None)
