@@ -26,9 +26,9 @@ class StorageUnavailable(StorageError):
     """The store cannot be reached; callers should answer 503, never an auth error."""
 
 
-class NotFound(StorageError):
-    """The named record does not exist."""
+class NotFound(WardenError):
+    """The named record does not exist (a fact about the request, not a storage failure)."""
 
 
-class Conflict(StorageError):
-    """The change would violate a uniqueness or state rule."""
+class Conflict(WardenError):
+    """The change would violate a uniqueness or state rule (likewise not a storage failure)."""

@@ -14,7 +14,7 @@ import logging
 import secrets
 from typing import Awaitable, Callable
 
-from warden.errors import StorageError
+from warden.errors import Conflict, NotFound, StorageError
 from warden.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
 from warden.server import endpoints
 from warden.server.admin_api import handle_admin
@@ -86,6 +86,10 @@ class WardenApp:
             return await route[0](request, self.runtime)
         except OAuthError as exc:
             return render_error(exc)
+        except NotFound:  # outside the admin API (which answers these itself) a record vanished mid-request
+            return json_response(404, {"error": "not_found"})
+        except Conflict:
+            return json_response(409, {"error": "conflict"})
         except StorageError as exc:
             log.warning("storage error on %s: %s", request.path, exc)
             return render_error(TemporarilyUnavailable("storage unavailable", reason="storage_error"))

@@ -12,18 +12,21 @@ from __future__ import annotations
 import json
 import time
 
+from prometheus_client import Counter
+
 from warden.protocol.client_assertion import ASSERTION_ALGS
 from warden.protocol.errors import InvalidRequest, OAuthError
 from warden.protocol.form import Form, parse_form
 from warden.protocol.introspection import INACTIVE, render_active
 from warden.protocol.metadata import render_metadata
 from warden.server.http import NO_STORE, Request, Response, json_response
-from warden.server.metrics import CONTENT_TYPE_LATEST, render_metrics
+from warden.server.metrics import CONTENT_TYPE_LATEST, Labelled, render_metrics
 from warden.server.render import render_token
 from warden.server.runtime import Runtime
 from warden.server.sender import client_certificate
 from warden.services.call import Call, DPoPInput
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
+from warden.services.token_lookup import Introspection, Revocation
 
 __all__ = ["healthz", "introspect", "jwks", "metadata", "metrics", "readyz", "revoke", "token"]
 
@@ -76,28 +79,28 @@ async def token(request: Request, rt: Runtime) -> Response:
                         rt.dpop.nonce_to_send())
 
 
-async def introspect(request: Request, rt: Runtime) -> Response:
+async def _lookup(request: Request, rt: Runtime, use_case: Introspection | Revocation,
+                  count: Labelled[Counter], endpoint: str) -> Call:
+    """Run introspection or revocation; each counts its result by `count` (the error or the state)."""
     try:
-        call = _call(request, rt, rt.clock.now(), "introspection")
-        await rt.introspection.run(call)
+        call = _call(request, rt, rt.clock.now(), endpoint)
+        await use_case.run(call)
     except OAuthError as exc:
         _count_refusal(rt, exc)
-        rt.metrics.introspected(exc.error).inc()
+        count(exc.error).inc()
         raise
-    rt.metrics.introspected(call.token_state).inc()
+    count(call.token_state).inc()
+    return call
+
+
+async def introspect(request: Request, rt: Runtime) -> Response:
+    call = await _lookup(request, rt, rt.introspection, rt.metrics.introspected, "introspection")
     active = call.claims is not None and call.token_state == "active"
     return json_response(200, render_active(call.claims) if active and call.claims else INACTIVE, NO_STORE)
 
 
 async def revoke(request: Request, rt: Runtime) -> Response:
-    try:
-        call = _call(request, rt, rt.clock.now(), "revocation")
-        await rt.revocation.run(call)
-    except OAuthError as exc:
-        _count_refusal(rt, exc)
-        rt.metrics.revoked(exc.error).inc()
-        raise
-    rt.metrics.revoked(call.token_state).inc()
+    await _lookup(request, rt, rt.revocation, rt.metrics.revoked, "revocation")
     return Response(200, b"", list(NO_STORE))  # RFC 7009 §2.2: 200 for a revoked and for an invalid token alike
 
 
