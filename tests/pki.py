@@ -40,7 +40,7 @@ def _name(cn: str, org: str = "Warden Test") -> x509.Name:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 class CA:

@@ -7,7 +7,7 @@ in the CLI, and a generic 500/503 with a logged correlation id in the server.
 
 from __future__ import annotations
 
-__all__ = ["WardenError", "ConfigError", "StorageError", "StorageUnavailable", "NotFound", "Conflict"]
+__all__ = ["ConfigError", "Conflict", "NotFound", "StorageError", "StorageUnavailable", "WardenError"]
 
 
 class WardenError(Exception):

@@ -17,17 +17,30 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from warden.core.durations import parse_duration
 from warden._toml import load_toml
+from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 from warden.secret import Secret
 
-__all__ = ["Secret", "Settings", "ServerSettings", "KeySettings", "LimitSettings", "AuditSettings",
-           "ClientAuthSettings", "DPoPSettings", "MTLSSettings", "TrustedIssuer", "load_settings",
-           "environment_names", "is_secret_field"]
+__all__ = [
+    "AuditSettings",
+    "ClientAuthSettings",
+    "DPoPSettings",
+    "KeySettings",
+    "LimitSettings",
+    "MTLSSettings",
+    "Secret",
+    "ServerSettings",
+    "Settings",
+    "TrustedIssuer",
+    "environment_names",
+    "is_secret_field",
+    "load_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -254,7 +267,7 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
     changes: dict[str, Any] = {}
     for key, value in values.items():
         f = fields.get(key)
-        if f is None or key in _SECTIONS and not isinstance(value, dict):
+        if f is None or (key in _SECTIONS and not isinstance(value, dict)):
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown setting '{prefix}{key}' (known: {known})")
         if key in _SECTIONS:
@@ -310,13 +323,12 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"set {env_name} or {env_name}_FILE, not both")
             names[f"{env_name}_FILE"] = path
             from_file.add(f"{env_name}_FILE")
-    for env_name, value in environ.items():
+    for env_name, raw in environ.items():
         found = names.get(env_name)
         if found is None:
             continue
         path = found
-        if env_name in from_file:
-            value = _read_secret_file(env_name, value)
+        value = _read_secret_file(env_name, raw) if env_name in from_file else raw
         if len(path) == 1:
             out[path[0]] = value
         else:
@@ -326,7 +338,7 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _validate(settings: Settings) -> None:
     issuer = settings.issuer_url
-    if not (issuer.startswith("https://") or issuer.startswith("http://")):
+    if not (issuer.startswith(("https://", "http://"))):
         raise ConfigError("setting issuer: expected an http(s) URL such as https://auth.example.com")
     if "?" in issuer or "#" in issuer:
         raise ConfigError("setting issuer: must not contain a query or fragment (RFC 8414 §2)")

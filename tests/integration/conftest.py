@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import json
 import secrets
-import warnings
 import socket
 import threading
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-
 from tests.integration.h1_harness import ThreadedH1
+
 from warden.core.clock import SystemClock
 from warden.server.app import WardenApp, create_app
 from warden.services.admin import Admin, GrantSpec
@@ -37,7 +38,7 @@ _POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
 with warnings.catch_warnings():
     # Authlib's httpx integration warns once, at import, that it prefers the `httpx2` package; and it
     # installs an "always" filter for its warnings. Import it here so neither leaks into the tests.
-    import authlib.deprecate  # noqa: F401  (installs the "always" filter first, so ours can override it)
+    import authlib.deprecate
 
     warnings.simplefilter("ignore")
     import authlib.integrations.httpx_client  # noqa: F401
@@ -198,7 +199,7 @@ class JsonDocuments:
         docs = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 docs.hits[self.path] = docs.hits.get(self.path, 0) + 1
                 body = docs.documents.get(self.path)
                 if body is None:

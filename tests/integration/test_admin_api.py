@@ -10,8 +10,8 @@ from urllib.parse import quote
 import httpx
 import jwt as pyjwt
 import pytest
-
 from tests.integration.conftest import LiveServer
+
 from warden.core.api import Api
 from warden.errors import ConfigError
 from warden.jose import generate_private_key, public_jwk

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import logging
 
-import pytest
-
 from tests.integration.conftest import LiveServer
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-
 from tests.integration.conftest import free_port, wait_until
 
 WARDEN = [sys.executable, "-m", "warden.cli.main"]
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*WARDEN, *args], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([*WARDEN, *args], check=False, env=env, capture_output=True, text=True, timeout=60)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -40,12 +39,12 @@ def cli_json(*args: str, env: dict[str, str]) -> dict:
 
 class Served:
     def __init__(self, env: dict[str, str], port: int, workers: int = 1, base: str | None = None,
-                 verify: "ssl.SSLContext | bool" = True) -> None:
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.url = base or f"http://127.0.0.1:{port}"
         self.verify = verify
         self.proc = subprocess.Popen([*WARDEN, "serve", "--port", str(port), "--workers", str(workers)], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ok = wait_until(lambda: self._ready(), timeout=40, interval=0.2)
+        ok = wait_until(self._ready, timeout=40, interval=0.2)
         if not ok:
             self.stop()
             raise AssertionError(f"server did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
@@ -96,7 +95,7 @@ def test_curl_token_validates_and_cli_changes_reach_every_worker(cli_env: dict[s
         curl = shutil.which("curl")
         if curl:
             out = subprocess.run([curl, "-s", "-u", f"{cid}:{secret}", "-d", "grant_type=client_credentials",
-                                  f"{server.url}/oauth2/token"], capture_output=True, text=True, timeout=30).stdout
+                                  f"{server.url}/oauth2/token"], check=False, capture_output=True, text=True, timeout=30).stdout
             token = json.loads(out)["access_token"]
         else:
             token = server.token(cid, secret).json()["access_token"]

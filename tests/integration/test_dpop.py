@@ -9,8 +9,8 @@ import uuid
 import httpx
 import jwt as pyjwt
 import pytest
-
 from tests.integration.conftest import LiveServer
+
 from warden.jose import generate_private_key, jwk_thumbprint, public_jwk
 from warden.protocol.dpop import access_token_hash
 

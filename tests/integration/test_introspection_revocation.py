@@ -7,8 +7,8 @@ import time
 
 import jwt
 import pytest
-
 from tests.integration.conftest import LiveServer, wait_until
+
 from warden.jose import encode_header, generate_private_key, sign_compact
 
 

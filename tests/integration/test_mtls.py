@@ -10,16 +10,16 @@ import signal
 import socket
 import ssl
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import quote
 
 import httpx
 import jwt as pyjwt
 import pytest
-
 from tests.integration.conftest import LiveServer, free_port, wait_until
 from tests.pki import CA, Issued, self_signed
+
 from warden.core.client_metadata import parse_client_metadata
 from warden.jose import public_jwk
 from warden.protocol.mtls import certificate_thumbprint
@@ -229,7 +229,7 @@ def _tls_client(ca: Path, cert: Issued | None, tmp_path: Path) -> httpx.Client:
 def test_real_nginx_terminating_tls_in_front_of_warden(mtls_server: LiveServer, nginx_in_front, tmp_path: Path):
     s = mtls_server
     base, ca = nginx_in_front(s.url)
-    cid, api = register(s, "tls_client_auth", bound=True, tls_client_auth_san_dns="billing.svc.example")
+    cid, _api = register(s, "tls_client_auth", bound=True, tls_client_auth_san_dns="billing.svc.example")
     device_cid, _ = register(s, "self_signed_tls_client_auth", jwks={"keys": [public_jwk(DEVICE.key)]})
     data = {"grant_type": "client_credentials", "client_id": cid}
     with _tls_client(ca, CLIENT, tmp_path) as client:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.integration.conftest import LiveServer, wait_until
+
 from warden.errors import StorageUnavailable
 from warden.server import runtime
 from warden.storage.contract import Store

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 import httpx
 import jwt as pyjwt
 import pytest
-
 from tests.integration.conftest import JsonDocuments, LiveServer
+
 from warden.core.client_metadata import parse_client_metadata
 from warden.jose import generate_private_key, public_jwk
 
@@ -65,7 +65,7 @@ def test_authlib_private_key_jwt_client_configured_with_the_issuer_audience(star
     rsa = generate_private_key("RS256")
     # Authlib signs assertions valid for one hour (exp = iat + 3600); the default settings accept that.
     server = start_server("sqlite")
-    cid, api = register(server, {"keys": [public_jwk(rsa, kid="r1", alg="RS256")]})
+    cid, _api = register(server, {"keys": [public_jwk(rsa, kid="r1", alg="RS256")]})
     pem = rsa.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     # Authlib uses PrivateKeyJWT's `token_endpoint` argument only as the audience: give it the issuer.
@@ -74,9 +74,9 @@ def test_authlib_private_key_jwt_client_configured_with_the_issuer_audience(star
         again = c.fetch_token(f"{server.url}/oauth2/token", grant_type="client_credentials")  # fresh jti each time
     assert token["token_type"] == "Bearer" and again["access_token"] != token["access_token"]
     # with Authlib's default (the token endpoint URL as audience) the server refuses
-    with OAuth2Client(cid, pem, token_endpoint_auth_method=PrivateKeyJWT(headers={"kid": "r1"})) as c:
-        with pytest.raises(Exception, match="invalid_client"):
-            c.fetch_token(f"{server.url}/oauth2/token", grant_type="client_credentials")
+    with (OAuth2Client(cid, pem, token_endpoint_auth_method=PrivateKeyJWT(headers={"kid": "r1"})) as c,
+          pytest.raises(Exception, match="invalid_client")):
+        c.fetch_token(f"{server.url}/oauth2/token", grant_type="client_credentials")
 
 
 class RecordingStore:
@@ -181,7 +181,7 @@ def test_token_endpoint_audience_is_accepted_only_in_compatibility_mode(start_se
 
 def test_attack_matrix(pk_server: LiveServer):
     s = pk_server
-    cid, api = register(s, JWKS)
+    cid, _api = register(s, JWKS)
     other_cid, _ = register(s, {"keys": [public_jwk(generate_private_key("ES256"), kid="k1", alg="ES256")]})
     now = int(time.time())
     cases = {
@@ -225,7 +225,7 @@ def test_attack_matrix(pk_server: LiveServer):
 def test_no_downgrade_between_secret_and_key_methods(pk_server: LiveServer):
     s = pk_server
     cid, api = register(s, JWKS)
-    secret_cid, secret = s.client({api: "read"})
+    secret_cid, _secret = s.client({api: "read"})
     # a private_key_jwt client cannot use a secret (it has none; any secret fails like a wrong one)
     assert s.token(cid, "wsec_anything").status_code == 401
     # a secret client cannot authenticate with an assertion, even one signed by a registered-looking key
@@ -244,7 +244,7 @@ def test_replayed_assertion_is_refused_also_when_copies_race(start_server):
         assert replay.status_code == 401 and replay.json()["error"] == "invalid_client"
         racing = assertion(s, cid, KEY)
         with ThreadPoolExecutor(max_workers=50) as pool:
-            codes = list(pool.map(lambda _: post(s, "/oauth2/token", cid, racing).status_code, range(50)))
+            codes = [f.result().status_code for f in [pool.submit(post, s, "/oauth2/token", cid, racing) for _ in range(50)]]
         assert codes.count(200) == 1 and codes.count(401) == 49
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-
 import jwt
 import pytest
-
 from tests.integration.conftest import LiveServer
 
 

@@ -8,8 +8,8 @@ import uuid
 
 import jwt as pyjwt
 import pytest
-
 from tests.integration.conftest import JsonDocuments, LiveServer
+
 from warden.core.client_metadata import parse_client_metadata
 from warden.jose import generate_private_key, public_jwk
 from warden.services.admin import GrantSpec
@@ -95,7 +95,7 @@ def test_ci_token_with_required_claims(server: LiveServer, platform: Issuer):
 
 
 def test_every_check_of_the_platform_token(server: LiveServer, platform: Issuer):
-    cid, _ = bind(server, [{"issuer": platform.url, "subject": SA, "claims": {"kubernetes.io/namespace": "payments"}}])
+    _cid, _ = bind(server, [{"issuer": platform.url, "subject": SA, "claims": {"kubernetes.io/namespace": "payments"}}])
     other_key = generate_private_key("RS256")
     cases = {
         "wrong_namespace": platform.kubernetes(namespace="default"),
@@ -125,7 +125,7 @@ def test_platform_token_with_jti_is_accepted_once_and_without_jti_reused(server:
 
 
 def test_identity_bound_to_two_clients_needs_client_id(server: LiveServer, platform: Issuer):
-    first, _ = bind(server, [{"issuer": platform.url, "subject": SA}])
+    _first, _ = bind(server, [{"issuer": platform.url, "subject": SA}])
     second, _ = bind(server, [{"issuer": platform.url, "subject": SA}])
     assert present(server, platform.kubernetes()).status_code == 401
     resp = present(server, platform.kubernetes(), second)

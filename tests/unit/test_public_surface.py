@@ -36,7 +36,7 @@ sys.meta_path.insert(0, Block())
                                     "warden.agent", "warden.cli.main"])
 def test_light_modules_import_without_server_dependencies(module: str):
     code = BLOCKER + f"import {module}\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -65,7 +65,7 @@ def test_bad_trusted_issuers_name_the_key(tmp_path: Path, table: str, key: str):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
 def test_numbers_must_be_finite_and_non_negative(value: str):
-    with pytest.raises(ConfigError, match="limits.client_rate: expected a non-negative number"):
+    with pytest.raises(ConfigError, match=r"limits\.client_rate: expected a non-negative number"):
         load_settings(environ={"WARDEN_LIMITS_CLIENT_RATE": value})
 
 
@@ -73,7 +73,7 @@ def test_assertion_time_bounds_default_to_an_hour_long_and_five_minutes_old():
     s = load_settings(None, {})
     assert (s.client_auth.assertion_max_lifetime, s.client_auth.assertion_max_age) == (3600, 300)
     assert load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "2m"}).client_auth.assertion_max_age == 120
-    with pytest.raises(ConfigError, match="client_auth.assertion_max_age"):
+    with pytest.raises(ConfigError, match=r"client_auth\.assertion_max_age"):
         load_settings(None, {"WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE": "0s"})
 
 
@@ -88,7 +88,7 @@ def test_secret_settings_can_come_from_files(tmp_path: Path):
 
 
 def test_secret_file_errors_name_the_variable(tmp_path: Path):
-    with pytest.raises(ConfigError, match="WARDEN_KEYS_ENCRYPTION_KEY_FILE .*missing"):
+    with pytest.raises(ConfigError, match=r"WARDEN_KEYS_ENCRYPTION_KEY_FILE .*missing"):
         load_settings(None, {"WARDEN_KEYS_ENCRYPTION_KEY_FILE": str(tmp_path / "missing")})
     (tmp_path / "kek").write_text("c2VjcmV0")
     with pytest.raises(ConfigError, match="not both"):

@@ -15,9 +15,27 @@ from warden.errors import ConfigError
 from warden.services.views import render_time
 
 __all__ = [
-    "init", "serve", "apis_create", "apis_list", "apis_delete", "clients_create", "clients_list", "clients_show",
-    "clients_disable", "clients_enable", "clients_delete", "secrets_rotate", "secrets_list", "secrets_revoke",
-    "keys_list", "keys_rotate", "tokens_revoke", "token", "verify", "apply", "agent",
+    "agent",
+    "apis_create",
+    "apis_delete",
+    "apis_list",
+    "apply",
+    "clients_create",
+    "clients_delete",
+    "clients_disable",
+    "clients_enable",
+    "clients_list",
+    "clients_show",
+    "init",
+    "keys_list",
+    "keys_rotate",
+    "secrets_list",
+    "secrets_revoke",
+    "secrets_rotate",
+    "serve",
+    "token",
+    "tokens_revoke",
+    "verify",
 ]
 
 

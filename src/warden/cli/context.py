@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from warden.settings import Settings, load_settings
 
-__all__ = ["settings_from_args", "admin_session"]
+__all__ = ["admin_session", "settings_from_args"]
 
 
 def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
@@ -23,7 +23,7 @@ def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 @contextmanager
-def admin_session(args: argparse.Namespace) -> Iterator["Admin"]:  # type: ignore[name-defined]  # noqa: F821
+def admin_session(args: argparse.Namespace) -> Iterator[Admin]:  # type: ignore[name-defined]  # noqa: F821
     from warden.core.clock import SystemClock
     from warden.services.admin import Admin
     from warden.services.audit import open_audit_sink

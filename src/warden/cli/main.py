@@ -38,7 +38,7 @@ def _common(json_flag: bool = True) -> _Parser:
     return parent
 
 
-def _add(sub: "argparse._SubParsersAction[_Parser]", name: str, handler: Callable[[argparse.Namespace], int],
+def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[[argparse.Namespace], int],
          help_text: str, *, json_flag: bool = True, common: bool = True, server: bool = True) -> _Parser:
     """Add a command. `server=False` marks the few that work on the base install (no server extra)."""
     parents = [_common(json_flag)] if common else []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["emit", "table"]
 
@@ -19,4 +20,4 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     cells = [list(map(str, headers))] + [["" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells)

@@ -50,7 +50,7 @@ class TokenStats:
     renewals: int = 0
 
     def __add__(self, other: TokenStats) -> TokenStats:
-        return TokenStats(*(a + b for a, b in zip(self._values(), other._values())))
+        return TokenStats(*(a + b for a, b in zip(self._values(), other._values(), strict=False)))
 
     def _values(self) -> tuple[int, int, int, int, int, int]:
         return (self.hits, self.misses, self.requests, self.failures, self.tokens, self.renewals)

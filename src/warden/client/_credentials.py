@@ -35,11 +35,11 @@ from warden.client._flow import Clock, MonotonicClock, RefreshPolicy, RetryPolic
 from warden.client._keys import SigningKey
 from warden.client._request import CacheKey, TokenRequestFactory
 from warden.client._resource_auth import BoundAuth, ResourceAuth, async_auth_flow, sync_auth_flow
-from warden.secret import SECRET_ENV_VAR, Secret
 from warden.client._transport import HTTPXTransport
 from warden.core.scope import is_scope_token, parse_scope
 from warden.core.urls import url_problem
 from warden.errors import ConfigError
+from warden.secret import SECRET_ENV_VAR, Secret
 
 if TYPE_CHECKING:  # requests is optional: imported only inside requests_auth()
     from requests.auth import AuthBase

@@ -15,9 +15,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from warden.secret import Secret
 from warden.errors import ConfigError
 from warden.jose import ALGORITHMS, PrivateKey, encode_header, generate_private_key, public_jwk, sign_compact
+from warden.secret import Secret
 
 __all__ = ["SigningKey", "default_alg"]
 

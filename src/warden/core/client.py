@@ -8,7 +8,7 @@ from enum import Enum
 
 from warden.core.client_metadata import ClientMetadata
 
-__all__ = ["AuthMethod", "Client", "Grant", "validate_client_id", "validate_tenant", "SECRET_METHODS"]
+__all__ = ["SECRET_METHODS", "AuthMethod", "Client", "Grant", "validate_client_id", "validate_tenant"]
 
 
 class AuthMethod(str, Enum):

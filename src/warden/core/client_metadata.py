@@ -14,12 +14,19 @@ its fields here, validated in one place, without a schema change per method:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["TLS_SUBJECT_FIELDS", "FederatedIdentity", "ClientMetadata", "parse_client_metadata", "render_client_metadata",
-           "validate_jwks_document"]
+__all__ = [
+    "TLS_SUBJECT_FIELDS",
+    "ClientMetadata",
+    "FederatedIdentity",
+    "parse_client_metadata",
+    "render_client_metadata",
+    "validate_jwks_document",
+]
 
 TLS_SUBJECT_FIELDS = ("tls_client_auth_subject_dn", "tls_client_auth_san_dns", "tls_client_auth_san_uri",
                       "tls_client_auth_san_ip", "tls_client_auth_san_email")

@@ -8,11 +8,11 @@ the keyring service applies them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable
 
-__all__ = ["KeyState", "SigningKey", "RotationPlan", "plan_rotation", "plan_scheduled", "removable_keys"]
+__all__ = ["KeyState", "RotationPlan", "SigningKey", "plan_rotation", "plan_scheduled", "removable_keys"]
 
 
 class KeyState(str, Enum):

@@ -17,14 +17,14 @@ accept a scope the client holds only at API B.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from warden.core.api import Api
 from warden.core.client import Grant
 from warden.protocol.errors import InvalidDPoPProof, InvalidRequest, InvalidScope, InvalidTarget
 
-__all__ = ["TokenDecision", "decide_token", "decide_binding"]
+__all__ = ["TokenDecision", "decide_binding", "decide_token"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_scope", "render_scope", "is_scope_token"]
+__all__ = ["is_scope_token", "parse_scope", "render_scope"]
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hmac
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
 
 __all__ = [
     "SECRET_PREFIX",
-    "SecretState",
     "ClientSecret",
+    "SecretState",
     "generate_secret",
     "has_valid_checksum",
     "hash_secret",

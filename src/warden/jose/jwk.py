@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from warden.jose._b64 import b64_to_int, b64url_decode, b64url_encode, int_to_b64
 from warden.jose.algorithms import ALGORITHMS, UnsupportedAlgorithm
 
-__all__ = ["algorithm_matches", "PublicKey", "PrivateKey", "generate_private_key", "public_jwk", "load_public_jwk", "jwk_thumbprint"]
+__all__ = ["PrivateKey", "PublicKey", "algorithm_matches", "generate_private_key", "jwk_thumbprint", "load_public_jwk", "public_jwk"]
 
-PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey]
-PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 

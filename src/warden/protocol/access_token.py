@@ -9,9 +9,10 @@ and an array for several.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any, Mapping
+from typing import Any
 
 from warden.jose import JoseError, PublicKey, parse_compact
 

@@ -17,8 +17,9 @@ A JWT typed for something else (`at+jwt`, `dpop+jwt`, ...) is refused (RFC 8725 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Collection, Sequence
+from typing import Any
 
 from warden.core.algorithms import VERIFY_ALGS
 from warden.jose import JoseError, ParsedJWS, PublicKey, parse_compact
@@ -26,9 +27,16 @@ from warden.jose.algorithms import ALGORITHMS
 from warden.protocol.errors import InvalidClient
 
 __all__ = [
+    "ASSERTION_ALGS",
+    "ASSERTION_TYPE",
+    "MAX_ASSERTION_BYTES",
+    "AssertionRules",
+    "VerificationKey",
+    "VerifiedAssertion",
     "key_algs",
-    "ASSERTION_TYPE", "ASSERTION_ALGS", "MAX_ASSERTION_BYTES", "AssertionRules", "VerificationKey",
-    "VerifiedAssertion", "parse_assertion", "unverified_claims", "verify_assertion",
+    "parse_assertion",
+    "unverified_claims",
+    "verify_assertion",
 ]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -137,7 +145,7 @@ def verify_assertion(parsed: ParsedJWS, keys: Sequence[VerificationKey], rules: 
     else:
         ok = any(isinstance(v, str) and v in rules.audiences for v in values)
     if not ok:
-        expected = sorted(rules.audiences)[0] if rules.audiences else ""
+        expected = min(rules.audiences) if rules.audiences else ""
         raise _fail(f"client assertion aud must be {expected}", "assertion_aud")
     exp = _number(claims, "exp")
     if exp is None:

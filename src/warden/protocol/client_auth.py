@@ -10,8 +10,8 @@ Checking the presented credentials against the registry is the job of
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import unquote_plus
 
 from warden.core.client import AuthMethod
@@ -19,7 +19,7 @@ from warden.protocol.client_assertion import ASSERTION_TYPE
 from warden.protocol.errors import InvalidClient, InvalidRequest
 from warden.protocol.form import Form
 
-__all__ = ["PresentedCredentials", "AuthMethodSpec", "AUTH_METHODS", "parse_client_auth", "parse_basic"]
+__all__ = ["AUTH_METHODS", "AuthMethodSpec", "PresentedCredentials", "parse_basic", "parse_client_auth"]
 
 
 @dataclass(slots=True)  # not frozen: built on every token request, where frozen construction costs 4-5x

@@ -14,7 +14,7 @@ from warden.protocol.errors import InvalidRequest, InvalidScope, UnsupportedGran
 from warden.protocol.form import Form
 from warden.protocol.resource_indicators import parse_resources
 
-__all__ = ["TokenRequest", "GRANT_TYPES", "parse_token_request"]
+__all__ = ["GRANT_TYPES", "TokenRequest", "parse_token_request"]
 
 GRANT_TYPES: dict[str, tuple[str, ...]] = {
     "client_credentials": ("grant_type", "scope", "resource", "audience"),

@@ -28,8 +28,15 @@ from warden.core.clock import Clock, SystemClock
 from warden.jose import JoseError, jwk_thumbprint, load_public_jwk, parse_compact
 from warden.protocol.errors import InvalidDPoPProof
 
-__all__ = ["DPOP_ALGS", "VerifiedProof", "DPoPNonces", "verify_proof", "access_token_hash", "normalize_htu",
-           "same_string"]
+__all__ = [
+    "DPOP_ALGS",
+    "DPoPNonces",
+    "VerifiedProof",
+    "access_token_hash",
+    "normalize_htu",
+    "same_string",
+    "verify_proof",
+]
 
 DPOP_ALGS = VERIFY_ALGS
 MAX_JTI = 256

@@ -14,20 +14,20 @@ from typing import ClassVar
 from warden.errors import WardenError
 
 __all__ = [
-    "OAuthError",
-    "InvalidRequest",
+    "InsufficientScope",
     "InvalidClient",
+    "InvalidDPoPProof",
     "InvalidGrant",
-    "UnauthorizedClient",
-    "UnsupportedGrantType",
+    "InvalidRequest",
     "InvalidScope",
     "InvalidTarget",
-    "InvalidDPoPProof",
-    "UseDPoPNonce",
     "InvalidToken",
-    "InsufficientScope",
-    "TemporarilyUnavailable",
+    "OAuthError",
     "SlowDown",
+    "TemporarilyUnavailable",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+    "UseDPoPNonce",
     "safe_description",
 ]
 

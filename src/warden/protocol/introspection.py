@@ -7,11 +7,12 @@ unknown, expired, revoked, foreign or another audience's token - is answered
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from warden.protocol.revocation import TokenReference, parse_token_reference
 
-__all__ = ["IntrospectionRequest", "parse_introspection_request", "render_active", "INACTIVE"]
+__all__ = ["INACTIVE", "IntrospectionRequest", "parse_introspection_request", "render_active"]
 
 INACTIVE: dict[str, Any] = {"active": False}
 IntrospectionRequest = TokenReference  # RFC 7662 §2.1 takes the parameters of RFC 7009 §2.1

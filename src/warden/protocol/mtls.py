@@ -20,8 +20,9 @@ import binascii
 import datetime
 import hashlib
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -31,8 +32,15 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from warden.jose import load_public_jwk
 
 __all__ = [
-    "CLIENT_CERT_FORMATS", "SubjectBinding", "load_certificate", "certificate_thumbprint", "parse_forwarded_cert",
-    "subject_matches", "verify_chain", "key_in_jwks", "load_ca_bundle",
+    "CLIENT_CERT_FORMATS",
+    "SubjectBinding",
+    "certificate_thumbprint",
+    "key_in_jwks",
+    "load_ca_bundle",
+    "load_certificate",
+    "parse_forwarded_cert",
+    "subject_matches",
+    "verify_chain",
 ]
 
 CLIENT_CERT_FORMATS = ("nginx", "xfcc", "rfc9440")

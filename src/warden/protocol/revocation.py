@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from warden.protocol.errors import InvalidRequest
 from warden.protocol.form import Form
 
-__all__ = ["TokenReference", "parse_token_reference", "RevocationRequest", "parse_revocation_request"]
+__all__ = ["RevocationRequest", "TokenReference", "parse_revocation_request", "parse_token_reference"]
 
 
 _HINTS = ("access_token", "refresh_token")  # §2.1 and the registry of §4.1.2

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import httpx
 
 __all__ = [
-    "discover_sync",
     "MAX_METADATA_BYTES",
     "FetchError",
     "Response",
+    "discover_sync",
     "discovery_urls",
     "get_async",
     "get_sync",

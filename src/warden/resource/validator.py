@@ -49,10 +49,10 @@ from warden.jose import (
     parse_json_object,
     parse_protected_header,
 )
+from warden.protocol.dpop import same_string as _same_string
 from warden.protocol.errors import InsufficientScope, InvalidToken, OAuthError
 from warden.resource.cache import CachedToken, ValidationCache
 from warden.resource.claims import Claims
-from warden.protocol.dpop import same_string as _same_string
 from warden.resource.dpop import DPoPVerifier
 from warden.resource.jwks import DEFAULT_ALGORITHMS, JWKSCache
 from warden.resource.mtls import CertificateInput, certificate_thumbprint

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Callable
+from typing import Any
 
 from warden.core.client_metadata import parse_client_metadata
 from warden.core.durations import parse_duration

@@ -33,7 +33,7 @@ def _op(summary: str, scope: str, body: dict[str, Any] | None = None, status: st
     return op
 
 
-def OPENAPI(issuer: str) -> dict[str, Any]:  # noqa: N802 - a document, named like one
+def OPENAPI(issuer: str) -> dict[str, Any]:
     read, write = "warden:admin:read", "warden:admin"
     return {
         "openapi": "3.1.0",

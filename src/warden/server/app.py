@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from warden.errors import Conflict, NotFound, StorageError
 from warden.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
@@ -132,7 +132,7 @@ class WardenApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from warden.server.http import Request, Response
 
-__all__ = ["Responder", "Limits", "Connection", "ConnectionSet"]
+__all__ = ["Connection", "ConnectionSet", "Limits", "Responder"]
 
 
 class Responder(Protocol):

@@ -78,7 +78,7 @@ class _Refused(Exception):
 class _Item:
     """One parsed request waiting for its turn, or a refusal to send in its place."""
 
-    __slots__ = ("request", "keep_alive", "head", "http10", "response")
+    __slots__ = ("head", "http10", "keep_alive", "request", "response")
 
     def __init__(self, request: Request | None, keep_alive: bool, head: bool, http10: bool,
                  response: Response | None = None) -> None:

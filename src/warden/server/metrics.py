@@ -24,7 +24,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-__all__ = ["Metrics", "Labelled", "render_metrics", "CONTENT_TYPE_LATEST"]
+__all__ = ["CONTENT_TYPE_LATEST", "Labelled", "Metrics", "render_metrics"]
 
 M = TypeVar("M", Counter, Gauge, Histogram)
 
@@ -34,7 +34,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created seri
 class Labelled(Generic[M]):
     """The labelled children of one metric, cached by label values (closed sets, so bounded)."""
 
-    __slots__ = ("_metric", "_children")
+    __slots__ = ("_children", "_metric")
 
     def __init__(self, metric: M) -> None:
         self._metric: M = metric

@@ -14,7 +14,7 @@ import gc
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from cryptography.x509.verification import Store as CertificateStore
 
@@ -27,10 +27,10 @@ from warden.server.metrics import Metrics
 from warden.services.admin import Admin
 from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink, open_audit_sink
+from warden.services.auth_throttle import FailedAuthThrottle
 from warden.services.caller_auth import CallerAuthentication
 from warden.services.client_credentials_grant import ClientCredentialsGrant
 from warden.services.dpop_proofs import DPoPProofs
-from warden.services.auth_throttle import FailedAuthThrottle
 from warden.services.kek import KeyMaterial, load_kek
 from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
@@ -212,7 +212,7 @@ class Runtime:
                 await asyncio.to_thread(step)
             except StorageError as exc:
                 log.warning("background %s failed: %s", step.__name__, exc)
-            except Exception:  # noqa: BLE001 - a background loop must survive and say why
+            except Exception:
                 log.exception("background %s failed", step.__name__)
 
     def _poll(self) -> None:

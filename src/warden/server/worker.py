@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 
+from warden.errors import ConfigError
 from warden.server.connections import ConnectionSet, Limits, Responder
 from warden.server.h1 import H1Connection
-from warden.errors import ConfigError
 from warden.services.ratelimit import SharedBuckets, SharedMemoryRateLimiter
 from warden.settings import Settings
 
@@ -163,7 +163,7 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(serve_app(app, sock, limits, float(settings.server.graceful_timeout),
                                  on_serving=on_serving, tls=tls_context(settings)))
-    except Exception as exc:  # noqa: BLE001 - start-up failures end the process with one line
+    except Exception as exc:
         sys.stderr.write(f"warden: worker {os.getpid()} failed: {exc}\n")
         return 3
     return 0

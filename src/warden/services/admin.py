@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import secrets as _random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from warden.core.api import Api, validate_api
 from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, validate_client_id, validate_tenant
@@ -26,7 +26,7 @@ from warden.services.kek import KeyMaterial
 from warden.services.keyring import Keyring
 from warden.storage.contract import Store
 
-__all__ = ["Admin", "NewSecret", "GrantSpec", "parse_grant_spec", "UNCHANGED"]
+__all__ = ["UNCHANGED", "Admin", "GrantSpec", "NewSecret", "parse_grant_spec"]
 
 
 class _Unchanged:
@@ -193,9 +193,9 @@ class Admin:
         return method
 
     def update_client(self, client_id: str, *, name: str | None = None, enabled: bool | None = None,
-                      tenant: str | None | _Unchanged = UNCHANGED, auth_method: str | None = None,
+                      tenant: str | _Unchanged | None = UNCHANGED, auth_method: str | None = None,
                       grants: Sequence[GrantSpec] | None = None,
-                      rate_limit: float | None | _Unchanged = UNCHANGED,
+                      rate_limit: float | _Unchanged | None = UNCHANGED,
                       metadata: ClientMetadata | None = None) -> bool:
         """Change the named attributes; return whether anything changed."""
         client = self.client(client_id)

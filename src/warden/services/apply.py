@@ -27,14 +27,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from warden._toml import load_toml
 from warden.core.api import Api, validate_api
 from warden.core.client_metadata import TLS_SUBJECT_FIELDS, ClientMetadata, parse_client_metadata
 from warden.core.durations import parse_duration
-from warden._toml import load_toml
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
 
-__all__ = ["DesiredClient", "ApplyResult", "DesiredState", "parse_apply_file", "apply_state"]
+__all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "parse_apply_file"]
 
 _API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound"}
 _METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
@@ -131,7 +131,7 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
     for name, values in (("client_id", ids), ("API identifier", idents)):
         dupes = {v for v in values if values.count(v) > 1}
         if dupes:
-            raise ConfigError(f"{path}: {name} {sorted(dupes)[0]!r} appears twice")
+            raise ConfigError(f"{path}: {name} {min(dupes)!r} appears twice")
     return DesiredState(tuple(apis), tuple(clients))
 
 

@@ -19,13 +19,18 @@ be reached is 503, never an authentication verdict.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from warden.core.client import AuthMethod
 from warden.core.client_metadata import FederatedIdentity
 from warden.protocol.client_assertion import (
-    AssertionRules, VerificationKey, parse_assertion, unverified_claims, verify_assertion,
+    AssertionRules,
+    VerificationKey,
+    parse_assertion,
+    unverified_claims,
+    verify_assertion,
 )
 from warden.protocol.client_auth import PresentedCredentials
 from warden.protocol.errors import InvalidClient
@@ -142,9 +147,9 @@ class AssertionAuthenticator:
             raise InvalidClient(_FAILED, reason="federation_claims")
         if not entry.client.enabled:
             raise InvalidClient(_FAILED, reason="client_disabled")
-        if trusted.single_use and verified.jti is not None:
-            if not await self.use_once(f"fed:{trusted.issuer}:{verified.jti}", verified.exp + self.settings.leeway):
-                raise InvalidClient("platform token was already used", reason="assertion_replayed")
+        if (trusted.single_use and verified.jti is not None
+                and not await self.use_once(f"fed:{trusted.issuer}:{verified.jti}", verified.exp + self.settings.leeway)):
+            raise InvalidClient("platform token was already used", reason="assertion_replayed")
         return entry
 
     @staticmethod

@@ -19,8 +19,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _quote
-from typing import IO, Callable
+from typing import IO
 
 __all__ = ["AuditSink", "open_audit_sink"]
 
@@ -35,7 +36,7 @@ class AuditSink:
 
     def emit(self, event: str, *, outcome: str = "success", reason: str | None = None,
              actor: str | None = None, client_id: str | None = None, source: str | None = None,
-             **details: str | int | float | bool | None | list[str]) -> None:
+             **details: str | float | bool | list[str] | None) -> None:
         """Queue one event; fields that are None are left out. `time` is set here, never by callers."""
         if self._stream is None and self._fd is None:
             return

@@ -10,7 +10,7 @@ Use of an expired or revoked secret is raised as a security event.
 from __future__ import annotations
 
 import hmac
-from typing import Callable
+from collections.abc import Callable
 
 from warden.core.client import AuthMethod
 from warden.core.secrets import SecretState, hash_secret, secret_state

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from warden.errors import ConfigError, StorageError
 from warden.jose import PrivateKey
 
-__all__ = ["KeyMaterial", "load_kek", "generate_kek"]
+__all__ = ["KeyMaterial", "generate_kek", "load_kek"]
 
 _VERSION = b"w1"
 
@@ -61,7 +61,7 @@ class KeyMaterial:
         return "KeyMaterial(<hidden>)"
 
     @classmethod
-    def from_kek(cls, kek: bytes) -> "KeyMaterial":
+    def from_kek(cls, kek: bytes) -> KeyMaterial:
         return cls(_derive(kek, b"warden/v1/private-key-encryption"), _derive(kek, b"warden/v1/secret-hash"))
 
     def derive(self, purpose: bytes) -> bytes:

@@ -15,8 +15,9 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,7 +26,7 @@ from warden.jose import load_public_jwk
 from warden.protocol.client_assertion import VerificationKey, key_algs
 from warden.protocol.errors import TemporarilyUnavailable
 
-__all__ = ["check_url", "FetchPolicy", "RemoteJwks", "KeySources", "keys_from_jwks"]
+__all__ = ["FetchPolicy", "KeySources", "RemoteJwks", "check_url", "keys_from_jwks"]
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
@@ -144,9 +145,9 @@ class RemoteJwks:
         if self._keys is None or now >= self._expires:
             if now - self._last_fetch >= min(self._policy.cooldown, 1.0) or self._keys is None:
                 await self._refresh()
-        elif kid is not None and not any(k.kid == kid for k in self._keys):
-            if now - self._last_fetch >= self._policy.cooldown:  # unknown kid: rotated keys?
-                await self._refresh()
+        elif (kid is not None and not any(k.kid == kid for k in self._keys)
+              and now - self._last_fetch >= self._policy.cooldown):  # unknown kid: rotated keys?
+            await self._refresh()
         if self._keys is None:  # an infrastructure failure, never reported as bad credentials
             raise TemporarilyUnavailable("client keys could not be fetched", reason="jwks_unavailable",
                                          retry_after=self._policy.cooldown)

@@ -10,19 +10,25 @@ an active key the newest wins deterministically and the other is retired.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from warden.core.api import SIGNING_ALGS
 from warden.core.clock import Clock
 from warden.core.keys import KeyState, SigningKey, plan_rotation, plan_scheduled, removable_keys
-from warden.jose import (CompactSigner, PrivateKey, compact_signer, encode_header, generate_private_key,
-                         public_jwk)
+from warden.jose import (
+    CompactSigner,
+    PrivateKey,
+    compact_signer,
+    encode_header,
+    generate_private_key,
+    public_jwk,
+)
 from warden.services.audit import AuditSink
 from warden.services.kek import KeyMaterial
 from warden.storage.contract import Store
 
-__all__ = ["Signer", "Keyring", "signers_from_keys"]
+__all__ = ["Keyring", "Signer", "signers_from_keys"]
 
 
 @dataclass(frozen=True, slots=True)

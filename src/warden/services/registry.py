@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey

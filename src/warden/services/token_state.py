@@ -7,7 +7,7 @@ from typing import Any
 from warden.core.revocation import is_revoked_by_client
 from warden.services.registry import Registry
 
-__all__ = ["token_state", "token_audiences"]
+__all__ = ["token_audiences", "token_state"]
 
 
 def token_state(claims: dict[str, Any], registry: Registry, now: float) -> str:

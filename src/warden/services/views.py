@@ -4,8 +4,9 @@ describe a client, an API, a secret or a key identically. Secrets appear only as
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from warden.core.api import Api
 from warden.core.client import Client, Grant
@@ -13,13 +14,13 @@ from warden.core.client_metadata import render_client_metadata
 from warden.core.keys import SigningKey
 from warden.core.secrets import ClientSecret, secret_state
 
-__all__ = ["render_time", "api_view", "client_view", "secret_view", "key_view"]
+__all__ = ["api_view", "client_view", "key_view", "render_time", "secret_view"]
 
 
 def render_time(value: float | None) -> str | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def api_view(api: Api) -> dict[str, Any]:

@@ -14,8 +14,16 @@ from warden.core.client_metadata import parse_client_metadata, render_client_met
 from warden.core.keys import KeyState, SigningKey
 from warden.core.secrets import ClientSecret
 
-__all__ = ["join_scopes", "split_scopes", "api_from_row", "client_values", "client_from_row", "secret_values",
-           "secret_from_row", "key_from_row"]
+__all__ = [
+    "api_from_row",
+    "client_from_row",
+    "client_values",
+    "join_scopes",
+    "key_from_row",
+    "secret_from_row",
+    "secret_values",
+    "split_scopes",
+]
 
 
 def join_scopes(scopes: tuple[str, ...]) -> str:

@@ -15,7 +15,6 @@ choices, made once so both databases round-trip values exactly:
 from __future__ import annotations
 
 from sqlalchemy import (
-    false,
     BigInteger,
     Boolean,
     Column,
@@ -27,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeEngine
 

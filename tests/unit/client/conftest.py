@@ -20,8 +20,8 @@ from warden.client._dpop import DPoPKey
 from warden.client._flow import RefreshPolicy, RetryPolicy, Token, TokenFlow
 from warden.client._messages import HTTPResponse, Reply, Send, Sleep, Step
 from warden.client._request import CacheKey, TokenRequestFactory
-from warden.secret import Secret
 from warden.core.clock import FixedClock
+from warden.secret import Secret
 
 TOKEN_ENDPOINT = "https://as.example/oauth2/token"
 ISSUER = "https://as.example"
@@ -96,7 +96,7 @@ def drive(
                 reply = queue.pop(0)
     except StopIteration as stop:
         run.result = stop.value
-    except Exception as exc:  # noqa: BLE001 - recorded for the test to assert on
+    except Exception as exc:
         run.error = exc
     return run
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from warden.client import TokenError
 from warden.client._challenge import has_error, parse_challenges
 from warden.client._discovery import metadata_urls, parse_metadata
-from warden.core.urls import url_problem
 from warden.client._messages import HTTPResponse
 from warden.client._response import parse_error_response, parse_retry_after, parse_token_response
+from warden.core.urls import url_problem
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -51,7 +51,7 @@ def run_threads(target, count: int) -> tuple[list[object], list[threading.Thread
         barrier.wait()
         try:
             results[i] = target()
-        except Exception as exc:  # noqa: BLE001 - collected for assertions
+        except Exception as exc:
             results[i] = exc
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]

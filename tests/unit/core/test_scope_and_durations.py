@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from warden.core.api import Api, validate_api, validate_identifier
 from warden.core.durations import parse_duration, render_duration

@@ -1,9 +1,16 @@
 import secrets as random
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from warden.core.secrets import (
-    SECRET_LENGTH, SECRET_PREFIX, ClientSecret, SecretState, generate_secret, has_valid_checksum, hash_secret,
+    SECRET_LENGTH,
+    SECRET_PREFIX,
+    ClientSecret,
+    SecretState,
+    generate_secret,
+    has_valid_checksum,
+    hash_secret,
     secret_state,
 )
 

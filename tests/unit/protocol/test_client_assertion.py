@@ -13,7 +13,11 @@ from cryptography.hazmat.primitives import serialization
 
 from warden.jose import generate_private_key, public_jwk
 from warden.protocol.client_assertion import (
-    AssertionRules, VerificationKey, key_algs, parse_assertion, verify_assertion,
+    AssertionRules,
+    VerificationKey,
+    key_algs,
+    parse_assertion,
+    verify_assertion,
 )
 from warden.protocol.errors import InvalidClient
 

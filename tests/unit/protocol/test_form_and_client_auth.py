@@ -1,13 +1,19 @@
 import base64
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from warden.core.client import AuthMethod
 from warden.protocol.client_auth import parse_basic, parse_client_auth
 from warden.protocol.client_credentials import parse_token_request
 from warden.protocol.errors import (
-    InvalidClient, InvalidRequest, InvalidScope, InvalidTarget, OAuthError, UnsupportedGrantType,
+    InvalidClient,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    OAuthError,
+    UnsupportedGrantType,
     safe_description,
 )
 from warden.protocol.form import parse_form

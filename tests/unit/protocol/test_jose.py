@@ -3,10 +3,17 @@ import json
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from warden.jose import (
-    JoseError, encode_header, generate_private_key, jwk_thumbprint, load_public_jwk, parse_compact, public_jwk,
+    JoseError,
+    encode_header,
+    generate_private_key,
+    jwk_thumbprint,
+    load_public_jwk,
+    parse_compact,
+    public_jwk,
     sign_compact,
 )
 from warden.jose._b64 import b64url_encode
@@ -55,7 +62,8 @@ def test_refused_headers(header):
 def test_hs256_signed_with_public_key_is_refused(keys):
     pem = keys["RS256"].public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-    import hmac, hashlib
+    import hashlib
+    import hmac
     signing_input = b64url_encode(b'{"alg":"HS256"}') + b"." + b64url_encode(b"{}")
     sig = hmac.new(pem, signing_input, hashlib.sha256).digest()
     with pytest.raises(JoseError):

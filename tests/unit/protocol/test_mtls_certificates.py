@@ -7,11 +7,16 @@ from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-
 from tests.pki import CA, self_signed
+
 from warden.jose import public_jwk
 from warden.protocol.mtls import (
-    SubjectBinding, certificate_thumbprint, key_in_jwks, load_ca_bundle, parse_forwarded_cert, subject_matches,
+    SubjectBinding,
+    certificate_thumbprint,
+    key_in_jwks,
+    load_ca_bundle,
+    parse_forwarded_cert,
+    subject_matches,
     verify_chain,
 )
 

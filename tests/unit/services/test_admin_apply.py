@@ -112,7 +112,7 @@ def test_admin_rules(admin: Admin):
     with pytest.raises(ConfigError, match="granted twice"):
         admin.create_client("x", [GrantSpec("https://api.example", ("read",)),
                                   GrantSpec("https://api.example", ("write",))])
-    with pytest.raises(ConfigError, match="not a known|unknown auth method"):
+    with pytest.raises(ConfigError, match=r"not a known|unknown auth method"):
         admin.create_client("x", [], auth_method="client_secret_jwt")
     with pytest.raises(ConfigError, match="tls-subject-dn"):
         admin.create_client("x", [], auth_method="tls_client_auth")

@@ -24,7 +24,7 @@ def setup() -> tuple[MemoryStore, Admin, Registry, FixedClock]:
 
 
 def test_registry_applies_changes_incrementally():
-    store, admin, registry, clock = setup()
+    _store, admin, registry, clock = setup()
     admin.save_api("https://api.example", ["read"])
     client, _ = admin.create_client("x", [GrantSpec("https://api.example", ("read",))])
     assert client.client_id not in registry.clients
@@ -41,7 +41,7 @@ def test_registry_applies_changes_incrementally():
 
 def test_registry_loads_late_committed_changes_it_skipped():
     # PostgreSQL can commit a lower sequence number after a higher one has been read.
-    store, admin, registry, clock = setup()
+    _store, admin, registry, clock = setup()
     admin.save_api("https://a.example", ["read"])
     registry.refresh(clock.now())
     registry._applied.remove(registry.seq)  # pretend that change had not been visible yet
@@ -62,7 +62,7 @@ def test_keyring_rotation_and_signers():
 
 
 def test_keyring_maintenance_removes_expired_retired_keys_and_duplicate_actives():
-    store, admin, registry, clock = setup()
+    store, _admin, registry, clock = setup()
     keyring = Keyring(store, MATERIAL, clock, AuditSink())
     old = registry.signers["ES256"].kid
     keyring.rotate(["ES256"])
@@ -76,7 +76,7 @@ def test_keyring_maintenance_removes_expired_retired_keys_and_duplicate_actives(
 
 
 def test_scheduled_rotation_happens_after_interval():
-    store, admin, registry, clock = setup()
+    store, _admin, registry, clock = setup()
     keyring = Keyring(store, MATERIAL, clock, AuditSink())
     before = registry.signers["ES256"].kid
     clock.advance(3600)
@@ -96,7 +96,7 @@ def test_private_keys_are_encrypted_at_rest():
         assert der not in key.encrypted_private_key
         try:
             KeyMaterial.from_kek(b"x" * 32).decrypt_private_key(key.kid, key.encrypted_private_key)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             assert "key-encryption key differs" in str(exc)
         else:
             raise AssertionError("decrypted with the wrong KEK")
