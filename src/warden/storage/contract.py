@@ -16,7 +16,7 @@ from typing import Protocol
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey
-from warden.core.revocation import RevokedToken
+from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 
 __all__ = ["Change", "ChangeKind", "Store"]
@@ -110,6 +110,20 @@ class Store(Protocol):
         """Revocations whose token has not yet expired (optionally one jti)."""
 
     def purge_revocations(self, now: float) -> int: ...
+
+    # token status lists (see core.revocation.StatusBlock)
+    def reserve_status_block(self, client_id: str, size: int, now: float, reusable_at: float,
+                             list_size: int) -> StatusBlock:
+        """Reserve `size` consecutive indexes of one status list for `client_id`'s tokens. Atomic across
+        processes and nodes: no index is in two live blocks. Indexes come from the lowest list with room,
+        else from the lowest full list whose every block is past `reusable_at` (it starts over, its old
+        blocks and marks forgotten), else from a new list."""
+
+    def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
+        """The (start, count) ranges of list `list_id` whose tokens are revoked: live blocks of clients
+        revoked since the block was reserved (or deleted), and single revoked tokens. None: no such list."""
+
+    def load_status_lists(self) -> list[int]: ...
 
     # single-use client assertions
     def use_assertion(self, key: str, exp: float) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey
-from warden.core.revocation import RevokedToken
+from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 from warden.errors import Conflict, NotFound
 from warden.storage.contract import Change, ChangeKind
@@ -29,6 +29,8 @@ class MemoryStore:
         self._revoked: dict[str, RevokedToken] = {}
         self._changes: list[Change] = []
         self._assertions: dict[str, float] = {}
+        self._status_lists: dict[int, list[float]] = {}  # list_id -> [next_start, reusable_at]
+        self._status_blocks: dict[int, list[StatusBlock]] = {}
         self._cursors: dict[str, int] = {}
 
     def _log(self, kind: ChangeKind, key: str) -> None:
@@ -218,6 +220,52 @@ class MemoryStore:
             for jti in gone:
                 del self._revoked[jti]
             return len(gone)
+
+    # token status lists
+    def reserve_status_block(self, client_id: str, size: int, now: float, reusable_at: float,
+                             list_size: int) -> StatusBlock:
+        if not 0 < size <= list_size:
+            raise ValueError("block size must be between 1 and the list size")
+        with self._lock:
+            lists = self._status_lists
+            open_ = [i for i in sorted(lists) if lists[i][0] + size <= list_size]
+            if open_:
+                list_id = open_[0]
+                start = int(lists[list_id][0])
+                lists[list_id] = [start + size, max(lists[list_id][1], reusable_at)]
+            else:
+                spent = [i for i in sorted(lists) if lists[i][1] <= now]
+                start = 0
+                if spent:
+                    list_id = spent[0]
+                    self._status_blocks.pop(list_id, None)
+                    for jti, r in list(self._revoked.items()):
+                        if r.status_list == list_id:
+                            self._revoked[jti] = dataclasses.replace(r, status_list=None, status_idx=None)
+                else:
+                    list_id = max(lists, default=0) + 1
+                lists[list_id] = [size, reusable_at]
+            block = StatusBlock(list_id, start, size, client_id, now, reusable_at)
+            self._status_blocks.setdefault(list_id, []).append(block)
+            return block
+
+    def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
+        with self._lock:
+            if list_id not in self._status_lists:
+                return None
+            marks = []
+            for b in self._status_blocks.get(list_id, ()):
+                client = self._clients.get(b.client_id)
+                if b.reusable_at > now and (client is None or (client.revoked_before is not None
+                                                                and client.revoked_before >= b.reserved_at)):
+                    marks.append((b.start, b.size))
+            marks += [(r.status_idx, 1) for r in self._revoked.values()
+                      if r.status_list == list_id and r.status_idx is not None and r.exp > now]
+            return sorted(marks)
+
+    def load_status_lists(self) -> list[int]:
+        with self._lock:
+            return sorted(self._status_lists)
 
     # single-use assertions
     def use_assertion(self, key: str, exp: float) -> bool:

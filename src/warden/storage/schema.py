@@ -41,6 +41,8 @@ __all__ = [
     "metadata",
     "revoked_tokens",
     "signing_keys",
+    "status_blocks",
+    "status_lists",
     "used_assertions",
 ]
 
@@ -127,6 +129,28 @@ revoked_tokens = Table(
     Column("jti", _key(), primary_key=True),
     Column("client_id", Text, nullable=False),
     Column("exp", Float, nullable=False, index=True),
+    Column("status_list", Integer, nullable=True),  # the token's Token Status List entry, if it has one
+    Column("status_idx", Integer, nullable=True),
+)
+
+# Token Status Lists: each list hands out its indexes in blocks from `next_start`; once every
+# block of a full list is past its `reusable_at`, the list starts over (see core.revocation).
+status_lists = Table(
+    "status_lists", metadata,
+    Column("list_id", Integer, primary_key=True, autoincrement=False),
+    Column("next_start", Integer, nullable=False),
+    Column("reusable_at", Float, nullable=False),
+)
+
+# No foreign key to clients: a deleted client's tokens must stay marked until they expire.
+status_blocks = Table(
+    "status_blocks", metadata,
+    Column("list_id", Integer, primary_key=True, autoincrement=False),
+    Column("start", Integer, primary_key=True, autoincrement=False),
+    Column("size", Integer, nullable=False),
+    Column("client_id", _key(), nullable=False, index=True),
+    Column("reserved_at", Float, nullable=False),
+    Column("reusable_at", Float, nullable=False),
 )
 
 # AUTOINCREMENT on SQLite so a sequence number is never reused, even after pruning.

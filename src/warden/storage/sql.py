@@ -23,14 +23,27 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey
-from warden.core.revocation import RevokedToken
+from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 from warden.errors import Conflict, NotFound, StorageError, StorageUnavailable
 from warden.storage._rows import (
@@ -53,11 +66,15 @@ from warden.storage.schema import (
     clients,
     revoked_tokens,
     signing_keys,
+    status_blocks,
+    status_lists,
     used_assertions,
 )
 from warden.storage.schema import grants as grants_table
 
 __all__ = ["SqlStore"]
+
+_STATUS_LOCK = 0x57534C31  # PostgreSQL advisory lock serialising status-block reservations across nodes
 
 _CHANGE_LOG_LOCK = zlib.crc32(b"warden.change_log")
 
@@ -346,7 +363,8 @@ class SqlStore:
     # revocation ---------------------------------------------------------------
     def revoke_token(self, revoked: RevokedToken) -> None:
         stmt = (self._insert(revoked_tokens)
-                .values(jti=revoked.jti, client_id=revoked.client_id, exp=revoked.exp)
+                .values(jti=revoked.jti, client_id=revoked.client_id, exp=revoked.exp,
+                        status_list=revoked.status_list, status_idx=revoked.status_idx)
                 .on_conflict_do_nothing(index_elements=[revoked_tokens.c.jti])
                 .execution_options(preserve_rowcount=True))  # drivers may not report it for INSERT
         with self._transaction() as conn:
@@ -359,11 +377,67 @@ class SqlStore:
         if jti is not None:
             query = query.where(r.jti == jti)
         with self._transaction(write=False) as conn:
-            return [RevokedToken(row.jti, row.client_id, row.exp) for row in conn.execute(query)]
+            return [RevokedToken(row.jti, row.client_id, row.exp, row.status_list, row.status_idx)
+                    for row in conn.execute(query)]
 
     def purge_revocations(self, now: float) -> int:
         with self._transaction() as conn:
             return conn.execute(delete(revoked_tokens).where(revoked_tokens.c.exp <= now)).rowcount
+
+    # token status lists -------------------------------------------------------
+    def reserve_status_block(self, client_id: str, size: int, now: float, reusable_at: float,
+                             list_size: int) -> StatusBlock:
+        if not 0 < size <= list_size:
+            raise ValueError("block size must be between 1 and the list size")
+        lists, blocks = status_lists.c, status_blocks.c
+        with self._transaction() as conn:
+            if self._postgres:  # SQLite's BEGIN IMMEDIATE already serialises writers
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STATUS_LOCK})
+            row = conn.execute(select(lists.list_id, lists.next_start)
+                               .where(lists.next_start + size <= list_size)
+                               .order_by(lists.list_id).limit(1)).first()
+            if row is not None:
+                list_id, start = int(row.list_id), int(row.next_start)
+                conn.execute(update(status_lists).where(lists.list_id == list_id).values(
+                    next_start=start + size,
+                    reusable_at=case((lists.reusable_at < reusable_at, reusable_at), else_=lists.reusable_at)))
+            else:
+                spent = conn.execute(select(lists.list_id).where(lists.reusable_at <= now)
+                                     .order_by(lists.list_id).limit(1)).scalar()
+                start = 0
+                if spent is not None:  # every token that used this full list has expired: it starts over
+                    list_id = int(spent)
+                    conn.execute(delete(status_blocks).where(blocks.list_id == list_id))
+                    conn.execute(update(revoked_tokens).where(revoked_tokens.c.status_list == list_id)
+                                 .values(status_list=None, status_idx=None))
+                    conn.execute(update(status_lists).where(lists.list_id == list_id)
+                                 .values(next_start=size, reusable_at=reusable_at))
+                else:
+                    list_id = int(conn.execute(select(func.max(lists.list_id))).scalar() or 0) + 1
+                    conn.execute(insert(status_lists).values(list_id=list_id, next_start=size,
+                                                             reusable_at=reusable_at))
+            conn.execute(insert(status_blocks).values(list_id=list_id, start=start, size=size, client_id=client_id,
+                                                      reserved_at=now, reusable_at=reusable_at))
+        return StatusBlock(list_id, start, size, client_id, now, reusable_at)
+
+    def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
+        lists, blocks, r = status_lists.c, status_blocks.c, revoked_tokens.c
+        revoked_blocks = (select(blocks.start, blocks.size)
+                          .select_from(status_blocks.outerjoin(clients, clients.c.client_id == blocks.client_id))
+                          .where(blocks.list_id == list_id, blocks.reusable_at > now,
+                                 or_(clients.c.client_id.is_(None), clients.c.revoked_before >= blocks.reserved_at)))
+        revoked_one = select(r.status_idx).where(r.status_list == list_id, r.exp > now, r.status_idx.is_not(None))
+        with self._transaction(write=False) as conn:
+            if conn.execute(select(lists.list_id).where(lists.list_id == list_id)).first() is None:
+                return None
+            marks = [(int(row.start), int(row.size)) for row in conn.execute(revoked_blocks)]
+            marks += [(int(idx), 1) for idx in conn.execute(revoked_one).scalars()]
+        return sorted(marks)
+
+    def load_status_lists(self) -> list[int]:
+        with self._transaction(write=False) as conn:
+            return [int(i) for i in conn.execute(select(status_lists.c.list_id).order_by(status_lists.c.list_id))
+                    .scalars()]
 
     # change log ---------------------------------------------------------------
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
