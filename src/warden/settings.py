@@ -36,6 +36,7 @@ __all__ = [
     "Secret",
     "ServerSettings",
     "Settings",
+    "StatusListSettings",
     "TrustedIssuer",
     "environment_names",
     "is_secret_field",
@@ -148,6 +149,19 @@ class TrustedIssuer:
 
 
 @dataclass(frozen=True)
+class StatusListSettings:
+    """Token Status List (draft-ietf-oauth-status-list): every access token names an entry in a
+    list the server publishes, so revocation reaches resource servers without a call per token."""
+
+    enabled: bool = True  # access tokens carry a status list entry
+    size: int = 1_048_576  # entries per list (a multiple of 8); 128 KiB raw, a few hundred bytes compressed
+    ttl: int = 60  # how long resource servers may cache a list (its ttl claim); the list token lives 10x this
+    publish_interval: float = 2.0  # a list this node serves is at most this old
+    block_window: int = 300  # how long one client's block of entries takes new tokens
+    max_block: int = 4096  # largest block of entries reserved for one client at a time
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
@@ -169,6 +183,7 @@ class Settings:
     client_auth: ClientAuthSettings = field(default_factory=ClientAuthSettings)
     dpop: DPoPSettings = field(default_factory=DPoPSettings)
     mtls: MTLSSettings = field(default_factory=MTLSSettings)
+    status_list: StatusListSettings = field(default_factory=StatusListSettings)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
     @property
@@ -180,9 +195,11 @@ class Settings:
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
     "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
+    "status_list": StatusListSettings,
 }
 _DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
-              "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age"}
+              "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age",
+              "ttl", "block_window"}
 
 
 def _trusted_issuers(value: Any) -> tuple[TrustedIssuer, ...]:
@@ -358,6 +375,14 @@ def _validate(settings: Settings) -> None:
                           f"{settings.mtls.proxy_header}")
     if settings.client_auth.assertion_max_age < 1:
         raise ConfigError("setting client_auth.assertion_max_age: expected a duration of at least 1s")
+    sl = settings.status_list
+    if sl.size < 8 or sl.size % 8 or sl.size > 1 << 30:
+        raise ConfigError("setting status_list.size: expected a multiple of 8 between 8 and 2^30")
+    if not 1 <= sl.max_block <= sl.size:
+        raise ConfigError("setting status_list.max_block: expected between 1 and status_list.size")
+    if sl.ttl < 1 or sl.block_window < 1 or not 0 < sl.publish_interval <= sl.ttl:
+        raise ConfigError("setting status_list: ttl and block_window must be at least 1s and "
+                          "publish_interval between 0 and ttl")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
 

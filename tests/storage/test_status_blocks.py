@@ -31,23 +31,27 @@ def test_blocks_fill_a_list_then_open_the_next(store: Store) -> None:
     store.migrate()
     got = [store.reserve_status_block("svc-1", 16, T0, T0 + 100, SIZE) for _ in range(5)]
     assert [(b.list_id, b.start) for b in got] == [(1, 0), (1, 16), (1, 32), (1, 48), (2, 0)]
-    assert store.load_status_lists() == [1, 2]
+    assert store.load_status_lists(T0) == [1, 2]
     with pytest.raises(ValueError):
         store.reserve_status_block("svc-1", SIZE + 1, T0, T0 + 100, SIZE)
 
 
-def test_a_full_list_starts_over_only_when_every_token_in_it_has_expired(store: Store) -> None:
+def test_list_ids_are_never_reused_and_spent_lists_are_gone(store: Store) -> None:
     store.migrate()
     for cid in ("svc-1", "svc-2", "svc-3"):
         store.create_client(Client(cid, cid, created_at=T0), [], [])
     store.reserve_status_block("svc-1", 32, T0, T0 + 100, SIZE)
     store.reserve_status_block("svc-2", 32, T0, T0 + 500, SIZE)   # list 1 is full, live until T0 + 500
     assert store.reserve_status_block("svc-1", 32, T0 + 200, T0 + 300, SIZE).list_id == 2
-    store.reserve_status_block("svc-1", 32, T0 + 200, T0 + 300, SIZE)  # list 2 full too
     store.revoke_token(RevokedToken("j", "svc-2", T0 + 400, status_list=1, status_idx=40))
-    again = store.reserve_status_block("svc-3", 8, T0 + 500, T0 + 900, SIZE)
-    assert (again.list_id, again.start) == (1, 0)  # T0 + 500: list 1's last token has expired
-    assert store.load_status_marks(1, T0 + 500) == []  # its old blocks and marks are forgotten
+    assert store.load_status_marks(1, T0 + 250) == [(40, 1)]
+    assert store.load_status_lists(T0 + 250) == [1, 2]
+    # T0 + 500: every token of list 1 has expired; it is gone, and no new block lands in it
+    assert store.load_status_marks(1, T0 + 500) is None
+    assert store.load_status_lists(T0 + 500) == []
+    assert store.purge_status_blocks(T0 + 500) == 3
+    assert store.reserve_status_block("svc-3", 32, T0 + 500, T0 + 900, SIZE).list_id == 2
+    assert store.reserve_status_block("svc-3", 8, T0 + 500, T0 + 900, SIZE).list_id == 3
 
 
 def test_marks_are_revoked_clients_blocks_deleted_clients_blocks_and_single_tokens(store: Store) -> None:
@@ -70,7 +74,7 @@ def test_marks_are_revoked_clients_blocks_deleted_clients_blocks_and_single_toke
     assert (later.start, 8) not in (store.load_status_marks(1, T0 + 10) or [])
     # marks end with the tokens they cover
     assert store.load_status_marks(1, T0 + 60) == [(b1.start, 8), (b2.start, 8)]
-    assert store.load_status_marks(1, T0 + 100) == []
+    assert store.load_status_marks(1, T0 + 100) is None  # every token in the list has expired
     assert [r.status_idx for r in store.load_revoked_tokens(T0)] == [b3.start + 2]
 
 

@@ -43,10 +43,14 @@ class ClaimsTemplate:
     head: str  # {"iss":...,"sub":...,"client_id":...,"aud":...,"scope":...,"iat":
     tail: str  # ,"tenant":... when the client has one
 
-    def render(self, iat: int, exp: int, jti: str, cnf: Mapping[str, str] | None = None) -> bytes:
+    def render(self, iat: int, exp: int, jti: str, cnf: Mapping[str, str] | None = None,
+               status: tuple[str, int] | None = None) -> bytes:
+        """`status` is the token's Token Status List entry: (list uri, index)."""
         body = f'{self.head}{int(iat)},"exp":{int(exp)},"jti":{_quote(jti)}{self.tail}'
         if cnf is not None:
             body += ',"cnf":' + json.dumps(dict(cnf), separators=(",", ":"))
+        if status is not None:
+            body += f',"status":{{"status_list":{{"idx":{int(status[1])},"uri":{_quote(status[0])}}}}}'
         return (body + "}").encode("ascii")
 
 

@@ -39,9 +39,12 @@ ROUTES: dict[str, tuple[Endpoint, bool]] = {  # path -> (endpoint, reads a body)
     "/healthz": (endpoints.healthz, False),
     "/readyz": (endpoints.readyz, False),
     "/metrics": (endpoints.metrics, False),
+    "/oauth2/status": (endpoints.status_lists, False),
 }
 ADMIN_PREFIX = "/admin/v1/"
-_GET_ONLY = {"/oauth2/jwks", "/.well-known/oauth-authorization-server", "/healthz", "/readyz", "/metrics"}
+STATUS_PREFIX = "/oauth2/status/"
+_GET_ONLY = {"/oauth2/jwks", "/.well-known/oauth-authorization-server", "/healthz", "/readyz", "/metrics",
+             "/oauth2/status"}
 
 
 class WardenApp:
@@ -80,6 +83,10 @@ class WardenApp:
             if route is None:
                 if request.path.startswith(ADMIN_PREFIX):
                     return await handle_admin(request, self.runtime, self.runtime.admin)
+                if request.path.startswith(STATUS_PREFIX):
+                    if request.method not in ("GET", "HEAD"):
+                        return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])
+                    return await endpoints.status_list(request, self.runtime, request.path[len(STATUS_PREFIX):])
                 return json_response(404, {"error": "not_found"})
             if request.path in _GET_ONLY and request.method not in ("GET", "HEAD"):
                 return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])

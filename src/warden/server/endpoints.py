@@ -19,6 +19,7 @@ from warden.protocol.errors import InvalidRequest, OAuthError
 from warden.protocol.form import Form, parse_form
 from warden.protocol.introspection import INACTIVE, render_active
 from warden.protocol.metadata import render_metadata
+from warden.protocol.status_list import MEDIA_TYPE
 from warden.server.http import NO_STORE, Request, Response, json_response
 from warden.server.metrics import CONTENT_TYPE_LATEST, Labelled, render_metrics
 from warden.server.render import render_token
@@ -26,9 +27,11 @@ from warden.server.runtime import Runtime
 from warden.server.sender import client_certificate
 from warden.services.call import Call, DPoPInput
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
+from warden.services.status_lists import status_list_uri
 from warden.services.token_lookup import Introspection, Revocation
 
-__all__ = ["healthz", "introspect", "jwks", "metadata", "metrics", "readyz", "revoke", "token"]
+__all__ = ["healthz", "introspect", "jwks", "metadata", "metrics", "readyz", "revoke", "status_list", "status_lists",
+           "token"]
 
 _FORM_TYPE = b"application/x-www-form-urlencoded"
 _LIMITED = {"client_rate_limited": "client", "failed_auth_throttled": "failed_auth"}  # reason -> limit label
@@ -118,7 +121,28 @@ async def metadata(request: Request, rt: Runtime) -> Response:
         body["dpop_signing_alg_values_supported"] = list(rt.dpop_algs)  # RFC 9449 §5.1
     if rt.settings.mtls.enabled:
         body["tls_client_certificate_bound_access_tokens"] = True  # RFC 8705 §3.3
+    if rt.settings.status_list.enabled:
+        body["status_list_aggregation_endpoint"] = f"{rt.issuer}/oauth2/status"  # Token Status List §9.3
     return json_response(200, body, [(b"cache-control", b"public, max-age=300")])
+
+
+async def status_list(request: Request, rt: Runtime, list_id: str) -> Response:
+    """The Status List Token of one list (draft-ietf-oauth-status-list §8.1), cacheable for its ttl."""
+    token = None
+    if list_id.isdigit() and len(list_id) <= 12 and rt.settings.status_list.enabled:
+        token = await rt.status_publisher.status_list_token(int(list_id), rt.clock.now())
+    if token is None:
+        return json_response(404, {"error": "not_found"})
+    ttl = rt.settings.status_list.ttl
+    return Response(200, token.encode("ascii"), [(b"content-type", MEDIA_TYPE.encode()),
+                                                 (b"cache-control", f"public, max-age={ttl}".encode())])
+
+
+async def status_lists(request: Request, rt: Runtime) -> Response:
+    """The lists that may hold live tokens (Status List Aggregation, draft-ietf-oauth-status-list §9)."""
+    ids = await rt.status_publisher.live_lists(rt.clock.now()) if rt.settings.status_list.enabled else []
+    return json_response(200, {"status_lists": [status_list_uri(rt.issuer, i) for i in ids]},
+                         [(b"cache-control", f"public, max-age={rt.settings.status_list.ttl}".encode())])
 
 
 async def healthz(request: Request, rt: Runtime) -> Response:

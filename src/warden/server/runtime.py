@@ -36,6 +36,7 @@ from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
 from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
 from warden.services.registry import Registry
+from warden.services.status_lists import StatusAllocator, StatusListPublisher
 from warden.services.token_lookup import Introspection, Revocation
 from warden.settings import Settings
 from warden.storage.contract import Store
@@ -131,8 +132,11 @@ class Runtime:
         auth = CallerAuthentication(self, self.auth_throttle, self.assertions, self.key_sources, self.client_ca,
                                     self.material.pepper, self.secret_uses.record, self.audit)
         self.dpop = DPoPProofs(settings.dpop, self.dpop_nonces, self.dpop_algs, self.use_once)
+        sl = settings.status_list
+        self.status_allocator = StatusAllocator(sl, self, self.issuer) if sl.enabled else None
+        self.status_publisher = StatusListPublisher(sl, self, self.issuer)
         self.client_credentials = ClientCredentialsGrant(self, auth, self.dpop, self.rate_limiter, settings.limits,
-                                                         self.issuer, self.audit)
+                                                         self.issuer, self.audit, self.status_allocator)
         self.introspection = Introspection(self, auth, self.issuer, self.audit)
         self.revocation = Revocation(self, auth, self.issuer, self.audit)
 
@@ -242,6 +246,9 @@ class Runtime:
                          max_token_ttl=self.registry.max_token_ttl)
         self.store.purge_revocations(now)
         self.store.purge_assertions(now)
+        self.store.purge_status_blocks(now)
+        if self.status_allocator is not None:
+            self.status_allocator.forget_idle(now)
         self.registry.purge_expired_revocations(now)
         self.store.prune_changes(now - 3600)
         for key in self.registry.keys:

@@ -17,7 +17,7 @@ from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, valida
 from warden.core.client_metadata import ClientMetadata
 from warden.core.clock import Clock
 from warden.core.keys import SigningKey
-from warden.core.revocation import RevokedToken
+from warden.core.revocation import RevokedToken, status_entry_of_jti
 from warden.core.secrets import ClientSecret, generate_secret, hash_secret
 from warden.errors import ConfigError, NotFound
 from warden.services.audit import AuditSink
@@ -280,7 +280,10 @@ class Admin:
         if exp is None:
             max_ttl = max((a.token_ttl for a in self.store.load_apis()), default=900)
             exp = self._clock.now() + max_ttl
-        self.store.revoke_token(RevokedToken(jti=jti, client_id=client_id, exp=exp))
+        entry = status_entry_of_jti(jti)  # the token's status list entry, if Warden wrote it into the jti
+        self.store.revoke_token(RevokedToken(jti=jti, client_id=client_id, exp=exp,
+                                             status_list=entry[0] if entry else None,
+                                             status_idx=entry[1] if entry else None))
         self._audit.emit("token.revoked", actor=self._actor, client_id=client_id or None, jti=jti)
 
     def revoke_client_tokens(self, client_id: str) -> float:

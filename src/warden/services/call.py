@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
+from warden.core.revocation import StatusEntry
 from warden.protocol.client_auth import PresentedCredentials
 from warden.protocol.client_credentials import TokenRequest
 from warden.protocol.dpop import VerifiedProof
@@ -61,6 +62,7 @@ class Call:
     caller: ClientEntry | None = None
     token_request: TokenRequest | None = None
     proof: VerifiedProof | None = None
+    status: StatusEntry | None = None  # the token's Token Status List entry
     issued: IssuedToken | None = None
     token_reference: TokenReference | None = None  # introspection and revocation: the token named
     claims: dict[str, Any] | None = None  # ... and its claims, if it is a valid Warden token

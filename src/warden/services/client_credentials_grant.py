@@ -1,7 +1,7 @@
 """The token endpoint's client credentials grant (RFC 6749 §4.4) as a list of named steps.
 
     require_serving → authentication steps (caller_auth) → enforce_rate_limit → parse_token_request
-    → wait_out_revocation_window → verify_dpop_proof → issue
+    → wait_out_revocation_window → verify_dpop_proof → assign_status → issue
 
 Audit of the outcome happens once, after the steps; metrics are the HTTP layer's. Another grant
 type (token exchange, say) is another step list over the same `Call`.
@@ -18,6 +18,7 @@ from warden.services.call import Call, ServingState
 from warden.services.caller_auth import CallerAuthentication
 from warden.services.dpop_proofs import DPoPProofs
 from warden.services.ratelimit import RateLimiter
+from warden.services.status_lists import StatusAllocator
 from warden.services.steps import Step, run_steps
 from warden.services.tokens import IssuedToken, issue_token
 from warden.settings import LimitSettings
@@ -27,7 +28,9 @@ __all__ = ["ClientCredentialsGrant"]
 
 class ClientCredentialsGrant:
     def __init__(self, state: ServingState, auth: CallerAuthentication, dpop: DPoPProofs,
-                 rate_limiter: RateLimiter, limits: LimitSettings, issuer: str, audit: AuditSink) -> None:
+                 rate_limiter: RateLimiter, limits: LimitSettings, issuer: str, audit: AuditSink,
+                 status: StatusAllocator | None = None) -> None:
+        """`status` gives each token its Token Status List entry; None leaves the claim out."""
         self._state = state
         self._auth = auth
         self._rate_limiter = rate_limiter
@@ -41,6 +44,7 @@ class ClientCredentialsGrant:
             self.parse_token_request,
             self.wait_out_revocation_window,
             dpop.verify_proof,
+            *((status.assign_status,) if status is not None else ()),
             self.issue,
         )
 
@@ -91,4 +95,4 @@ class ClientCredentialsGrant:
         cert = call.certificate
         call.issued = issue_token(call.authenticated, call.token_request, self._state.registry, self._issuer, call.now,
                                   jkt=call.proof.jkt if call.proof else None,
-                                  x5t=certificate_thumbprint(cert) if cert else None)
+                                  x5t=certificate_thumbprint(cert) if cert else None, status=call.status)

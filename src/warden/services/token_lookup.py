@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from warden.core.revocation import RevokedToken
+from warden.core.revocation import RevokedToken, status_entry_of_jti
 from warden.protocol.access_token import verify_own_token
 from warden.protocol.errors import OAuthError, UnauthorizedClient
 from warden.protocol.revocation import parse_token_reference
@@ -101,7 +101,9 @@ class Revocation(_TokenLookup):
         if claims is None or claims["exp"] <= call.now:
             return
         caller = call.authenticated.client.client_id
-        revoked = RevokedToken(jti=claims["jti"], client_id=caller, exp=float(claims["exp"]))
+        entry = status_entry_of_jti(claims["jti"])
+        revoked = RevokedToken(jti=claims["jti"], client_id=caller, exp=float(claims["exp"]),
+                               status_list=entry[0] if entry else None, status_idx=entry[1] if entry else None)
         store, registry = self._state.current_store(), self._state.registry
 
         def record() -> None:  # in a thread: a registry refresh may hold the registry's lock for a while

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from warden.core.policy import TokenDecision, decide_binding, decide_token
+from warden.core.revocation import StatusEntry
 from warden.protocol.access_token import ClaimsTemplate, claims_template
 from warden.protocol.client_credentials import TokenRequest
 from warden.protocol.errors import TemporarilyUnavailable
@@ -71,9 +72,11 @@ def _prepare(entry: ClientEntry, request: TokenRequest, registry: Registry, issu
 
 
 def issue_token(entry: ClientEntry, request: TokenRequest, registry: Registry, issuer: str,
-                now: float, *, jkt: str | None = None, x5t: str | None = None) -> IssuedToken:
+                now: float, *, jkt: str | None = None, x5t: str | None = None,
+                status: StatusEntry | None = None) -> IssuedToken:
     """`jkt` is the thumbprint of a verified DPoP proof's key; `x5t` the thumbprint of the client
-    certificate presented on this request (both None on a plain bearer request)."""
+    certificate presented on this request (both None on a plain bearer request); `status` the
+    token's Token Status List entry (list uri, index)."""
     prepared = _prepare(entry, request, registry, issuer)
     decision = prepared.decision
     meta = entry.client.metadata
@@ -83,8 +86,12 @@ def issue_token(entry: ClientEntry, request: TokenRequest, registry: Registry, i
     if signer is None:
         raise TemporarilyUnavailable("no active signing key", reason="no_signing_key")
     iat = int(now)
-    jti = _new_jti()
-    payload = prepared.claims.render(iat, iat + decision.ttl, jti, cnf)
+    if status is None:
+        jti = _new_jti()
+        payload = prepared.claims.render(iat, iat + decision.ttl, jti, cnf)
+    else:
+        jti = _new_jti() + status.jti_suffix()
+        payload = prepared.claims.render(iat, iat + decision.ttl, jti, cnf, (status.uri, status.idx))
     token = signer.compact.sign(payload)
     # RFC 9449 §5: a DPoP-bound token has token_type DPoP; a certificate-bound one stays Bearer.
     token_type = "DPoP" if cnf is not None and "jkt" in cnf else "Bearer"

@@ -115,15 +115,19 @@ class Store(Protocol):
     def reserve_status_block(self, client_id: str, size: int, now: float, reusable_at: float,
                              list_size: int) -> StatusBlock:
         """Reserve `size` consecutive indexes of one status list for `client_id`'s tokens. Atomic across
-        processes and nodes: no index is in two live blocks. Indexes come from the lowest list with room,
-        else from the lowest full list whose every block is past `reusable_at` (it starts over, its old
-        blocks and marks forgotten), else from a new list."""
+        processes and nodes: no index is ever in two blocks. Indexes come from the lowest list with room,
+        else from a new list; list ids are never reused."""
 
     def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
         """The (start, count) ranges of list `list_id` whose tokens are revoked: live blocks of clients
-        revoked since the block was reserved (or deleted), and single revoked tokens. None: no such list."""
+        revoked since the block was reserved (or deleted), and single revoked tokens. None: no such list,
+        or one whose every token has expired."""
 
-    def load_status_lists(self) -> list[int]: ...
+    def load_status_lists(self, now: float) -> list[int]:
+        """Ids of the lists that may still hold live tokens."""
+
+    def purge_status_blocks(self, now: float) -> int:
+        """Forget blocks whose tokens have all expired."""
 
     # single-use client assertions
     def use_assertion(self, key: str, exp: float) -> bool:

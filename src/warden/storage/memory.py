@@ -234,16 +234,7 @@ class MemoryStore:
                 start = int(lists[list_id][0])
                 lists[list_id] = [start + size, max(lists[list_id][1], reusable_at)]
             else:
-                spent = [i for i in sorted(lists) if lists[i][1] <= now]
-                start = 0
-                if spent:
-                    list_id = spent[0]
-                    self._status_blocks.pop(list_id, None)
-                    for jti, r in list(self._revoked.items()):
-                        if r.status_list == list_id:
-                            self._revoked[jti] = dataclasses.replace(r, status_list=None, status_idx=None)
-                else:
-                    list_id = max(lists, default=0) + 1
+                list_id, start = max(lists, default=0) + 1, 0
                 lists[list_id] = [size, reusable_at]
             block = StatusBlock(list_id, start, size, client_id, now, reusable_at)
             self._status_blocks.setdefault(list_id, []).append(block)
@@ -251,7 +242,7 @@ class MemoryStore:
 
     def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
         with self._lock:
-            if list_id not in self._status_lists:
+            if list_id not in self._status_lists or self._status_lists[list_id][1] <= now:
                 return None
             marks = []
             for b in self._status_blocks.get(list_id, ()):
@@ -263,9 +254,18 @@ class MemoryStore:
                       if r.status_list == list_id and r.status_idx is not None and r.exp > now]
             return sorted(marks)
 
-    def load_status_lists(self) -> list[int]:
+    def load_status_lists(self, now: float) -> list[int]:
         with self._lock:
-            return sorted(self._status_lists)
+            return sorted(i for i, (_, reusable_at) in self._status_lists.items() if reusable_at > now)
+
+    def purge_status_blocks(self, now: float) -> int:
+        with self._lock:
+            gone = 0
+            for list_id, blocks in self._status_blocks.items():
+                live = [b for b in blocks if b.reusable_at > now]
+                gone += len(blocks) - len(live)
+                self._status_blocks[list_id] = live
+            return gone
 
     # single-use assertions
     def use_assertion(self, key: str, exp: float) -> bool:

@@ -389,7 +389,7 @@ class SqlStore:
                              list_size: int) -> StatusBlock:
         if not 0 < size <= list_size:
             raise ValueError("block size must be between 1 and the list size")
-        lists, blocks = status_lists.c, status_blocks.c
+        lists = status_lists.c
         with self._transaction() as conn:
             if self._postgres:  # SQLite's BEGIN IMMEDIATE already serialises writers
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STATUS_LOCK})
@@ -401,21 +401,9 @@ class SqlStore:
                 conn.execute(update(status_lists).where(lists.list_id == list_id).values(
                     next_start=start + size,
                     reusable_at=case((lists.reusable_at < reusable_at, reusable_at), else_=lists.reusable_at)))
-            else:
-                spent = conn.execute(select(lists.list_id).where(lists.reusable_at <= now)
-                                     .order_by(lists.list_id).limit(1)).scalar()
-                start = 0
-                if spent is not None:  # every token that used this full list has expired: it starts over
-                    list_id = int(spent)
-                    conn.execute(delete(status_blocks).where(blocks.list_id == list_id))
-                    conn.execute(update(revoked_tokens).where(revoked_tokens.c.status_list == list_id)
-                                 .values(status_list=None, status_idx=None))
-                    conn.execute(update(status_lists).where(lists.list_id == list_id)
-                                 .values(next_start=size, reusable_at=reusable_at))
-                else:
-                    list_id = int(conn.execute(select(func.max(lists.list_id))).scalar() or 0) + 1
-                    conn.execute(insert(status_lists).values(list_id=list_id, next_start=size,
-                                                             reusable_at=reusable_at))
+            else:  # a new list; ids are never reused, so a late revocation cannot reach a newer token
+                list_id, start = int(conn.execute(select(func.max(lists.list_id))).scalar() or 0) + 1, 0
+                conn.execute(insert(status_lists).values(list_id=list_id, next_start=size, reusable_at=reusable_at))
             conn.execute(insert(status_blocks).values(list_id=list_id, start=start, size=size, client_id=client_id,
                                                       reserved_at=now, reusable_at=reusable_at))
         return StatusBlock(list_id, start, size, client_id, now, reusable_at)
@@ -428,16 +416,22 @@ class SqlStore:
                                  or_(clients.c.client_id.is_(None), clients.c.revoked_before >= blocks.reserved_at)))
         revoked_one = select(r.status_idx).where(r.status_list == list_id, r.exp > now, r.status_idx.is_not(None))
         with self._transaction(write=False) as conn:
-            if conn.execute(select(lists.list_id).where(lists.list_id == list_id)).first() is None:
+            row = conn.execute(select(lists.reusable_at).where(lists.list_id == list_id)).first()
+            if row is None or row.reusable_at <= now:
                 return None
             marks = [(int(row.start), int(row.size)) for row in conn.execute(revoked_blocks)]
             marks += [(int(idx), 1) for idx in conn.execute(revoked_one).scalars()]
         return sorted(marks)
 
-    def load_status_lists(self) -> list[int]:
+    def load_status_lists(self, now: float) -> list[int]:
+        lists = status_lists.c
+        query = select(lists.list_id).where(lists.reusable_at > now).order_by(lists.list_id)
         with self._transaction(write=False) as conn:
-            return [int(i) for i in conn.execute(select(status_lists.c.list_id).order_by(status_lists.c.list_id))
-                    .scalars()]
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    def purge_status_blocks(self, now: float) -> int:
+        with self._transaction() as conn:
+            return int(conn.execute(delete(status_blocks).where(status_blocks.c.reusable_at <= now)).rowcount)
 
     # change log ---------------------------------------------------------------
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:

@@ -1,0 +1,156 @@
+"""Token Status List over HTTP: every token names an entry, the server publishes signed lists, and
+revocation (by token, by jti, by client) shows in them; entries never collide across processes and nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.integration.conftest import LiveServer, free_port, wait_until
+from tests.integration.test_cli_e2e import Served, cli_env, cli_json, run_cli  # noqa: F401  (cli_env: fixture)
+
+from warden.jose import load_public_jwk, parse_compact
+from warden.protocol.status_list import INVALID, VALID, StatusList
+
+FAST = {"status_list.publish_interval": 0.1}
+
+
+def _claims(token: str) -> dict[str, Any]:
+    return parse_compact(token).claims()
+
+
+def fetch_list(base: str, uri: str, issuer: str) -> StatusList:
+    """Fetch a Status List Token the way a resource server must: check type, signature, subject."""
+    assert uri.startswith(f"{issuer}/oauth2/status/")
+    response = httpx.get(base + uri[len(issuer):], timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/statuslist+jwt"
+    assert response.headers["cache-control"].startswith("public, max-age=")
+    parsed = parse_compact(response.text)
+    assert parsed.header["typ"] == "statuslist+jwt"
+    jwks = httpx.get(f"{base}/oauth2/jwks", timeout=5).json()
+    jwk = next(k for k in jwks["keys"] if k["kid"] == parsed.header["kid"])
+    parsed.verify(load_public_jwk(jwk), (parsed.header["alg"],))
+    claims = parsed.claims()
+    assert claims["sub"] == uri and claims["ttl"] > 0 and claims["exp"] > claims["iat"]
+    return StatusList.decode(claims["status_list"], max_bytes=1 << 20)
+
+
+def status_of(server: LiveServer, token: str) -> int:
+    ref = _claims(token)["status"]["status_list"]
+    return fetch_list(server.url, ref["uri"], server.issuer)[ref["idx"]]
+
+
+def test_every_token_names_its_entry_and_the_list_is_signed_and_served(start_server: Callable[..., LiveServer]):
+    server = start_server(**FAST)
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    tokens = [server.token(cid, secret).json()["access_token"] for _ in range(5)]
+    refs = [_claims(t)["status"]["status_list"] for t in tokens]
+    assert len({(r["uri"], r["idx"]) for r in refs}) == 5
+    assert all(status_of(server, t) == VALID for t in tokens)
+    meta = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+    aggregation = httpx.get(meta["status_list_aggregation_endpoint"].replace(server.issuer, server.url)).json()
+    assert refs[0]["uri"] in aggregation["status_lists"]
+    assert httpx.get(f"{server.url}/oauth2/status/999999").status_code == 404
+    assert httpx.get(f"{server.url}/oauth2/status/not-a-list").status_code == 404
+    assert httpx.post(f"{server.url}/oauth2/status/1").status_code == 405
+
+
+def test_revoking_a_token_flips_its_entry_and_no_other(start_server: Callable[..., LiveServer]):
+    server = start_server(**FAST)
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    keep, revoke = (server.token(cid, secret).json()["access_token"] for _ in range(2))
+    assert server.post("/oauth2/revoke", data={"token": revoke}, auth=(cid, secret)).status_code == 200
+    assert wait_until(lambda: status_of(server, revoke) == INVALID, timeout=5)
+    assert status_of(server, keep) == VALID
+
+
+def test_revoking_by_jti_alone_flips_the_entry(start_server: Callable[..., LiveServer]):
+    server = start_server(**FAST)
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    token = server.token(cid, secret).json()["access_token"]
+    server.admin.revoke_jti(_claims(token)["jti"])
+    assert wait_until(lambda: status_of(server, token) == INVALID, timeout=5)
+
+
+def test_revoking_a_client_flips_every_token_it_holds_but_not_later_ones_or_other_clients(
+        start_server: Callable[..., LiveServer]):
+    server = start_server(**FAST)
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    other, other_secret = server.client({api: "read"})
+    held = [server.token(cid, secret).json()["access_token"] for _ in range(20)]
+    bystander = server.token(other, other_secret).json()["access_token"]
+    server.admin.revoke_client_tokens(cid)
+    server.sync()
+    assert wait_until(lambda: all(status_of(server, t) == INVALID for t in held), timeout=5)
+    assert status_of(server, bystander) == VALID
+    # after the revoking second, the client's new tokens come from a new block and stay valid
+    assert wait_until(lambda: server.token(cid, secret).status_code == 200, timeout=5)
+    fresh = server.token(cid, secret).json()["access_token"]
+    assert status_of(server, fresh) == VALID
+    assert _claims(fresh)["status"]["status_list"]["idx"] not in {
+        _claims(t)["status"]["status_list"]["idx"] for t in held}
+
+
+def test_tokens_carry_no_status_when_status_lists_are_off(start_server: Callable[..., LiveServer]):
+    server = start_server(**{"status_list.enabled": False})
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    assert "status" not in _claims(server.token(cid, secret).json()["access_token"])
+    assert "status_list_aggregation_endpoint" not in httpx.get(
+        f"{server.url}/.well-known/oauth-authorization-server").json()
+
+
+@pytest.mark.slow
+def test_entries_never_collide_across_workers_and_nodes(cli_env: dict[str, str], postgres_url: str,  # noqa: F811
+                                                        make_postgres_schema: Callable[[], str], tmp_path: Path):
+    """Two `warden serve --workers 2` nodes on one PostgreSQL, tokens fetched from both at once on fresh
+    connections: every (list, index) is unique, and a revocation through one node shows in the other's list."""
+    schema = make_postgres_schema()
+    sep = "&" if "?" in postgres_url else "?"
+    env = dict(cli_env, WARDEN_DATABASE_URL=f"{postgres_url}{sep}options=-csearch_path%3D{schema}",
+               WARDEN_KEYS_ENCRYPTION_KEY="q3mCUvYsZyQ1XzX5n1QzY4uQ8i7V7Jm2dB9Y9c5Wc0E",
+               WARDEN_STATUS_LIST_PUBLISH_INTERVAL="0.2", WARDEN_LIMITS_CLIENT_RATE="100000")
+    ports = [free_port(), free_port()]
+    env["WARDEN_ISSUER"] = f"http://127.0.0.1:{ports[0]}"  # one issuer for the cluster, as behind a balancer
+    run_cli("apis", "create", "https://api.example", "--scopes", "read", env=env)
+    nodes = [Served(env, ports[0], workers=2), Served(env, ports[1], workers=2)]
+    try:
+        clients = [cli_json("clients", "create", f"svc-{n}", "--grant", "https://api.example=read", env=env)
+                   for n in range(3)]
+        for c in clients:
+            assert wait_until(lambda c=c: all(node.token(c["client_id"], c["client_secret"]).status_code == 200
+                                              for node in nodes), timeout=10)
+
+        def fetch(n: int) -> str:
+            c, node = clients[n % 3], nodes[n % 2]
+            response = node.token(c["client_id"], c["client_secret"])  # a fresh connection each time
+            assert response.status_code == 200, response.text
+            return str(response.json()["access_token"])
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            tokens = list(pool.map(fetch, range(400)))
+        entries = [(_claims(t)["status"]["status_list"]["uri"], _claims(t)["status"]["status_list"]["idx"])
+                   for t in tokens]
+        assert len(set(entries)) == len(entries) == 400
+        issuer = env["WARDEN_ISSUER"]
+        victim = tokens[7]
+        c = clients[7 % 3]
+        assert httpx.post(f"{nodes[1].url}/oauth2/revoke", data={"token": victim},
+                          auth=(c["client_id"], c["client_secret"])).status_code == 200
+        uri, idx = entries[7]
+        for node in nodes:  # each node renders the list from the shared store
+            assert wait_until(lambda node=node: fetch_list(node.url, uri, issuer)[idx] == INVALID, timeout=5)
+            published = fetch_list(node.url, uri, issuer)
+            assert sum(published[i] for u, i in entries if u == uri) == 1
+    finally:
+        codes = [node.stop()[0] for node in nodes]
+    assert codes == [0, 0]
