@@ -3,6 +3,9 @@ revocation (by token, by jti, by client) shows in them; entries never collide ac
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -154,3 +157,94 @@ def test_entries_never_collide_across_workers_and_nodes(cli_env: dict[str, str],
     finally:
         codes = [node.stop()[0] for node in nodes]
     assert codes == [0, 0]
+
+
+# -- at the resource server ------------------------------------------------------------------------
+def _resource_server(server: LiveServer, api: str, **policy: Any) -> Any:
+    from warden.resource import StatusPolicy, Validator
+    return Validator(server.issuer, api, status_policy=StatusPolicy(**policy))
+
+
+def test_a_resource_server_refuses_a_revoked_token_within_the_list_ttl(start_server: Callable[..., LiveServer]):
+    """Revoked at the server, then refused by a `warden.resource` validator that had the token cached."""
+    from warden.resource import InvalidToken
+    server = start_server(**FAST, **{"status_list.ttl": 1})
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    token = server.token(cid, secret, resource=api).json()["access_token"]
+    other = server.token(cid, secret, resource=api).json()["access_token"]
+    validator = _resource_server(server, api, min_ttl=0.5, max_ttl=1.0)
+    assert validator.validate(token, scopes=["read"]).client_id == cid  # cached from here on
+    fetches = validator.status.fetches
+    for _ in range(100):
+        validator.validate(token)
+    assert validator.status.fetches - fetches <= 1  # no call per token
+    assert server.post("/oauth2/revoke", data={"token": token}, auth=(cid, secret)).status_code == 200
+
+    def refused() -> bool:
+        try:
+            validator.validate(token)
+        except InvalidToken as exc:
+            assert exc.reason == "revoked"
+            return True
+        return False
+
+    assert wait_until(refused, timeout=5)
+    assert validator.validate(other).client_id == cid
+
+
+def test_the_async_path_checks_status_too(start_server: Callable[..., LiveServer]):
+    from warden.resource import InvalidToken
+    server = start_server(**FAST)
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    token = server.token(cid, secret, resource=api).json()["access_token"]
+    server.admin.revoke_client_tokens(cid)
+    server.sync()
+    time.sleep(0.3)  # past the publish interval
+    validator = _resource_server(server, api)
+    with pytest.raises(InvalidToken, match="revoked"):
+        asyncio.run(validator.avalidate(token))
+
+
+def test_when_the_list_cannot_be_had_the_policy_decides(start_server: Callable[..., LiveServer]):
+    from warden.resource import TemporarilyUnavailable
+    server = start_server(**FAST)
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    token = server.token(cid, secret, resource=api).json()["access_token"]
+    claims = _claims(token)
+    # a validator whose HTTP client cannot reach the list (but has the keys): closed by default
+    closed = _resource_server(server, api)
+    closed.jwks.refresh()
+    closed.status._http_client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503)))
+    with pytest.raises(TemporarilyUnavailable):
+        closed.validate(token)
+    opened = _resource_server(server, api, on_failure="open")
+    opened.jwks.refresh()
+    opened.status._http_client = closed.status._http_client
+    assert opened.validate(token).client_id == claims["client_id"]
+
+
+def test_a_list_from_elsewhere_or_forged_is_never_believed(start_server: Callable[..., LiveServer]):
+    from warden.jose import encode_header, generate_private_key, sign_compact
+    from warden.protocol.status_list import StatusList
+    from warden.resource import TemporarilyUnavailable
+    server = start_server(**FAST)
+    api = server.api("read")
+    cid, secret = server.client({api: "read"})
+    token = server.token(cid, secret, resource=api).json()["access_token"]
+    uri = _claims(token)["status"]["status_list"]["uri"]
+    all_valid = StatusList(1 << 20)
+    forger = generate_private_key("ES256")
+    claims = {"sub": uri, "iat": 1, "exp": 2**40, "ttl": 60, "status_list": all_valid.encode()}
+    forged = sign_compact(encode_header({"alg": "ES256", "kid": "x", "typ": "statuslist+jwt"}),
+                          json.dumps(claims).encode(), forger, "ES256")
+    # the real list marks the token revoked; a forged all-valid list must not override that
+    server.admin.revoke_jti(_claims(token)["jti"])
+    validator = _resource_server(server, api)
+    validator.jwks.refresh()
+    validator.status._http_client = httpx.Client(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, content=forged.encode(), headers={"content-type": "application/statuslist+jwt"})))
+    with pytest.raises(TemporarilyUnavailable):  # closed: a list that fails verification is no list
+        validator.validate(token)

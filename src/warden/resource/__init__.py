@@ -40,6 +40,7 @@ from warden.resource.request import (
     parse_credentials,
     validate_request,
 )
+from warden.resource.status import StatusListCache, StatusPolicy
 from warden.resource.validator import Scheme, Validator
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
     "MemoryReplayCache",
     "ReplayCache",
     "Scheme",
+    "StatusListCache",
+    "StatusPolicy",
     "TemporarilyUnavailable",
     "UseDPoPNonce",
     "ValidationCache",

@@ -91,11 +91,12 @@ def _check_head(response: httpx.Response, limit: int) -> None:
         raise FetchError("response too large")
 
 
-def get_sync(client: httpx.Client, url: str, *, limit: int, timeout: float) -> Response:
+def get_sync(client: httpx.Client, url: str, *, limit: int, timeout: float,
+             accept: str = "application/json") -> Response:
     """GET `url`, reading at most `limit` bytes within twice `timeout` seconds overall."""
     deadline = time.monotonic() + 2 * timeout
     try:
-        with client.stream("GET", url, headers={"Accept": "application/json"}, timeout=timeout) as response:
+        with client.stream("GET", url, headers={"Accept": accept}, timeout=timeout) as response:
             _check_head(response, limit)
             body = bytearray()
             for chunk in response.iter_bytes():

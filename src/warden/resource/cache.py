@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from warden.protocol.status_list import StatusReference
 from warden.resource.claims import Claims
 
 __all__ = ["CachedToken", "ValidationCache"]
@@ -22,10 +23,10 @@ __all__ = ["CachedToken", "ValidationCache"]
 class CachedToken:
     """A validated token: its claims plus what a cache hit must re-check."""
 
-    __slots__ = ("claims", "generation", "jkt", "not_before", "scope", "until", "x5t")
+    __slots__ = ("claims", "generation", "jkt", "not_before", "scope", "status", "until", "x5t")
 
     def __init__(self, claims: Claims, scope: frozenset[str], not_before: float, until: float,
-                 generation: int, jkt: str | None, x5t: str | None) -> None:
+                 generation: int, jkt: str | None, x5t: str | None, status: StatusReference | None = None) -> None:
         self.claims = claims
         self.scope = scope
         self.not_before = not_before
@@ -33,6 +34,7 @@ class CachedToken:
         self.generation = generation
         self.jkt = jkt
         self.x5t = x5t
+        self.status = status  # the token's Token Status List entry, checked on every use
 
 
 class ValidationCache:

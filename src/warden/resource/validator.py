@@ -23,7 +23,10 @@
   (a DPoP proof is required, RFC 9449 §7.1; a DPoP-bound token presented as
   Bearer is refused, §7.2) and `x5t#S256` (the client certificate must match,
   RFC 8705 §3);
-- the required scopes were granted (otherwise `InsufficientScope`, 403).
+- the required scopes were granted (otherwise `InsufficientScope`, 403);
+- `status`, when it names a Token Status List entry, reads VALID in the issuer's
+  list (draft-ietf-oauth-status-list; see `warden.resource.status`), checked on
+  every call, cached or not; a revoked token is refused within the list's ttl.
 
 Validated tokens are remembered in a `ValidationCache` (see `warden.resource.cache`);
 the required scopes and the sender binding are checked on every call, cached or not.
@@ -51,11 +54,13 @@ from warden.jose import (
 )
 from warden.protocol.dpop import same_string as _same_string
 from warden.protocol.errors import InsufficientScope, InvalidToken, OAuthError
+from warden.protocol.status_list import StatusReference, parse_status_reference
 from warden.resource.cache import CachedToken, ValidationCache
 from warden.resource.claims import Claims
 from warden.resource.dpop import DPoPVerifier
 from warden.resource.jwks import DEFAULT_ALGORITHMS, JWKSCache
 from warden.resource.mtls import CertificateInput, certificate_thumbprint
+from warden.resource.status import StatusListCache, StatusPolicy
 
 __all__ = ["Scheme", "Validator"]
 
@@ -102,6 +107,8 @@ class Validator:
         cache_size: how many validated tokens to remember (0 disables the cache).
         cache_ttl: longest time a token is recognised from the cache without re-verification.
         max_token_bytes: larger tokens are refused before any decoding.
+        status_policy: how Token Status Lists are cached and what a fetch failure means
+            (`warden.resource.status.StatusPolicy`); the lists use `http_client` when given.
         clock: time source in seconds since the epoch, shared with the key and DPoP checks.
     """
 
@@ -122,6 +129,7 @@ class Validator:
         cache_size: int = 10_000,
         cache_ttl: float = 300.0,
         max_token_bytes: int = MAX_TOKEN_BYTES,
+        status_policy: StatusPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
         if not issuer or not audience:
@@ -146,6 +154,7 @@ class Validator:
         self.jwks = jwks
         self.dpop = dpop or DPoPVerifier(clock=self._clock, leeway=min(self.leeway, 60.0))
         self.cache = ValidationCache(cache_size, cache_ttl)
+        self.status = StatusListCache(jwks, policy=status_policy, http_client=http_client, clock=self._clock)
         self._max_token_bytes = max_token_bytes
         self._headers: dict[bytes, _Header] = {}
         self._thumbprints: dict[object, str] = {}
@@ -189,6 +198,8 @@ class Validator:
             entry = self.cache.lookup(token, now, self.jwks.generation)
             if entry is None:
                 entry = self._validate_token(token, now, self.jwks.get_key)
+            if entry.status is not None:
+                self.status.check(entry.status, now)
             self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
             return entry.claims
         except OAuthError as exc:
@@ -216,6 +227,8 @@ class Validator:
                 except _KeyNotCached as missing:
                     key = await self.jwks.aget_key(missing.kid, missing.alg)
                     entry = self._validate_token(token, now, lambda kid, alg: key)
+            if entry.status is not None:
+                await self.status.acheck(entry.status, now)
             self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
             return entry.claims
         except OAuthError as exc:
@@ -343,10 +356,16 @@ class Validator:
             if (jkt is not None and (type(jkt) is not str or not jkt)) or (
                     x5t is not None and (type(x5t) is not str or not x5t)):
                 raise _invalid("unsupported token binding", "cnf")
+        status: StatusReference | None = None
+        if "status" in payload:
+            try:
+                status = parse_status_reference(payload)
+            except ValueError:
+                raise _invalid("malformed status claim", "status_invalid") from None
         until = exp + leeway
         until = min(until, now + self.cache.max_ttl)
         return CachedToken(Claims(payload, audiences, granted), granted, not_before - leeway, until,
-                      generation, jkt, x5t)
+                           generation, jkt, x5t, status)
 
     def _check_use(
         self,
