@@ -42,6 +42,7 @@ _ACCESS_TOKEN = re.compile(r"[\x21-\x7e]+")
 _ERROR_CODE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")  # RFC 6749 §5.2 NQSCHAR
 _DELAY_SECONDS = re.compile(r"\s*(\d{1,10})\s*")
 _TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
+_MAX_EXPIRES_IN = 10**12  # seconds, some 30,000 years: far past any real lifetime, exact as a float
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,6 +135,9 @@ def _expires_in(value: object, status: int) -> float | None:
     if isinstance(value, bool):
         raise TokenError(INVALID_RESPONSE, "expires_in is not a number", status=status)
     if isinstance(value, (int, float)):
+        if not -_MAX_EXPIRES_IN <= value <= _MAX_EXPIRES_IN:
+            # an integer too large for a float (10**400) would raise OverflowError in float()
+            raise TokenError(INVALID_RESPONSE, "expires_in is out of range", status=status)
         number = float(value)
     elif isinstance(value, str) and value.strip().isdigit() and len(value) <= 12:
         number = float(value.strip())  # tolerated: some servers send a numeric string

@@ -4,7 +4,8 @@ The cryptography comes from `cryptography`; this package only frames it (RFC 751
 compact serialization, RFC 7517 JWK, RFC 7638 thumbprints) with the checks of
 RFC 8725: the caller names the algorithms it accepts, every key is pinned to one
 algorithm, `none`/HMAC/JWE/`zip` are refused, unknown `crit` is refused, and
-size is capped before anything is decoded. Keys named in a header (`jwk`, `jku`,
+size is capped before anything is decoded. Header members and claims are read through the
+typed accessors of `warden.jose.members`, so untrusted JSON of any type is a `JoseError`. Keys named in a header (`jwk`, `jku`,
 `x5u`, `x5c`) are never used by this package.
 """
 
@@ -30,13 +31,23 @@ from warden.jose.jws import (
     parse_protected_header,
     sign_compact,
 )
+from warden.jose.members import (
+    MAX_NUMERIC_DATE,
+    MemberError,
+    numeric_date,
+    object_member,
+    string_member,
+    string_or_list_member,
+)
 
 __all__ = [
     "ALGORITHMS",
+    "MAX_NUMERIC_DATE",
     "MAX_TOKEN_BYTES",
     "Algorithm",
     "CompactSigner",
     "JoseError",
+    "MemberError",
     "ParsedJWS",
     "PrivateKey",
     "PublicKey",
@@ -48,9 +59,13 @@ __all__ = [
     "generate_private_key",
     "jwk_thumbprint",
     "load_public_jwk",
+    "numeric_date",
+    "object_member",
     "parse_compact",
     "parse_json_object",
     "parse_protected_header",
     "public_jwk",
     "sign_compact",
+    "string_member",
+    "string_or_list_member",
 ]

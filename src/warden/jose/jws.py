@@ -2,7 +2,8 @@
 
 `parse_compact` decodes without verifying and refuses anything Warden never
 accepts (JWE, `zip`, unknown `crit`, duplicate JSON members, non-finite
-numbers, oversize input); `ParsedJWS.verify` checks the signature with a key
+numbers, oversize input, and `kid`/`typ`/`cty` that are not strings or a
+`jwk` that is not an object); `ParsedJWS.verify` checks the signature with a key
 the *caller* chose, under an algorithm the caller allows.
 `parse_protected_header` and `parse_json_object` expose the same header and
 JSON rules to callers that split the token themselves (the resource-server
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from warden.jose._b64 import b64url_decode, b64url_encode
+from warden.jose._errors import JoseError
 from warden.jose.algorithms import ALGORITHMS, Algorithm, UnsupportedAlgorithm
 from warden.jose.jwk import PrivateKey, PublicKey
+from warden.jose.members import object_member, string_member
 
 __all__ = [
     "MAX_TOKEN_BYTES",
@@ -35,10 +38,7 @@ __all__ = [
 ]
 
 MAX_TOKEN_BYTES = 8192
-
-
-class JoseError(ValueError):
-    """A JWS that is malformed, refused by policy, or whose signature does not verify."""
+_STRING_MEMBERS = ("kid", "typ", "cty")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -137,6 +137,16 @@ class ParsedJWS:
     def alg(self) -> str:
         return str(self.header.get("alg"))
 
+    @property
+    def kid(self) -> str | None:
+        """The `kid` header member (RFC 7515 §4.1.4): a string, or None when absent."""
+        return string_member(self.header, "kid")
+
+    @property
+    def typ(self) -> str | None:
+        """The `typ` header member (RFC 7515 §4.1.9): a string, or None when absent."""
+        return string_member(self.header, "typ")
+
     def claims(self) -> dict[str, Any]:
         return parse_json_object(self.payload, "payload")
 
@@ -198,8 +208,13 @@ def parse_protected_header(segment: bytes, *, understood_crit: Collection[str] =
 
 def _check_header(header: dict[str, Any], understood_crit: Collection[str]) -> dict[str, Any]:
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in ALGORITHMS:
+    if type(alg) is not str or alg not in ALGORITHMS:
         raise JoseError("unsupported or missing alg")  # covers none and HS*
+    # RFC 7515 §4.1.4, §4.1.9-10: kid, typ and cty are strings; §4.1.3: jwk is an object. Checked
+    # here, once, so no caller meets a list where it expects a string (issue 8 #5).
+    for name in _STRING_MEMBERS:
+        string_member(header, name)
+    object_member(header, "jwk")
     if "zip" in header:
         raise JoseError("compressed tokens are not accepted")
     if "enc" in header:

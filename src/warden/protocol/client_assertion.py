@@ -13,6 +13,8 @@ client authentication (token, introspection, revocation):
 Keys named in the header (`jwk`, `jku`, `x5u`, `x5c`) are never used; only keys the
 caller supplies are (RFC 8725 §3.10). Algorithms are allow-listed and asymmetric.
 A JWT typed for something else (`at+jwt`, `dpop+jwt`, ...) is refused (RFC 8725 §3.11).
+Header members and claims are read with the typed accessors of `warden.jose.members`: a value of
+any JSON type where another is due (a list as `typ`, `exp: 10**400`) is `invalid_client`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from warden.core.algorithms import VERIFY_ALGS
-from warden.jose import JoseError, ParsedJWS, PublicKey, parse_compact
+from warden.jose import (
+    JoseError,
+    MemberError,
+    ParsedJWS,
+    PublicKey,
+    numeric_date,
+    parse_compact,
+    string_member,
+    string_or_list_member,
+)
 from warden.jose.algorithms import ALGORITHMS
 from warden.protocol.errors import InvalidClient
 
@@ -89,12 +100,15 @@ def parse_assertion(assertion: str) -> ParsedJWS:
     """Decode (without verifying) and apply the structural rules; InvalidClient on failure."""
     try:
         parsed = parse_compact(assertion, max_bytes=MAX_ASSERTION_BYTES)
+    except MemberError as exc:  # typ, kid or cty not a string (a list, an object...), jwk not an object
+        reason = "assertion_typ" if exc.member == "typ" else "assertion_malformed"
+        raise _fail(f"client assertion is malformed: {exc}", reason) from None
     except JoseError as exc:
         raise _fail(f"client assertion is malformed: {exc}", "assertion_malformed") from None
     if parsed.alg not in ASSERTION_ALGS:
         raise _fail("client assertion algorithm is not allowed", "assertion_alg")
-    typ = parsed.header.get("typ")
-    if (typ.lower() if isinstance(typ, str) else typ) not in _ACCEPTED_TYP:
+    typ = parsed.typ  # a string or None: parse_compact refuses any other type
+    if (typ.lower() if typ is not None else None) not in _ACCEPTED_TYP:
         raise _fail("client assertion has the type of another kind of JWT", "assertion_typ")
     return parsed
 
@@ -107,19 +121,10 @@ def unverified_claims(parsed: ParsedJWS) -> dict[str, Any]:
         raise _fail("client assertion payload is not a JSON object", "assertion_malformed") from None
 
 
-def _number(claims: dict[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(f"client assertion {name} must be a number", "assertion_claims")
-    return float(value)
-
-
 def verify_assertion(parsed: ParsedJWS, keys: Sequence[VerificationKey], rules: AssertionRules,
                      now: float) -> VerifiedAssertion:
     """Verify signature and claims (RFC 7523 §3); raise InvalidClient with a precise private reason."""
-    kid = parsed.header.get("kid")
+    kid = parsed.kid
     candidates = [k for k in keys if kid is None or k.kid == kid]
     if not candidates:
         raise _fail("client assertion is signed with an unknown key", "assertion_unknown_kid")
@@ -138,22 +143,25 @@ def verify_assertion(parsed: ParsedJWS, keys: Sequence[VerificationKey], rules: 
         raise _fail("client assertion iss is not the expected issuer", "assertion_iss")
     if claims.get("sub") != rules.subject:  # item 2
         raise _fail("client assertion sub is not the expected subject", "assertion_sub")
-    aud = claims.get("aud")
-    values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    try:
+        values = string_or_list_member(claims, "aud") or ()
+    except MemberError:
+        values = ()  # refused just below, as a missing aud is
     if rules.sole_audience:
         ok = len(values) == 1 and values[0] in rules.audiences  # RFC 10070 §4: sole value
     else:
-        ok = any(isinstance(v, str) and v in rules.audiences for v in values)
+        ok = any(v in rules.audiences for v in values)
     if not ok:
         expected = min(rules.audiences) if rules.audiences else ""
         raise _fail(f"client assertion aud must be {expected}", "assertion_aud")
-    exp = _number(claims, "exp")
+    try:
+        exp, iat, nbf = numeric_date(claims, "exp"), numeric_date(claims, "iat"), numeric_date(claims, "nbf")
+    except MemberError as exc:  # a bool, a string, 10**400...: RFC 7519 §2 NumericDate
+        raise _fail(f"client assertion {exc.member} must be a NumericDate", "assertion_claims") from None
     if exp is None:
         raise _fail("client assertion exp is required", "assertion_exp")  # item 4
     if exp <= now - rules.leeway:
         raise _fail("client assertion has expired", "assertion_expired")
-    iat = _number(claims, "iat")
-    nbf = _number(claims, "nbf")
     start = iat if iat is not None else nbf if nbf is not None else now
     if exp - max(start, now - rules.leeway) > rules.max_lifetime + rules.leeway:
         raise _fail("client assertion lifetime is too long", "assertion_lifetime")  # bounds the replay store
@@ -174,8 +182,11 @@ def verify_assertion(parsed: ParsedJWS, keys: Sequence[VerificationKey], rules: 
                         "assertion_iat_age")
         else:
             usable_until = min(exp, iat + rules.max_age)
-    jti = claims.get("jti")
-    if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= 256):
+    try:
+        jti = string_member(claims, "jti")
+    except MemberError:
+        jti = ""  # refused just below
+    if jti is not None and not 0 < len(jti) <= 256:
         raise _fail("client assertion jti must be a string of at most 256 characters", "assertion_jti")
     if rules.require_jti and jti is None:
         raise _fail("client assertion jti is required", "assertion_jti")

@@ -8,6 +8,8 @@ that verifies the signature (6, 7), `htm` and `htu` matching the request after
 RFC 3986 §6.2.2/§6.2.3 normalisation with query and fragment ignored (8, 9), and an
 `iat` inside the acceptance window (11, §11.1). The caller adds what is its own:
 `ath` and the token binding at a resource (12), nonces (10, §9) and `jti` replay.
+Header members and claims are read with the typed accessors of `warden.jose.members`, so a
+value of any JSON type is a check that fails (`invalid_dpop_proof`), never another exception.
 """
 
 from __future__ import annotations
@@ -18,14 +20,22 @@ import hmac
 import re
 import secrets
 import struct
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from warden.core.algorithms import VERIFY_ALGS
 from warden.core.clock import Clock, SystemClock
-from warden.jose import JoseError, jwk_thumbprint, load_public_jwk, parse_compact
+from warden.jose import (
+    JoseError,
+    MemberError,
+    jwk_thumbprint,
+    load_public_jwk,
+    numeric_date,
+    parse_compact,
+    string_member,
+)
 from warden.protocol.errors import InvalidDPoPProof
 
 __all__ = [
@@ -43,6 +53,7 @@ MAX_JTI = 256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -155,13 +166,15 @@ def verify_proof(proofs: str | Sequence[str] | None, *, method: str, url: str, a
     proof = _single(proofs)
     try:
         parsed = parse_compact(proof, max_bytes=max_bytes)
+    except MemberError as exc:  # typ, kid or cty not a string, jwk not an object
+        reason = {"typ": "dpop_typ", "jwk": "dpop_jwk"}.get(exc.member, "dpop_malformed")
+        raise _invalid("malformed DPoP proof", reason) from None
     except JoseError:
         raise _invalid("malformed DPoP proof", "dpop_malformed") from None
-    header = parsed.header
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in ("dpop+jwt", "application/dpop+jwt"):
+    typ = parsed.typ  # a string or None: parse_compact refuses other types, and an object as jwk
+    if typ is None or typ.lower() not in ("dpop+jwt", "application/dpop+jwt"):
         raise _invalid("DPoP proof has the wrong typ", "dpop_typ")  # §4.3 check 4, §11.5
-    jwk = header.get("jwk")
+    jwk = parsed.header.get("jwk")
     if not isinstance(jwk, dict):
         raise _invalid("DPoP proof has no jwk", "dpop_jwk")
     try:
@@ -174,20 +187,21 @@ def verify_proof(proofs: str | Sequence[str] | None, *, method: str, url: str, a
         claims = parsed.claims()
     except JoseError:
         raise _invalid("DPoP proof signature is invalid", "dpop_signature") from None
-    jti, htm, htu, iat = claims.get("jti"), claims.get("htm"), claims.get("htu"), claims.get("iat")
-    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI:
+    jti = _claim(string_member, claims, "jti", "dpop_jti")
+    if jti is None or not jti or len(jti) > MAX_JTI:
         raise _invalid("DPoP proof jti is missing or invalid", "dpop_jti")
-    if htm != method:
+    if _claim(string_member, claims, "htm", "dpop_htm") != method:
         raise _invalid("DPoP proof htm does not match the request", "dpop_htm")  # §4.3 check 8
-    if not isinstance(htu, str) or not _same_uri(htu, url):
+    htu = _claim(string_member, claims, "htu", "dpop_htu")
+    if htu is None or not _same_uri(htu, url):
         raise _invalid("DPoP proof htu does not match the request", "dpop_htu")  # §4.3 check 9
-    issued = _number(iat)
+    issued = _claim(numeric_date, claims, "iat", "dpop_iat")
     if issued is None:
         raise _invalid("DPoP proof iat is missing", "dpop_iat")
     if not now - max_age <= issued <= now + leeway:
         raise _invalid("DPoP proof is too old or from the future", "dpop_iat")  # §11.1
-    exp, nbf = _number(claims.get("exp", now + leeway)), _number(claims.get("nbf", now))
-    if exp is None or nbf is None or exp + leeway <= now or nbf > now + leeway:
+    exp, nbf = _claim(numeric_date, claims, "exp", "dpop_exp"), _claim(numeric_date, claims, "nbf", "dpop_exp")
+    if (exp is not None and exp + leeway <= now) or (nbf is not None and nbf > now + leeway):
         raise _invalid("DPoP proof is outside its validity period", "dpop_exp")
     return VerifiedProof(jti, issued, thumbprint, claims)
 
@@ -210,9 +224,12 @@ def _same_uri(htu: str, url: str) -> bool:
         return False
 
 
-def _number(value: object) -> float | None:
-    """A JSON number (never a bool), else None."""
-    return value if type(value) is int or type(value) is float else None
+def _claim(read: Callable[[Mapping[str, Any], str], _T], claims: Mapping[str, Any], name: str, reason: str) -> _T:
+    """`read(claims, name)`, a value of the wrong type or range being an invalid proof."""
+    try:
+        return read(claims, name)
+    except MemberError:
+        raise _invalid(f"DPoP proof {name} is invalid", reason) from None
 
 
 def _invalid(description: str, reason: str) -> InvalidDPoPProof:

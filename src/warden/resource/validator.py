@@ -15,7 +15,9 @@
   RFC 8725 §3.9);
 - `exp` is present and not passed; `nbf` and `iat` are optional but may not be
   in the future; all three allow `leeway` seconds of clock skew (RFC 7519
-  §4.1.4-6, §4 item 7);
+  §4.1.4-6, §4 item 7), and all three are NumericDates as `warden.jose.members`
+  reads them (a number, not a bool, from 0 to year 9999: `exp: 10**400` is
+  `InvalidToken`, not an `OverflowError`);
 - `sub`, `client_id` and `jti` are non-empty strings (RFC 9068 §2.2);
   `scope` is a space-delimited string when present (§2.2.3);
 - `tenant` equals the configured tenant, when one is configured;
@@ -47,8 +49,10 @@ from warden.jose import (
     MAX_TOKEN_BYTES,
     Algorithm,
     JoseError,
+    MemberError,
     PublicKey,
     b64url_decode,
+    numeric_date,
     parse_json_object,
     parse_protected_header,
 )
@@ -278,17 +282,17 @@ class Validator:
     def _header(self, segment: bytes) -> _Header:
         try:
             header = parse_protected_header(segment)
+        except MemberError as exc:  # kid, typ or cty not a string, jwk not an object
+            raise _invalid("malformed access token", exc.member) from None
         except JoseError:
             raise _invalid("malformed access token", "malformed") from None
         alg = header["alg"]
         if alg not in self.algorithms:
             raise _invalid("signature algorithm not accepted", "alg")  # RFC 8725 §3.1
-        typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+        # parse_protected_header refused a typ or kid that is not a string (warden.jose.members)
+        typ, kid = header.get("typ"), header.get("kid")
+        if typ is None or typ.lower() not in _ACCESS_TOKEN_TYPES:
             raise _invalid("not an access token", "typ")  # RFC 9068 §4, RFC 8725 §3.11
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise _invalid("malformed access token", "kid")
         result: _Header = (alg, kid, ALGORITHMS[alg])
         if len(self._headers) >= _MEMO_SIZE:
             self._headers.clear()
@@ -308,24 +312,21 @@ class Validator:
         else:
             raise _invalid("invalid audience", "aud")  # RFC 9068 §4 item 6, RFC 8725 §3.9
         leeway = self.leeway
-        exp = get("exp")
-        if type(exp) is not int and type(exp) is not float:
+        try:
+            exp, nbf, iat = numeric_date(payload, "exp"), numeric_date(payload, "nbf"), numeric_date(payload, "iat")
+        except MemberError as exc:  # a bool, a string, 10**400...: RFC 7519 §2 NumericDate
+            raise _invalid(f"invalid {exc.member}", exc.member) from None
+        if exp is None:
             raise _invalid("token has no expiry", "exp")
         if now >= exp + leeway:
             raise _invalid("token expired", "expired")  # RFC 7519 §4.1.4
         latest = now + leeway
         not_before = -math.inf
-        nbf = get("nbf")
         if nbf is not None:
-            if type(nbf) is not int and type(nbf) is not float:
-                raise _invalid("invalid nbf", "nbf")
             if nbf > latest:
                 raise _invalid("token not yet valid", "nbf")  # RFC 7519 §4.1.5
             not_before = nbf
-        iat = get("iat")
         if iat is not None:
-            if type(iat) is not int and type(iat) is not float:
-                raise _invalid("invalid iat", "iat")
             if iat > latest:
                 raise _invalid("token issued in the future", "iat")
             not_before = max(not_before, iat)

@@ -14,7 +14,9 @@ a CI system, SPIFFE JWT-SVIDs). The client is the one bound to the token's
 (`iss`, `sub`) with every required claim matching; no static secret exists.
 
 Every failure is `invalid_client` with a private reason; a key source that cannot
-be reached is 503, never an authentication verdict.
+be reached is 503, never an authentication verdict. Header members and claims of any JSON type
+are read with the typed accessors of `warden.jose.members`, so a list where a string is due is a
+failure like any other (counted by the failed-auth throttle and audited by the caller).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from warden.core.client import AuthMethod
 from warden.core.client_metadata import FederatedIdentity
+from warden.jose import MemberError, ParsedJWS, string_member
 from warden.protocol.client_assertion import (
     AssertionRules,
     VerificationKey,
@@ -41,6 +44,14 @@ from warden.settings import ClientAuthSettings, TrustedIssuer
 __all__ = ["AssertionAuthenticator", "claim_at"]
 
 _FAILED = "client authentication failed"
+
+
+def _string_claim(claims: Mapping[str, Any], name: str) -> str | None:
+    """A claim that names something (`iss`, `sub`): a string, else None (absent or of another type)."""
+    try:
+        return string_member(claims, name)
+    except MemberError:
+        return None
 
 
 def claim_at(claims: Mapping[str, Any], path: str) -> Any:
@@ -71,18 +82,19 @@ class AssertionAuthenticator:
         assert presented.assertion is not None
         parsed = parse_assertion(presented.assertion)
         claims = unverified_claims(parsed)
-        iss = claims.get("iss")
-        trusted = self.trusted.get(iss) if isinstance(iss, str) else None
+        iss = _string_claim(claims, "iss")
+        trusted = self.trusted.get(iss) if iss is not None else None
         if trusted is not None:
             return await self._federated(presented, parsed, claims, trusted, registry, now)
         return await self._private_key_jwt(presented, parsed, claims, registry, now)
 
-    async def _private_key_jwt(self, presented: PresentedCredentials, parsed: Any, claims: dict[str, Any],
+    async def _private_key_jwt(self, presented: PresentedCredentials, parsed: ParsedJWS, claims: dict[str, Any],
                                registry: Registry, now: float) -> ClientEntry:
-        client_id = presented.client_id or claims.get("sub")
-        if not isinstance(client_id, str):
+        sub = _string_claim(claims, "sub")
+        client_id = presented.client_id or sub
+        if not client_id:
             raise InvalidClient(_FAILED, reason="unknown_client")
-        if presented.client_id and claims.get("sub") != presented.client_id:
+        if presented.client_id and sub != presented.client_id:
             raise InvalidClient("client assertion sub must equal client_id", reason="assertion_sub")
         entry = registry.clients.get(client_id)
         if entry is None:
@@ -90,12 +102,12 @@ class AssertionAuthenticator:
         if entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
             raise InvalidClient(_FAILED, reason="auth_method_mismatch")  # no downgrade between methods
         meta = entry.client.metadata
-        kid = parsed.header.get("kid")
+        kid = parsed.kid
         keys: list[VerificationKey]
         if meta.jwks is not None:
             keys = self.sources.inline(client_id, meta.jwks)
         elif meta.jwks_uri is not None:
-            keys = await self.sources.remote(jwks_uri=meta.jwks_uri).keys(kid if isinstance(kid, str) else None)
+            keys = await self.sources.remote(jwks_uri=meta.jwks_uri).keys(kid)
         else:
             raise InvalidClient(_FAILED, reason="no_client_keys")
         audiences = {self.issuer}
@@ -112,10 +124,10 @@ class AssertionAuthenticator:
             raise InvalidClient("client assertion was already used", reason="assertion_replayed")
         return entry
 
-    async def _federated(self, presented: PresentedCredentials, parsed: Any, claims: dict[str, Any],
+    async def _federated(self, presented: PresentedCredentials, parsed: ParsedJWS, claims: dict[str, Any],
                          trusted: TrustedIssuer, registry: Registry, now: float) -> ClientEntry:
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
+        sub = _string_claim(claims, "sub")
+        if not sub:
             raise InvalidClient("platform token sub is required", reason="assertion_sub")
         candidates = registry.federated.get((trusted.issuer, sub), frozenset())
         if presented.client_id:
@@ -131,13 +143,13 @@ class AssertionAuthenticator:
         entry = registry.clients.get(client_id)
         if entry is None or entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
             raise InvalidClient(_FAILED, reason="federation_not_bound")
-        kid = parsed.header.get("kid")
+        kid = parsed.kid
         if trusted.jwks is not None:
             keys = self.sources.inline(f"issuer:{trusted.issuer}", trusted.jwks)
         else:
             source = (self.sources.remote(jwks_uri=trusted.jwks_uri) if trusted.jwks_uri
                       else self.sources.remote(issuer=trusted.issuer))
-            keys = await source.keys(kid if isinstance(kid, str) else None)
+            keys = await source.keys(kid)
         rules = AssertionRules(issuer=trusted.issuer, subject=sub, audiences={trusted.audience},
                                sole_audience=False, max_lifetime=trusted.max_token_lifetime,
                                leeway=self.settings.leeway, require_jti=False)
