@@ -10,6 +10,7 @@ import warden.resource
 EXPECTED = {
     "AccessTokenMiddleware", "Claims", "Credentials", "DPoPNonces", "DPoPVerifier", "ErrorResponse",
     "InsufficientScope", "InvalidDPoPProof", "InvalidRequest", "InvalidToken", "JWKSCache", "MemoryReplayCache",
+    "ProtectedResourceMetadata", "metadata_url",
     "ReplayCache", "Scheme", "TemporarilyUnavailable", "UseDPoPNonce", "ValidationCache", "Validator",
     "avalidate_request", "certificate_thumbprint", "error_response", "parse_credentials", "render_error",
     "validate_request",
