@@ -89,8 +89,16 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
+def _same(a: str, b: str) -> bool:
+    """Identical, except that an empty http(s) path is "/" (RFC 3986 §6.2.3): httpx sends `https://h` as `https://h/`."""
+    if a == b:
+        return True
+    pa, pb = urlsplit(a), urlsplit(b)
+    return pa._replace(path=pa.path or "/") == pb._replace(path=pb.path or "/")
+
+
 def _matches(resource: str, request_url: str, match: ResourceMatch) -> bool:
-    if resource == request_url:
+    if _same(resource, request_url):
         return True
     if match != "prefix" or _origin(resource) != _origin(request_url):
         return False
