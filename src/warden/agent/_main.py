@@ -13,6 +13,7 @@ import sys
 
 from warden.agent._agent import Agent
 from warden.agent.config import AgentConfig, load_agent_config
+from warden.core.redaction import configure_logging
 from warden.errors import ConfigError
 
 __all__ = ["run_agent"]
@@ -48,7 +49,7 @@ def run_agent(config_path: str | os.PathLike[str]) -> int:
     naming the key or file), 1 when the listen address cannot be used.
     """
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_agent_config(config_path)
         return asyncio.run(_serve(config))

@@ -11,6 +11,7 @@ import time
 from warden.cli.context import admin_session, settings_from_args
 from warden.cli.output import emit, table
 from warden.core.durations import parse_duration, render_duration
+from warden.core.redaction import redact
 from warden.errors import ConfigError
 from warden.services.views import render_time
 
@@ -327,7 +328,7 @@ def verify(args: argparse.Namespace) -> int:
     try:
         claims = validator.validate(raw, scopes=args.scope)
     except OAuthError as exc:
-        sys.stderr.write(f"warden: invalid token: {exc.description or exc.error}\n")
+        sys.stderr.write(f"warden: invalid token: {redact(exc.description or exc.error)}\n")
         return 1
     emit(dict(claims.payload), True)
     return 0

@@ -17,6 +17,7 @@ from typing import NoReturn
 from warden import __version__
 from warden.cli.extras import is_server_module, missing_server_modules, needs_server_message
 from warden.core.algorithms import DEFAULT_ALG, SIGNING_ALGS
+from warden.core.redaction import redact
 from warden.errors import ConfigError, WardenError
 
 __all__ = ["build_parser", "main"]
@@ -24,7 +25,7 @@ __all__ = ["build_parser", "main"]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"warden: error: {message} (see `{self.prog} --help`)\n")
+        sys.stderr.write(f"warden: error: {redact(message)} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
 
 
@@ -172,10 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"warden: error: {needs_server_message(args.command_name)} ({exc.name} is missing)\n")
         return 2
     except ConfigError as exc:
-        sys.stderr.write(f"warden: error: {exc}\n")
+        sys.stderr.write(f"warden: error: {redact(str(exc))}\n")
         return 2
     except WardenError as exc:
-        sys.stderr.write(f"warden: error: {exc}\n")
+        sys.stderr.write(f"warden: error: {redact(str(exc))}\n")
         return 1
     except KeyboardInterrupt:
         return 130

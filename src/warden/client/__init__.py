@@ -10,7 +10,9 @@
 Implements: RFC 8414 §3 discovery with issuer pinning; client authentication by
 `client_secret_basic`/`client_secret_post` (RFC 6749 §2.3.1), `private_key_jwt`
 (RFC 7523) and mutual TLS (RFC 8705); the RFC 8707 `resource` parameter;
-DPoP-bound tokens (RFC 9449); bearer use and `invalid_token` challenges (RFC 6750).
+DPoP-bound tokens (RFC 9449); bearer use and `invalid_token` challenges (RFC 6750);
+finding the authorization server from a 401 that names protected resource metadata
+(`discover_authorization_server`, RFC 9728).
 Tokens are cached per (audience, scope set), renewed ahead of expiry at a
 jittered point, fetched once for any number of concurrent callers, and retried
 with capped, jittered exponential backoff that honours `Retry-After`.
@@ -28,6 +30,12 @@ from warden.client._errors import TokenError
 from warden.client._flow import Clock, MonotonicClock, RefreshPolicy, RetryPolicy
 from warden.client._keys import SigningKey
 from warden.client._request import CacheKey
+from warden.client._resource_discovery import (
+    Discovery,
+    ResourceMetadata,
+    adiscover_authorization_server,
+    discover_authorization_server,
+)
 from warden.secret import SECRET_ENV_VAR, Secret
 
 __all__ = [
@@ -40,11 +48,15 @@ __all__ = [
     "ClientCredentials",
     "Clock",
     "DPoPKey",
+    "Discovery",
     "MonotonicClock",
     "RefreshPolicy",
+    "ResourceMetadata",
     "RetryPolicy",
     "Secret",
     "SigningKey",
     "TokenError",
     "TokenStats",
+    "adiscover_authorization_server",
+    "discover_authorization_server",
 ]

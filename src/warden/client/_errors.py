@@ -23,6 +23,7 @@ __all__ = [
     "NETWORK_ERROR",
     "ORIGIN_NOT_ALLOWED",
     "RATE_LIMITED",
+    "RESOURCE_MISMATCH",
     "SERVER_ERROR",
     "TokenError",
 ]
@@ -39,6 +40,8 @@ INVALID_TOKEN_TYPE: Final = "invalid_token_type"
 """A token of a type the client did not ask for: `Bearer` where `DPoP` was required (RFC 9449 §5; T63)."""
 ISSUER_MISMATCH: Final = "issuer_mismatch"
 """The metadata document names an issuer other than the configured one (RFC 8414 §3.3; T62)."""
+RESOURCE_MISMATCH: Final = "resource_mismatch"
+"""Protected resource metadata names a resource other than the one the client called (RFC 9728 §3.3)."""
 DISCOVERY_FAILED: Final = "discovery_failed"
 """The metadata document is missing, malformed or unusable (RFC 8414 §3.2)."""
 ORIGIN_NOT_ALLOWED: Final = "origin_not_allowed"

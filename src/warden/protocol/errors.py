@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from warden.core.redaction import redact
 from warden.errors import WardenError
 
 __all__ = [
@@ -37,7 +38,7 @@ _UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 
 def safe_description(text: str, limit: int = 200) -> str:
     """Return `text` reduced to the RFC 6749 §5.2 character set and a bounded length."""
-    return _UNSAFE.sub("?", text)[:limit]
+    return _UNSAFE.sub("?", redact(text))[:limit]
 
 
 class OAuthError(WardenError):

@@ -15,7 +15,9 @@ issuer's keys were never reachable, `TemporarilyUnavailable` (503).
 
 Integrations: `AccessTokenMiddleware` (pure ASGI, here), `require_scopes` in
 `warden.resource.fastapi` (imports FastAPI), and `validate_request` /
-`render_error` for anything else. This package needs only the base install.
+`render_error` for anything else. `ProtectedResourceMetadata` (RFC 9728) is served
+by both integrations and named in their challenges. This package needs only the
+base install.
 """
 
 from warden.protocol.errors import (
@@ -32,6 +34,7 @@ from warden.resource.cache import ValidationCache
 from warden.resource.claims import Claims
 from warden.resource.dpop import DPoPNonces, DPoPVerifier, MemoryReplayCache, ReplayCache
 from warden.resource.jwks import JWKSCache
+from warden.resource.metadata import ProtectedResourceMetadata, metadata_url
 from warden.resource.mtls import certificate_thumbprint
 from warden.resource.request import (
     Credentials,
@@ -56,6 +59,7 @@ __all__ = [
     "InvalidToken",
     "JWKSCache",
     "MemoryReplayCache",
+    "ProtectedResourceMetadata",
     "ReplayCache",
     "Scheme",
     "StatusListCache",
@@ -67,6 +71,7 @@ __all__ = [
     "avalidate_request",
     "certificate_thumbprint",
     "error_response",
+    "metadata_url",
     "parse_credentials",
     "render_error",
     "validate_request",

@@ -6,7 +6,9 @@ them: the status, a JSON body (`error`, `error_description`) and the
 scheme the client used (`Bearer` or `DPoP`), or in the DPoP challenge for a
 DPoP proof error; the DPoP challenge advertises `algs` (RFC 9449 §7.1). A
 request without credentials gets the challenges with no error code
-(RFC 6750 §3.1). Nothing from the request, and never the token, is echoed.
+(RFC 6750 §3.1). Every challenge may name the protected resource metadata
+(`resource_metadata`, RFC 9728 §5.1). Nothing from the request, and never the
+token, is echoed.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def render_error(
     scheme: Literal["Bearer", "DPoP"] = "Bearer",
     dpop_algorithms: Sequence[str] = (),
     dpop_nonce: str | None = None,
+    resource_metadata: str | None = None,
 ) -> ErrorResponse:
     """Render `error` as a resource server's answer.
 
@@ -78,6 +81,8 @@ def render_error(
         scheme: the scheme the client used, which receives the error code.
         dpop_algorithms: when non-empty, a DPoP challenge with `algs` is added.
         dpop_nonce: sent as `DPoP-Nonce` (RFC 9449 §9), e.g. with `use_dpop_nonce`.
+        resource_metadata: URL of the protected resource metadata, sent in every challenge
+            (RFC 9728 §5.1), with or without an error code.
     """
     status = _status(error)
     headers: list[tuple[str, str]] = [("content-type", "application/json"), ("cache-control", "no-store")]
@@ -88,6 +93,8 @@ def render_error(
 
     missing = isinstance(error, InvalidToken) and error.reason == MISSING_TOKEN
     params = [f"realm={_quote(realm)}"] if realm else []
+    if resource_metadata:
+        params.append(f"resource_metadata={_quote(resource_metadata)}")
     error_params: list[str] = []
     if not missing:
         error_params.append(f"error={_quote(error.error)}")

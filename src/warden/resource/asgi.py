@@ -16,6 +16,11 @@ The request URI used for the DPoP `htu` check is the scheme, `Host` and raw path
 the server saw, or `public_url` + path behind a proxy that rewrites them. The
 client certificate for RFC 8705 tokens comes from the ASGI TLS extension, or,
 only when `client_cert_header` names it, from a header a trusted proxy sets.
+
+With `resource_metadata`, the middleware also answers `GET` at the RFC 9728 §3
+well-known path of the resource (without a token) and names that URL in every
+challenge (`resource_metadata`, §5.1), so a client can discover the
+authorization server from a 401.
 """
 
 from __future__ import annotations
@@ -26,14 +31,25 @@ from warden.asgi_types import ASGIApp, Receive, Scope, Send
 from warden.protocol.errors import InvalidToken, OAuthError
 from warden.resource._render import MISSING_TOKEN
 from warden.resource.claims import Claims
+from warden.resource.metadata import ProtectedResourceMetadata
 from warden.resource.mtls import CertificateInput, parse_client_cert_header
 from warden.resource.request import avalidate_request, error_response, presented_scheme
 from warden.resource.validator import Scheme, Validator
 
-__all__ = ["CLAIMS_SCOPE_KEY", "CLAIMS_STATE_KEY", "AccessTokenMiddleware", "client_certificate", "request_url"]
+__all__ = [
+    "CLAIMS_SCOPE_KEY",
+    "CLAIMS_STATE_KEY",
+    "RESOURCE_METADATA_SCOPE_KEY",
+    "AccessTokenMiddleware",
+    "client_certificate",
+    "request_url",
+    "send_resource_metadata",
+]
 
 CLAIMS_SCOPE_KEY = "warden.claims"
 CLAIMS_STATE_KEY = "warden_claims"
+RESOURCE_METADATA_SCOPE_KEY = "warden.resource_metadata"
+"""Where the middleware leaves the metadata URL for later layers (the FastAPI dependency's challenges)."""
 
 
 def request_url(scope: Scope, public_url: str | None = None) -> str:
@@ -91,6 +107,10 @@ class AccessTokenMiddleware:
         public_url: scheme, host and path prefix clients use, when a proxy rewrites them.
         client_cert_header: name of the header a trusted TLS proxy sets with the
             client certificate (RFC 9440 `Client-Cert` or URL-encoded PEM).
+        resource_metadata: serve this RFC 9728 document at its well-known path and name it
+            in challenges; `True` builds it from the validator (`resource` = its audience,
+            `authorization_servers` = its issuer, its DPoP algorithms, `scopes` as
+            `scopes_supported`).
     """
 
     def __init__(
@@ -104,6 +124,7 @@ class AccessTokenMiddleware:
         optional: bool = False,
         public_url: str | None = None,
         client_cert_header: str | None = None,
+        resource_metadata: ProtectedResourceMetadata | bool | None = None,
     ) -> None:
         self.app = app
         self.validator = validator
@@ -113,11 +134,21 @@ class AccessTokenMiddleware:
         self.optional = optional
         self.public_url = public_url
         self.client_cert_header = client_cert_header.lower().encode("latin-1") if client_cert_header else None
+        if resource_metadata is True:
+            resource_metadata = ProtectedResourceMetadata.for_validator(validator, scopes_supported=self.scopes)
+        self.resource_metadata = resource_metadata or None
+        self._metadata_url = self.resource_metadata.url if self.resource_metadata else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metadata = self.resource_metadata
+        if metadata is not None and scope["type"] == "http" and scope.get("path") == metadata.path:
+            await send_resource_metadata(metadata, scope, send)
+            return
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exclude_paths:
             await self.app(scope, receive, send)
             return
+        if self._metadata_url is not None:
+            scope[RESOURCE_METADATA_SCOPE_KEY] = self._metadata_url
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
         method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
         try:
@@ -143,7 +174,8 @@ class AccessTokenMiddleware:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1008})  # RFC 6455 §7.4.1 policy violation
             return
-        response = error_response(self.validator, error, scheme=scheme, realm=self.realm, scopes=self.scopes)
+        response = error_response(self.validator, error, scheme=scheme, realm=self.realm, scopes=self.scopes,
+                                  resource_metadata=self._metadata_url)
         await send({
             "type": "http.response.start",
             "status": response.status,
@@ -151,3 +183,19 @@ class AccessTokenMiddleware:
                        + [(b"content-length", str(len(response.body)).encode())],
         })
         await send({"type": "http.response.body", "body": response.body})
+
+
+async def send_resource_metadata(metadata: ProtectedResourceMetadata, scope: Scope, send: Send) -> None:
+    """Answer an HTTP request at the metadata path: the document for GET/HEAD (§3.2), else 405."""
+    method = scope.get("method", "GET")
+    if method in ("GET", "HEAD"):
+        status, headers, body = metadata.render()
+    else:
+        status, headers, body = 405, (("allow", "GET, HEAD"),), b""
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+                   + [(b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

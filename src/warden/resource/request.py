@@ -141,11 +141,16 @@ def error_response(
     scheme: Scheme = "Bearer",
     realm: str | None = None,
     scopes: Iterable[str] = (),
+    resource_metadata: str | None = None,
 ) -> ErrorResponse:
-    """Render `error` with this validator's DPoP algorithms and, when needed, a fresh DPoP nonce."""
+    """Render `error` with this validator's DPoP algorithms and, when needed, a fresh DPoP nonce.
+
+    `resource_metadata` is the RFC 9728 metadata URL named in the challenges (§5.1).
+    """
     nonces = validator.dpop.nonces
     nonce = None
     if nonces is not None and (scheme == "DPoP" or isinstance(error, (UseDPoPNonce, InvalidDPoPProof))):
         nonce = nonces.current()
     return render_error(error, realm=realm, scope=scopes, scheme=scheme,
-                        dpop_algorithms=validator.dpop.algorithms, dpop_nonce=nonce)
+                        dpop_algorithms=validator.dpop.algorithms, dpop_nonce=nonce,
+                        resource_metadata=resource_metadata)

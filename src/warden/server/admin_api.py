@@ -270,8 +270,10 @@ async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[s
         admin = admin_factory(f"client:{caller.client_id}")
         status, document = await asyncio.to_thread(handler, admin, body, *params)
     except InvalidToken as exc:
+        # RFC 6750 §3.1: a request without credentials (or with another scheme) gets no error code.
+        challenge = b"Bearer" if exc.reason == "admin_no_token" else f'Bearer error="{exc.error}"'.encode()
         return json_response(401, {"error": exc.error, "error_description": exc.description or ""},
-                             [*NO_STORE, (b"www-authenticate", f'Bearer error="{exc.error}"'.encode())])
+                             [*NO_STORE, (b"www-authenticate", challenge)])
     except InsufficientScope as exc:
         return json_response(403, {"error": exc.error, "error_description": exc.description or ""},
                              [*NO_STORE, (b"www-authenticate",

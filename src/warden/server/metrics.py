@@ -24,6 +24,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from warden.core.redaction import redact
+
 __all__ = ["CONTENT_TYPE_LATEST", "Labelled", "Metrics", "render_metrics"]
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -43,7 +45,7 @@ class Labelled(Generic[M]):
     def __call__(self, *values: str) -> M:
         child = self._children.get(values)
         if child is None:
-            child = self._children[values] = self._metric.labels(*values)
+            child = self._children[values] = self._metric.labels(*map(redact, values))
         return child
 
 

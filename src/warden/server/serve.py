@@ -17,12 +17,12 @@ in-flight requests for up to `server.graceful_timeout` seconds.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
 import tempfile
 
+from warden.core.redaction import configure_logging
 from warden.errors import WardenError
 from warden.settings import Settings
 
@@ -61,7 +61,7 @@ def run_server(settings: Settings) -> int:
     os.environ.update(settings_environment(settings))
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="warden-metrics-")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level.upper(), "%(asctime)s %(levelname)s %(name)s %(message)s")
     sock = _listen(settings.server.host, settings.server.port)
     sys.stderr.write(f"warden: serving {settings.issuer_url} on {settings.server.host}:{settings.server.port} "
                      f"with {settings.server.workers} worker(s), data in "

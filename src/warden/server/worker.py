@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 
+from warden.core.redaction import configure_logging
 from warden.errors import ConfigError
 from warden.server.connections import ConnectionSet, Limits, Responder
 from warden.server.h1 import H1Connection
@@ -152,7 +153,7 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
     except ImportError:
         loop_factory = None
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level.upper(), "%(asctime)s %(levelname)s %(name)s %(message)s")
     if shared is not None:
         app = create_app(settings, rate_limiter=SharedMemoryRateLimiter(shared.rate),
                          failed_auth_limiter=SharedMemoryRateLimiter(shared.failed_auth))

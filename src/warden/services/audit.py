@@ -1,7 +1,8 @@
 """Audit events: one JSON object per line, for every security-relevant action.
 
 Callers pass named fields only; there is deliberately no way to attach a request
-body, header or token, so secrets, keys and whole tokens cannot reach the log.
+body, header or token, and every value goes through `warden.core.redaction.redact`,
+so a secret sent in the wrong field (say `client_id`) is still hidden.
 Writes are buffered and flushed at least every second and on close (graceful
 shutdown). Several worker processes may append to one file: each flush is a
 single `write` on an O_APPEND descriptor, so lines never interleave.
@@ -22,6 +23,8 @@ import time
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _quote
 from typing import IO
+
+from warden.core.redaction import redact
 
 __all__ = ["AuditSink", "open_audit_sink"]
 
@@ -45,16 +48,17 @@ class AuditSink:
         parts = ['{"time":"', _timestamp(), '","event":', _quote(event), ',"outcome":', _quote(outcome)]
         if reason is not None:
             parts += (',"reason":', _quote(reason))
+        # Values may come from the request (a secret pasted into client_id): every string goes through `redact`.
         if actor is not None:
-            parts += (',"actor":', _quote(actor))
+            parts += (',"actor":', _quote(redact(actor)))
         if client_id is not None:
-            parts += (',"client_id":', _quote(client_id))
+            parts += (',"client_id":', _quote(redact(client_id)))
         if source is not None:
-            parts += (',"source":', _quote(source))
+            parts += (',"source":', _quote(redact(source)))
         for name, detail in details.items():
             if detail is not None:
                 parts += (_KEYS.get(name) or _key(name),
-                          _quote(detail) if detail.__class__ is str else _json(detail))
+                          _quote(redact(detail)) if detail.__class__ is str else _json(detail))
         parts.append("}\n")
         line = "".join(parts)
         with self._lock:
@@ -98,13 +102,13 @@ def _key(name: str) -> str:
 
 def _json(value: object) -> str:
     if isinstance(value, str):
-        return _quote(value)
+        return _quote(redact(value))
     if isinstance(value, list):
         for item in value:
             if not isinstance(item, str):
-                return json.dumps(value, separators=(",", ":"))
-        return "[" + ",".join(map(_quote, value)) + "]"
-    return json.dumps(value, separators=(",", ":"))
+                return redact(json.dumps(value, separators=(",", ":")))
+        return "[" + ",".join(_quote(redact(item)) for item in value) + "]"
+    return redact(json.dumps(value, separators=(",", ":")))
 
 
 class _Timestamps:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from cryptography.x509.verification import Store as CertificateStore
 
+from warden.core.redaction import redact
 from warden.protocol.client_auth import parse_client_auth
 from warden.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
 from warden.services.assertion_auth import AssertionAuthenticator
@@ -110,6 +111,7 @@ class CallerAuthentication:
         presented = call.presented
         client_id = (presented.client_id or None) if presented else None  # assertions may omit client_id
         self._audit.emit("client.authentication_failed", outcome="denied", reason=error.reason,
-                         client_id=client_id[:128] if client_id else None, source=call.source,
+                         # redact before cutting, so a secret cut at the bound is not left unrecognisable
+                         client_id=redact(client_id)[:128] if client_id else None, source=call.source,
                          severity="security" if error.reason in _SECURITY_REASONS else None)
         return error

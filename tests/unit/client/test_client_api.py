@@ -10,6 +10,10 @@ import warden.agent
 import warden.client
 
 CLIENT_API = {
+    "Discovery",
+    "ResourceMetadata",
+    "discover_authorization_server",
+    "adiscover_authorization_server",
     "ClientCredentials",
     "AccessToken",
     "TokenError",

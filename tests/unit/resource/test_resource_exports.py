@@ -10,7 +10,8 @@ import warden.resource
 EXPECTED = {
     "AccessTokenMiddleware", "Claims", "Credentials", "DPoPNonces", "DPoPVerifier", "ErrorResponse",
     "InsufficientScope", "InvalidDPoPProof", "InvalidRequest", "InvalidToken", "JWKSCache", "MemoryReplayCache",
-    "ReplayCache", "Scheme", "StatusListCache", "StatusPolicy", "TemporarilyUnavailable", "UseDPoPNonce", "ValidationCache", "Validator",
+    "ProtectedResourceMetadata", "metadata_url", "StatusListCache", "StatusPolicy",
+    "ReplayCache", "Scheme", "TemporarilyUnavailable", "UseDPoPNonce", "ValidationCache", "Validator",
     "avalidate_request", "certificate_thumbprint", "error_response", "parse_credentials", "render_error",
     "validate_request",
 }
