@@ -158,6 +158,8 @@ class AuditSettings:
 class Settings:
     data_dir: str = "./warden-data"  # SQLite store, key-encryption key file and CLI audit log
     database_url: Secret | None = None  # PostgreSQL URL; unset: SQLite in data_dir
+    redis_url: Secret | None = None  # redis:// or rediss:// URL (password allowed); set: limits and jti records shared
+    redis_key_prefix: str = "warden:"  # prefix of every Redis key, so several deployments can share one Redis
     issuer: str | None = None  # default http://<host>:<port>
     dev_mode: bool = False  # allows plain-HTTP issuers other than loopback
     log_level: str = "info"  # debug, info, warning or error
@@ -358,6 +360,8 @@ def _validate(settings: Settings) -> None:
                           f"{settings.mtls.proxy_header}")
     if settings.client_auth.assertion_max_age < 1:
         raise ConfigError("setting client_auth.assertion_max_age: expected a duration of at least 1s")
+    if settings.redis_url is not None and not settings.redis_url.reveal().startswith(("redis://", "rediss://")):
+        raise ConfigError("setting redis_url: expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
 
