@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+
 from tests.integration.conftest import free_port, wait_until
 from tests.integration.test_cli_e2e import Served, cli_env, cli_json, run_cli  # noqa: F401 (fixture)
 from tests.integration.test_shared_state import PrivateRedis, private_redis  # noqa: F401 (fixture)
-
 from warden.jose import generate_private_key, public_jwk
 
 pytestmark = pytest.mark.slow
