@@ -198,7 +198,9 @@ def main() -> int:
         t0 = time.monotonic()
         big_creds = populate(big_dir, args.clients, args.spread)
         load_s = time.monotonic() - t0
+        t0 = time.monotonic()
         big, big_url = start_warden(big_dir, work)
+        memory[f"{args.clients} clients, seconds to ready"] = round(time.monotonic() - t0, 1)
         script = lua_script(work / "big.lua", big_creds, "/oauth2/token",
                             f"grant_type=client_credentials&resource={api_for('ES256')}")
         warm(f"{big_url}/oauth2/token", script)

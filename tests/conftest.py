@@ -59,3 +59,31 @@ def make_postgres_schema(postgres_url: str) -> Iterator[Callable[[], str]]:
         with psycopg.connect(_conninfo(postgres_url), autocommit=True) as conn:
             for name in created:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis's URL (WARDEN_TEST_REDIS_URL), checked once; skipped when unreachable unless
+    WARDEN_REQUIRE_REDIS=1 (set in CI) makes that an error."""
+    import redis
+
+    url = os.environ.get("WARDEN_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError) as exc:
+        reason = f"Redis unreachable at {url.split('@')[-1]}: {type(exc).__name__}"
+        if os.environ.get("WARDEN_REQUIRE_REDIS") == "1":
+            pytest.fail(reason + " (WARDEN_REQUIRE_REDIS=1)", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own, so parallel runs sharing one Redis never collide."""
+    return f"warden-test:{secrets.token_hex(6)}:"

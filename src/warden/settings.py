@@ -172,6 +172,8 @@ class AuditSettings:
 class Settings:
     data_dir: str = "./warden-data"  # SQLite store, key-encryption key file and CLI audit log
     database_url: Secret | None = None  # PostgreSQL URL; unset: SQLite in data_dir
+    redis_url: Secret | None = None  # redis:// or rediss:// URL (password allowed); set: limits and jti records shared
+    redis_key_prefix: str = "warden:"  # prefix of every Redis key, so several deployments can share one Redis
     issuer: str | None = None  # default http://<host>:<port>
     dev_mode: bool = False  # allows plain-HTTP issuers other than loopback
     log_level: str = "info"  # debug, info, warning or error
@@ -383,6 +385,8 @@ def _validate(settings: Settings) -> None:
     if sl.ttl < 1 or sl.block_window < 1 or not 0 < sl.publish_interval <= sl.ttl:
         raise ConfigError("setting status_list: ttl and block_window must be at least 1s and "
                           "publish_interval between 0 and ttl")
+    if settings.redis_url is not None and not settings.redis_url.reveal().startswith(("redis://", "rediss://")):
+        raise ConfigError("setting redis_url: expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
 

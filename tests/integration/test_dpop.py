@@ -137,3 +137,24 @@ def test_dpop_end_to_end_with_the_client_and_resource_libraries(server: LiveServ
 def test_metadata_advertises_dpop(server: LiveServer):
     meta = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
     assert set(meta["dpop_signing_alg_values_supported"]) == {"ES256", "RS256", "PS256", "EdDSA"}
+
+
+def test_with_redis_a_dpop_proof_is_recorded_once_in_redis(start_server, redis_url: str, redis_prefix: str):
+    """With `redis_url`, the proof's single use is one SET NX PX in Redis (shared by every node), not a
+    store write; the replay is refused the same way."""
+    import redis
+
+    server: LiveServer = start_server("sqlite", redis_url=redis_url, redis_key_prefix=redis_prefix)
+    api = server.api("read")
+    creds = server.client({api: "read"})
+    reused = proof(f"{server.issuer}/oauth2/token")
+    assert request(server, creds, reused).status_code == 200
+    replay = request(server, creds, reused)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        recorded = client.keys(redis_prefix + "jti:*")
+        assert len(recorded) == 1
+        client.delete(*recorded, *client.keys(redis_prefix + "*"))
+    finally:
+        client.close()

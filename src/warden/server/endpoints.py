@@ -150,8 +150,12 @@ async def healthz(request: Request, rt: Runtime) -> Response:
 
 
 async def readyz(request: Request, rt: Runtime) -> Response:
+    # Redis down does not take a node out of the load balancer: tokens are still issued (limits on
+    # each node's share); only single-use checks answer 503. The body says so, for operators.
+    shared = rt.shared_state
+    extra = {} if shared is None else {"redis": "up" if shared.up else "unreachable"}
     if rt.is_ready():
-        return json_response(200, {"status": "ready"})
+        return json_response(200, {"status": "ready" if shared is None or shared.up else "degraded", **extra})
     return json_response(503, {"status": "not ready", "registry_staleness_seconds":
                                None if not rt.ready else round(rt.staleness(), 1)}, [(b"retry-after", b"1")])
 

@@ -62,6 +62,9 @@ class Metrics:
                                       ["result"], registry=r)
         self.revocations = Counter("warden_revocation_requests_total", "Revocation requests by result",
                                    ["result"], registry=r)
+        self.shared_state_up = Gauge("warden_shared_state_up", "1 while Redis (redis_url) is reachable, 0 while "
+                                     "limits run on each node's share and single-use checks answer 503",
+                                     registry=r, multiprocess_mode="min")
         self.rate_limited = Counter("warden_rate_limited_total", "Requests refused by a rate limit", ["limit"], registry=r)
         self.key_age = Gauge("warden_signing_key_age_seconds", "Age of the active signing key", ["alg"],
                              multiprocess_mode="max", registry=r)

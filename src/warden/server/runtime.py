@@ -36,6 +36,7 @@ from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
 from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
 from warden.services.registry import Registry
+from warden.services.shared_state import ClusterRateLimiter, SharedState
 from warden.services.status_lists import StatusAllocator, StatusListPublisher
 from warden.services.token_lookup import Introspection, Revocation
 from warden.settings import Settings
@@ -97,6 +98,19 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.audit = audit or open_audit_sink(settings.audit.sink)
         self.metrics = Metrics()
+        # With redis_url, limits and single-use records hold once for the cluster (services.shared_state).
+        self.shared_state: SharedState | None = None
+        self._cluster_limiters: list[ClusterRateLimiter] = []
+        if settings.redis_url is not None:
+            self.shared_state = SharedState(settings.redis_url.reveal(), prefix=settings.redis_key_prefix)
+            self.shared_state.on_change.append(lambda up: self.metrics.shared_state_up.set(1 if up else 0))
+            self.metrics.shared_state_up.set(1)
+            if rate_limiter is None:
+                rate_limiter = ClusterRateLimiter(self.shared_state, "rate")
+                self._cluster_limiters.append(rate_limiter)
+            if failed_auth_limiter is None:
+                failed_auth_limiter = ClusterRateLimiter(self.shared_state, "auth")
+                self._cluster_limiters.append(failed_auth_limiter)
         self.rate_limiter = rate_limiter or InProcessRateLimiter()
         self.auth_throttle = FailedAuthThrottle(failed_auth_limiter or InProcessRateLimiter(),
                                                 settings.limits.failed_auth_per_minute)
@@ -141,7 +155,10 @@ class Runtime:
         self.revocation = Revocation(self, auth, self.issuer, self.audit)
 
     async def use_once(self, key: str, exp: float) -> bool:
-        """Single use across every process on the store; a store failure fails closed (503)."""
+        """Single use across every process on Redis when `redis_url` is set (one SET NX PX), else on the
+        store; a failure of either fails closed (503)."""
+        if self.shared_state is not None:
+            return await self.shared_state.use_once(key, exp)
         store = self.store
         if store is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready")
@@ -192,6 +209,10 @@ class Runtime:
             raise
         except StorageError as exc:
             log.error("store unavailable at start-up, retrying: %s", exc)
+        for limiter in self._cluster_limiters:
+            limiter.start()
+        if self.shared_state is not None:
+            await self.shared_state.ping()
         self._tasks = [asyncio.create_task(self._loop(self._poll, self.settings.registry_poll_interval)),
                        asyncio.create_task(self._loop(self._flush, 1.0)),
                        asyncio.create_task(self._loop(self._maintain, 30.0))]
@@ -200,6 +221,10 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for limiter in self._cluster_limiters:
+            await limiter.stop()
+        if self.shared_state is not None:
+            await self.shared_state.aclose()
         try:
             await asyncio.to_thread(self._flush_sync)
         except StorageError as exc:

@@ -154,7 +154,7 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
         loop_factory = None
 
     configure_logging(settings.log_level.upper(), "%(asctime)s %(levelname)s %(name)s %(message)s")
-    if shared is not None:
+    if shared is not None and settings.redis_url is None:  # with Redis the limits are the cluster's
         app = create_app(settings, rate_limiter=SharedMemoryRateLimiter(shared.rate),
                          failed_auth_limiter=SharedMemoryRateLimiter(shared.failed_auth))
     else:

@@ -25,7 +25,7 @@ more than 190 bits), so spreading guesses over identities buys nothing. The iden
 the one claimed, known or not, so the answers for unknown clients and wrong secrets stay alike.
 
 The budget lives behind the `RateLimiter` seam: per process, per server with `--workers N` (shared
-memory), per cluster once the Redis backend exists. Limitations: a check and the failure it leads
+memory), per cluster with `redis_url` (`warden.services.shared_state`). Limitations: a check and the failure it leads
 to are not one atomic step, so requests racing on other workers can each be evaluated before any
 of them is recorded; for secrets there is no await between them, so the overshoot is at most one
 guess per worker. Behind a reverse proxy, `server.trusted_proxies` must be set, or every request

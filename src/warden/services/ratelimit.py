@@ -1,10 +1,11 @@
-"""Token-bucket rate limiting behind one interface: in one process, across one server's workers, Redis later.
+"""Token-bucket rate limiting behind one interface: in one process, across one server's workers, across nodes.
 
 `RateLimiter.take(key, rate, burst, now)` answers 0.0 when the request may proceed (one token is
 taken), otherwise the seconds after which it may be retried (the `Retry-After` value), taking
 nothing. `peek` answers the same without taking. The interface is synchronous on purpose: no
-decision waits on I/O. A backend that shares buckets between machines (Redis, issue "Cluster-correct
-state") decides locally and settles with the shared store in the background, behind these two methods.
+decision waits on I/O. The backend that shares buckets between machines (`ClusterRateLimiter` in
+`warden.services.shared_state`, with `redis_url`) decides locally and settles with Redis in the
+background, behind these two methods.
 
 What holds where:
 
@@ -14,7 +15,8 @@ What holds where:
   --workers N` creates before it starts any worker (`SharedBuckets.create`), with its locks. Every
   worker, a replacement worker included, attaches to the same table, so each limit holds once for
   the whole server.
-- Several servers (nodes): each enforces each limit on its own until the Redis backend exists.
+- Several servers (nodes) with `redis_url`: `warden.services.shared_state.ClusterRateLimiter`, one
+  limit for the cluster (each worker of each node is a participant; shared memory is not used then).
 
 Both are the same table, so they behave alike: a fixed number of sets of `WAYS` slots, no
 allocation per key. A key is hashed with BLAKE2b under a random per-table key to a 64-bit
