@@ -116,7 +116,8 @@ def serve_resource_metadata(app: FastAPI, metadata: ProtectedResourceMetadata) -
     _, headers, body = metadata.render()
 
     async def protected_resource_metadata() -> Response:
-        return Response(content=body, headers=dict(headers[1:]), media_type="application/json")
+        return Response(content=body, headers={k: v for k, v in headers if k != "content-type"},
+                        media_type="application/json")
 
     app.add_api_route(metadata.path, protected_resource_metadata, methods=["GET", "HEAD"],
                       include_in_schema=False)

@@ -1,4 +1,4 @@
-"""The one redactor used by every sink (audit, logs, error descriptions, CLI errors, metric labels)."""
+"""The one redactor used by every sink (audit, logs, error descriptions, CLI errors, metric labels; T54, T65)."""
 
 import logging
 import random as _random
