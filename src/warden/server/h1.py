@@ -47,7 +47,15 @@ from urllib.parse import unquote
 
 import httptools
 
-from warden.protocol.errors import InvalidRequest, TemporarilyUnavailable
+from warden.protocol.errors import (
+    HeaderFieldsTooLarge,
+    InvalidRequest,
+    NotImplementedCoding,
+    RequestTimeout,
+    ServerError,
+    TemporarilyUnavailable,
+    URITooLong,
+)
 from warden.server.connections import ConnectionSet, Limits
 from warden.server.http import Request, Response
 from warden.server.render import render_error
@@ -55,12 +63,6 @@ from warden.server.render import render_error
 __all__ = ["H1Connection"]
 
 log = logging.getLogger("warden.server")
-
-
-def _error(status: int, description: str, reason: str) -> Response:
-    response = render_error(InvalidRequest(description, reason=reason))
-    response.status = status
-    return response
 
 
 def _head_room(limits: Limits) -> int:
@@ -199,7 +201,7 @@ class H1Connection(asyncio.Protocol):
             self._closing = True
         except httptools.HttpParserError as exc:
             refused = exc.__context__ if isinstance(exc.__context__, _Refused) else None
-            response = refused.response if refused else _error(400, "malformed HTTP request", "bad_http")
+            response = refused.response if refused else render_error(InvalidRequest("malformed HTTP request", reason="bad_http"))
             self._queue.append(_Item(None, False, False, False, response))
             self._closing = True
         except _Refused as refused:
@@ -221,7 +223,7 @@ class H1Connection(asyncio.Protocol):
                 return
             if self._in_head:
                 if self._head_left <= 0:
-                    raise _Refused(_error(431, "request header fields too large", "headers_too_large"))
+                    raise _Refused(render_error(HeaderFieldsTooLarge("request header fields too large", reason="headers_too_large")))
                 self._head_left -= min(step, len(view) - start)
             self._parser.feed_data(view[start:start + step])
 
@@ -237,12 +239,12 @@ class H1Connection(asyncio.Protocol):
         self._url += url
         self._header_budget -= len(url)
         if self._header_budget < 0:
-            raise _Refused(_error(414, "request target too long", "uri_too_long"))
+            raise _Refused(render_error(URITooLong("request target too long", reason="uri_too_long")))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_budget -= len(name) + len(value)
         if self._header_budget < 0 or len(self._headers) >= self._limits.max_headers:
-            raise _Refused(_error(431, "request header fields too large", "headers_too_large"))
+            raise _Refused(render_error(HeaderFieldsTooLarge("request header fields too large", reason="headers_too_large")))
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -255,10 +257,10 @@ class H1Connection(asyncio.Protocol):
         headers = request.headers
         hosts = headers.get(b"host")
         if (hosts is None and not http10) or b"host" in request.repeated:
-            raise _Refused(_error(400, "exactly one Host header is required", "bad_host"))  # RFC 9112 §3.2
+            raise _Refused(render_error(InvalidRequest("exactly one Host header is required", reason="bad_host")))  # RFC 9112 §3.2
         coding = headers.get(b"transfer-encoding")
         if coding is not None and coding.strip().lower() != b"chunked":
-            raise _Refused(_error(501, "transfer coding not supported", "transfer_coding"))  # RFC 9112 §6.1
+            raise _Refused(render_error(NotImplementedCoding("transfer coding not supported", reason="transfer_coding")))  # RFC 9112 §6.1
         length = headers.get(b"content-length")  # llhttp has checked it is digits, single, and not with chunked
         if length is not None and int(length) > self._limits.max_body_bytes:
             raise _Refused(self._app.body_too_large())
@@ -284,7 +286,7 @@ class H1Connection(asyncio.Protocol):
             path = parsed.path.decode("ascii")
             return (unquote(path) if "%" in path else path), parsed.query or b""
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
-            raise _Refused(_error(400, "malformed request target", "bad_url")) from None
+            raise _Refused(render_error(InvalidRequest("malformed request target", reason="bad_url"))) from None
 
     def on_body(self, body: bytes) -> None:
         self._body_budget -= len(body)
@@ -330,7 +332,7 @@ class H1Connection(asyncio.Protocol):
             raise
         except Exception:  # respond() renders every error; reaching this is a bug, not a client problem
             log.exception("unanswered request on %s", item.request.path)
-            response = _error(500, "internal error", "server_error")
+            response = render_error(ServerError("internal error", reason="server_error"))
             item.keep_alive = False
         self._task = None
         if self._transport is not None:
@@ -391,7 +393,7 @@ class H1Connection(asyncio.Protocol):
         self._unwritten_since = None
         if self._started is not None and now - self._started > self._limits.request_timeout:
             if self._task is None and not self._queue:
-                self._queue.append(_Item(None, False, False, False, _error(408, "request timeout", "timeout")))
+                self._queue.append(_Item(None, False, False, False, render_error(RequestTimeout("request timeout", reason="timeout"))))
                 self._closing = True
                 self._pump()
             else:
