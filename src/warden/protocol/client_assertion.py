@@ -25,6 +25,7 @@ from warden.core.algorithms import VERIFY_ALGS
 from warden.jose import JoseError, ParsedJWS, PublicKey, parse_compact
 from warden.jose.algorithms import ALGORITHMS
 from warden.protocol.errors import InvalidClient
+from warden.protocol.reasons import Reason
 
 __all__ = [
     "ASSERTION_ALGS",
@@ -81,7 +82,7 @@ class VerifiedAssertion:
     usable_until: float  # the last moment (before leeway) it is accepted: what a jti record must cover
 
 
-def _fail(description: str, reason: str) -> InvalidClient:
+def _fail(description: str, reason: Reason) -> InvalidClient:
     return InvalidClient(description, reason=reason)
 
 

@@ -27,6 +27,7 @@ from warden.core.algorithms import VERIFY_ALGS
 from warden.core.clock import Clock, SystemClock
 from warden.jose import JoseError, jwk_thumbprint, load_public_jwk, parse_compact
 from warden.protocol.errors import InvalidDPoPProof
+from warden.protocol.reasons import Reason
 
 __all__ = [
     "DPOP_ALGS",
@@ -215,5 +216,5 @@ def _number(value: object) -> float | None:
     return value if type(value) is int or type(value) is float else None
 
 
-def _invalid(description: str, reason: str) -> InvalidDPoPProof:
+def _invalid(description: str, reason: Reason) -> InvalidDPoPProof:
     return InvalidDPoPProof(description, reason=reason)

@@ -12,6 +12,7 @@ import re
 from typing import ClassVar
 
 from warden.errors import WardenError
+from warden.protocol.reasons import Reason
 
 __all__ = [
     "ContentTooLarge",
@@ -55,9 +56,9 @@ class OAuthError(WardenError):
     error: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None) -> None:
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None) -> None:
         self.description = safe_description(description) if description else None
-        self.reason = reason or self.error
+        self.reason: str = reason or self.error
         super().__init__(self.description or self.error)
 
 
@@ -105,7 +106,7 @@ class UseDPoPNonce(OAuthError):
 
     error = "use_dpop_nonce"
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None,
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  nonce: str | None = None) -> None:
         super().__init__(description, reason=reason)
         self.nonce = nonce
@@ -131,7 +132,7 @@ class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None,
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  retry_after: float = 1.0) -> None:
         super().__init__(description, reason=reason)
         self.retry_after = retry_after
@@ -143,7 +144,7 @@ class SlowDown(OAuthError):
     error = "slow_down"
     status = 429
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None,
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  retry_after: float = 1.0) -> None:
         super().__init__(description, reason=reason)
         self.retry_after = retry_after
@@ -165,7 +166,7 @@ class MethodNotAllowed(OAuthError):
     error = "method_not_allowed"
     status = 405
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None,
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  allow: str = "GET") -> None:
         super().__init__(description, reason=reason)
         self.allow = allow

@@ -51,6 +51,7 @@ from warden.jose import (
 )
 from warden.protocol.dpop import same_string as _same_string
 from warden.protocol.errors import InsufficientScope, InvalidToken, OAuthError
+from warden.protocol.reasons import Reason
 from warden.resource.cache import CachedToken, ValidationCache
 from warden.resource.claims import Claims
 from warden.resource.dpop import DPoPVerifier
@@ -81,7 +82,7 @@ class _KeyNotCached(Exception):
         self.alg = alg
 
 
-def _invalid(description: str, reason: str) -> InvalidToken:
+def _invalid(description: str, reason: Reason) -> InvalidToken:
     return InvalidToken(description, reason=reason)
 
 
