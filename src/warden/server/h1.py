@@ -189,7 +189,9 @@ class H1Connection(asyncio.Protocol):
             return
         self.last_active = self._loop.time()
         try:
-            if len(data) <= self._slice and not self._in_head:
+            if len(data) < self._head_left:  # the usual case: all of it fits in what a head may still take
+                if self._in_head:
+                    self._head_left -= len(data)
                 self._parser.feed_data(data)
             else:
                 self._feed_slices(data)
