@@ -52,6 +52,8 @@ class ServerSettings:
     port: int = 8080  # TCP port to listen on
     workers: int = 1  # processes sharing the port (a supervisor starts them)
     graceful_timeout: int = 10  # seconds SIGTERM waits for in-flight requests
+    max_connections: int = 4096  # open connections per worker; more get 503 (lowered to fit the open-file limit)
+    write_timeout: float = 15.0  # seconds a connection's answers may wait unread by the client before it is reset
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
     tls_cert: str = ""  # serve HTTPS with this certificate chain (PEM); the default issuer becomes https://
     tls_key: str = ""  # the certificate's private key (PEM)
@@ -370,6 +372,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("setting server.workers: expected at least 1")
     if not 0 < settings.server.port < 65536:
         raise ConfigError("setting server.port: expected 1-65535")
+    if settings.server.max_connections < 1:
+        raise ConfigError("setting server.max_connections: expected at least 1")
+    if not settings.server.write_timeout > 0:
+        raise ConfigError("setting server.write_timeout: expected a duration above 0 seconds")
     if settings.mtls.proxy_header_format not in ("nginx", "xfcc", "rfc9440"):
         raise ConfigError("setting mtls.proxy_header_format: expected nginx, xfcc or rfc9440")
     if settings.mtls.proxy_header and not settings.mtls.trusted_proxies:

@@ -26,6 +26,7 @@ from tests.integration.h1_harness import ThreadedH1
 
 from warden.core.clock import SystemClock
 from warden.server.app import WardenApp, create_app
+from warden.server.worker import limits_for
 from warden.services.admin import Admin, GrantSpec
 from warden.services.audit import AuditSink, open_audit_sink
 from warden.services.kek import load_kek
@@ -146,7 +147,7 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         server: uvicorn.Server | ThreadedH1
         thread: threading.Thread | None = None
         if stack == "h1":
-            server = ThreadedH1(app, port=port)
+            server = ThreadedH1(app, limits_for(settings, app.max_body_bytes), port=port)
         else:
             server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                    lifespan="on", access_log=False))

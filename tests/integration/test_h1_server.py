@@ -267,3 +267,48 @@ def test_drain_drops_what_is_still_busy_after_the_grace_period(echo: EchoApp):
     server.stop(wait=False)
     assert Reader(sock).closed()
     assert server.join(30) and echo.lifespan == ["startup", "shutdown"]
+
+
+def test_a_header_line_that_never_ends_is_refused_while_it_streams(h1: ThreadedH1, echo: EchoApp):
+    # httptools gathers a header line until it ends: the cap must hold before the line does (issue 8 #3).
+    sock = connect(h1.port)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"v" * 4 * LIMITS.max_header_bytes)  # no line end
+    status, headers, _ = Reader(sock).response()
+    assert status == 431 and headers["connection"] == "close"
+    assert echo.requests == []
+
+
+def test_a_one_mebibyte_header_value_is_refused_without_being_held(h1: ThreadedH1):
+    import tracemalloc
+
+    payload = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"v" * (1 << 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        sock = connect(h1.port)
+        view, sent = memoryview(payload), 0
+        try:
+            while sent < len(view):
+                sent += sock.send(view[sent:sent + 16384])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server refused and closed while the value was still arriving
+        try:
+            answer: tuple[int, dict[str, str], bytes] | None = Reader(sock).response()
+        except ConnectionResetError:
+            answer = None  # the 431 was sent, then the unread rest of the value reset the connection
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert answer is None or answer[0] == 431
+    assert peak < 256 * 1024  # what the server held of the value: a few slices, not the mebibyte
+
+
+def test_file_limit_lowers_max_connections_to_fit():
+    import subprocess
+    import sys
+
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200));"
+            "from warden.server.connections import fit_to_file_limit;"
+            "print(fit_to_file_limit(4096), fit_to_file_limit(100))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["136", "100"]

@@ -36,6 +36,7 @@ from warden.jose import (
 )
 from warden.jose.algorithms import ALGORITHMS
 from warden.protocol.errors import InvalidClient
+from warden.protocol.reasons import Reason
 
 __all__ = [
     "ASSERTION_ALGS",
@@ -92,7 +93,7 @@ class VerifiedAssertion:
     usable_until: float  # the last moment (before leeway) it is accepted: what a jti record must cover
 
 
-def _fail(description: str, reason: str) -> InvalidClient:
+def _fail(description: str, reason: Reason) -> InvalidClient:
     return InvalidClient(description, reason=reason)
 
 
@@ -101,7 +102,7 @@ def parse_assertion(assertion: str) -> ParsedJWS:
     try:
         parsed = parse_compact(assertion, max_bytes=MAX_ASSERTION_BYTES)
     except MemberError as exc:  # typ, kid or cty not a string (a list, an object...), jwk not an object
-        reason = "assertion_typ" if exc.member == "typ" else "assertion_malformed"
+        reason: Reason = "assertion_typ" if exc.member == "typ" else "assertion_malformed"
         raise _fail(f"client assertion is malformed: {exc}", reason) from None
     except JoseError as exc:
         raise _fail(f"client assertion is malformed: {exc}", "assertion_malformed") from None

@@ -37,6 +37,7 @@ from warden.jose import (
     string_member,
 )
 from warden.protocol.errors import InvalidDPoPProof
+from warden.protocol.reasons import Reason
 
 __all__ = [
     "DPOP_ALGS",
@@ -167,7 +168,7 @@ def verify_proof(proofs: str | Sequence[str] | None, *, method: str, url: str, a
     try:
         parsed = parse_compact(proof, max_bytes=max_bytes)
     except MemberError as exc:  # typ, kid or cty not a string, jwk not an object
-        reason = {"typ": "dpop_typ", "jwk": "dpop_jwk"}.get(exc.member, "dpop_malformed")
+        reason: Reason = "dpop_typ" if exc.member == "typ" else "dpop_jwk" if exc.member == "jwk" else "dpop_malformed"
         raise _invalid("malformed DPoP proof", reason) from None
     except JoseError:
         raise _invalid("malformed DPoP proof", "dpop_malformed") from None
@@ -224,7 +225,7 @@ def _same_uri(htu: str, url: str) -> bool:
         return False
 
 
-def _claim(read: Callable[[Mapping[str, Any], str], _T], claims: Mapping[str, Any], name: str, reason: str) -> _T:
+def _claim(read: Callable[[Mapping[str, Any], str], _T], claims: Mapping[str, Any], name: str, reason: Reason) -> _T:
     """`read(claims, name)`, a value of the wrong type or range being an invalid proof."""
     try:
         return read(claims, name)
@@ -232,5 +233,5 @@ def _claim(read: Callable[[Mapping[str, Any], str], _T], claims: Mapping[str, An
         raise _invalid(f"DPoP proof {name} is invalid", reason) from None
 
 
-def _invalid(description: str, reason: str) -> InvalidDPoPProof:
+def _invalid(description: str, reason: Reason) -> InvalidDPoPProof:
     return InvalidDPoPProof(description, reason=reason)

@@ -13,8 +13,12 @@ from typing import ClassVar
 
 from warden.core.redaction import redact
 from warden.errors import WardenError
+from warden.protocol.reasons import Reason
 
 __all__ = [
+    "ContentTooLarge",
+    "EndpointNotFound",
+    "HeaderFieldsTooLarge",
     "InsufficientScope",
     "InvalidClient",
     "InvalidDPoPProof",
@@ -23,9 +27,15 @@ __all__ = [
     "InvalidScope",
     "InvalidTarget",
     "InvalidToken",
+    "MethodNotAllowed",
+    "NotImplementedCoding",
     "OAuthError",
+    "RequestTimeout",
+    "ServerError",
     "SlowDown",
+    "StateConflict",
     "TemporarilyUnavailable",
+    "URITooLong",
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "UseDPoPNonce",
@@ -47,9 +57,9 @@ class OAuthError(WardenError):
     error: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None) -> None:
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None) -> None:
         self.description = safe_description(description) if description else None
-        self.reason = reason or self.error
+        self.reason: str = reason or self.error
         super().__init__(self.description or self.error)
 
 
@@ -97,7 +107,7 @@ class UseDPoPNonce(OAuthError):
 
     error = "use_dpop_nonce"
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None,
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  nonce: str | None = None) -> None:
         super().__init__(description, reason=reason)
         self.nonce = nonce
@@ -123,7 +133,7 @@ class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None,
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  retry_after: float = 1.0) -> None:
         super().__init__(description, reason=reason)
         self.retry_after = retry_after
@@ -135,7 +145,73 @@ class SlowDown(OAuthError):
     error = "slow_down"
     status = 429
 
-    def __init__(self, description: str | None = None, *, reason: str | None = None,
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  retry_after: float = 1.0) -> None:
         super().__init__(description, reason=reason)
         self.retry_after = retry_after
+
+
+# HTTP-level answers (RFC 9110 §15, RFC 6585 §5): not OAuth codes, but rendered the same way, by the one
+# renderer of each side. Framing refusals keep the `invalid_request` code in the body.
+
+class EndpointNotFound(OAuthError):
+    """404: no endpoint at this path."""
+
+    error = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(OAuthError):
+    """405 with Allow (RFC 9110 §15.5.6)."""
+
+    error = "method_not_allowed"
+    status = 405
+
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
+                 allow: str = "GET") -> None:
+        super().__init__(description, reason=reason)
+        self.allow = allow
+
+
+class RequestTimeout(InvalidRequest):
+    """408: the request did not arrive in time (RFC 9110 §15.5.9)."""
+
+    status = 408
+
+
+class ContentTooLarge(InvalidRequest):
+    """413: the request body is over the limit (RFC 9110 §15.5.14)."""
+
+    status = 413
+
+
+class URITooLong(InvalidRequest):
+    """414: the request target is over the limit (RFC 9110 §15.5.15)."""
+
+    status = 414
+
+
+class HeaderFieldsTooLarge(InvalidRequest):
+    """431: the header section is over the limit (RFC 6585 §5)."""
+
+    status = 431
+
+
+class NotImplementedCoding(InvalidRequest):
+    """501: a transfer coding the server does not implement (RFC 9112 §6.1)."""
+
+    status = 501
+
+
+class ServerError(OAuthError):
+    """500: a bug, never a client problem; the description carries only a correlation id."""
+
+    error = "server_error"
+    status = 500
+
+
+class StateConflict(OAuthError):
+    """409: the request conflicts with what is stored (a record changed under it)."""
+
+    error = "conflict"
+    status = 409

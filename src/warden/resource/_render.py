@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from warden.protocol.errors import (
     InsufficientScope,
@@ -30,7 +30,7 @@ from warden.protocol.errors import (
 
 __all__ = ["MISSING_TOKEN", "ErrorResponse", "render_error"]
 
-MISSING_TOKEN = "missing_token"
+MISSING_TOKEN: Final = "missing_token"
 """The `reason` of the `InvalidToken` raised for a request that carries no credentials."""
 
 _STATUS: dict[type[OAuthError], int] = {

@@ -41,6 +41,7 @@ from warden.core.clock import Clock, SystemClock
 from warden.jose import ALGORITHMS
 from warden.protocol.dpop import DPoPNonces, access_token_hash, normalize_htu, same_string, verify_proof
 from warden.protocol.errors import InvalidDPoPProof, UseDPoPNonce
+from warden.protocol.reasons import Reason
 
 __all__ = [
     "DPoPNonces",
@@ -166,5 +167,5 @@ class DPoPVerifier:
 
 
 
-def _invalid(description: str, reason: str) -> InvalidDPoPProof:
+def _invalid(description: str, reason: Reason) -> InvalidDPoPProof:
     return InvalidDPoPProof(description, reason=reason)

@@ -58,6 +58,7 @@ from warden.jose import (
 )
 from warden.protocol.dpop import same_string as _same_string
 from warden.protocol.errors import InsufficientScope, InvalidToken, OAuthError
+from warden.protocol.reasons import Reason, as_reason
 from warden.protocol.status_list import StatusReference, parse_status_reference
 from warden.resource.cache import CachedToken, ValidationCache
 from warden.resource.claims import Claims
@@ -90,7 +91,7 @@ class _KeyNotCached(Exception):
         self.alg = alg
 
 
-def _invalid(description: str, reason: str) -> InvalidToken:
+def _invalid(description: str, reason: Reason) -> InvalidToken:
     return InvalidToken(description, reason=reason)
 
 
@@ -283,7 +284,7 @@ class Validator:
         try:
             header = parse_protected_header(segment)
         except MemberError as exc:  # kid, typ or cty not a string, jwk not an object
-            raise _invalid("malformed access token", exc.member) from None
+            raise _invalid("malformed access token", as_reason(exc.member, "malformed")) from None
         except JoseError:
             raise _invalid("malformed access token", "malformed") from None
         alg = header["alg"]
@@ -315,7 +316,7 @@ class Validator:
         try:
             exp, nbf, iat = numeric_date(payload, "exp"), numeric_date(payload, "nbf"), numeric_date(payload, "iat")
         except MemberError as exc:  # a bool, a string, 10**400...: RFC 7519 §2 NumericDate
-            raise _invalid(f"invalid {exc.member}", exc.member) from None
+            raise _invalid(f"invalid {exc.member}", as_reason(exc.member, "malformed")) from None
         if exp is None:
             raise _invalid("token has no expiry", "exp")
         if now >= exp + leeway:

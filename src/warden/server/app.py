@@ -15,10 +15,18 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from warden.errors import Conflict, NotFound, StorageError
-from warden.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
+from warden.protocol.errors import (
+    ContentTooLarge,
+    EndpointNotFound,
+    MethodNotAllowed,
+    OAuthError,
+    ServerError,
+    StateConflict,
+    TemporarilyUnavailable,
+)
 from warden.server import endpoints
 from warden.server.admin_api import handle_admin
-from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, Send, json_response, read_body
+from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, Send, read_body
 from warden.server.render import render_error
 from warden.server.runtime import Runtime
 from warden.settings import Settings, load_settings
@@ -72,9 +80,7 @@ class WardenApp:
 
     @staticmethod
     def body_too_large() -> Response:
-        response = render_error(InvalidRequest("request body too large", reason="body_too_large"))
-        response.status = 413
-        return response
+        return render_error(ContentTooLarge("request body too large", reason="body_too_large"))
 
     async def respond(self, request: Request) -> Response:
         """Route and answer one request, turning every error into its standard response; never raises."""
@@ -85,26 +91,25 @@ class WardenApp:
                     return await handle_admin(request, self.runtime, self.runtime.admin)
                 if request.path.startswith(STATUS_PREFIX):
                     if request.method not in ("GET", "HEAD"):
-                        return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])
+                        raise MethodNotAllowed(reason="method_not_allowed", allow="GET")
                     return await endpoints.status_list(request, self.runtime, request.path[len(STATUS_PREFIX):])
-                return json_response(404, {"error": "not_found"})
+                raise EndpointNotFound(reason="not_found")
             if request.path in _GET_ONLY and request.method not in ("GET", "HEAD"):
-                return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])
+                raise MethodNotAllowed(reason="method_not_allowed", allow="GET")
             return await route[0](request, self.runtime)
         except OAuthError as exc:
             return render_error(exc)
         except NotFound:  # outside the admin API (which answers these itself) a record vanished mid-request
-            return json_response(404, {"error": "not_found"})
+            return render_error(EndpointNotFound(reason="not_found"))
         except Conflict:
-            return json_response(409, {"error": "conflict"})
+            return render_error(StateConflict(reason="conflict"))
         except StorageError as exc:
             log.warning("storage error on %s: %s", request.path, exc)
             return render_error(TemporarilyUnavailable("storage unavailable", reason="storage_error"))
         except Exception:
             correlation = secrets.token_hex(8)
             log.exception("unhandled error on %s (correlation id %s)", request.path, correlation)
-            return json_response(500, {"error": "server_error", "error_description":
-                                       f"internal error, correlation id {correlation}"})
+            return render_error(ServerError(f"internal error, correlation id {correlation}", reason="server_error"))
 
     async def startup(self) -> None:
         await self.runtime.start()

@@ -5,6 +5,7 @@ limits, the open connections, the Date header, and the writes of one pass of the
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -12,7 +13,11 @@ from typing import Protocol
 
 from warden.server.http import Request, Response
 
-__all__ = ["Connection", "ConnectionSet", "Limits", "Responder"]
+log = logging.getLogger("warden.server")
+
+_FILES_RESERVED = 64  # descriptors kept for the store, the audit file, logs and the listener itself
+
+__all__ = ["Connection", "ConnectionSet", "Limits", "Responder", "fit_to_file_limit"]
 
 
 class Responder(Protocol):
@@ -39,6 +44,8 @@ class Limits:
     max_pipelined: int = 16  # parsed requests waiting behind the one being answered
     keep_alive_timeout: float = 5.0  # idle time before a keep-alive connection is closed
     request_timeout: float = 10.0  # from a request's first byte to its last
+    write_timeout: float = 15.0  # answers not drained for this long: the connection is reset
+    max_connections: int = 4096  # open connections of one listener; more get 503 and are closed
 
 
 class Connection(Protocol):
@@ -103,3 +110,30 @@ class ConnectionSet:
         self.draining = True
         for connection in list(self.connections):
             connection.close_if_idle()
+
+
+def fit_to_file_limit(max_connections: int) -> int:
+    """`max_connections` lowered, if need be, to what the process's open-file limit allows.
+
+    The soft limit is first raised towards the hard limit; past it, accept() would fail with EMFILE and
+    the event loop would stop accepting for a while, refusing healthy clients along with the flood.
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return max_connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + _FILES_RESERVED
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return max_connections
+    fitted = max(1, soft - _FILES_RESERVED)
+    log.warning("server.max_connections %d lowered to %d to fit the open-file limit (%d)",
+                max_connections, fitted, soft)
+    return fitted

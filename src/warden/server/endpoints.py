@@ -15,7 +15,7 @@ import time
 from prometheus_client import Counter
 
 from warden.protocol.client_assertion import ASSERTION_ALGS
-from warden.protocol.errors import InvalidRequest, OAuthError
+from warden.protocol.errors import EndpointNotFound, InvalidRequest, OAuthError
 from warden.protocol.form import Form, parse_form
 from warden.protocol.introspection import INACTIVE, render_active
 from warden.protocol.metadata import render_metadata
@@ -132,7 +132,7 @@ async def status_list(request: Request, rt: Runtime, list_id: str) -> Response:
     if list_id.isdigit() and len(list_id) <= 12 and rt.settings.status_list.enabled:
         token = await rt.status_publisher.status_list_token(int(list_id), rt.clock.now())
     if token is None:
-        return json_response(404, {"error": "not_found"})
+        raise EndpointNotFound(reason="not_found")
     ttl = rt.settings.status_list.ttl
     return Response(200, token.encode("ascii"), [(b"content-type", MEDIA_TYPE.encode()),
                                                  (b"cache-control", f"public, max-age={ttl}".encode())])

@@ -18,18 +18,28 @@ What a connection does:
   at `max_body_bytes` (413);
   `Expect: 100-continue` is answered when the request is next in line;
 - the request line and header section are capped (414, 431), as is the number of
-  header fields; malformed input, a missing or repeated Host (RFC 9112 §3.2) and
+  header fields, while they stream: httptools gathers one header line until it ends,
+  so bytes are fed to it in slices and a head still unfinished after its cap is
+  refused without waiting for the line to end; malformed input, a missing or repeated Host (RFC 9112 §3.2) and
   protocol upgrades get 400 or a plain answer, then the connection closes;
 - HEAD gets the headers of GET with no body; every response carries Date and
   Content-Length;
 - idle keep-alive connections close after `keep_alive_timeout`, and a request
-  that takes longer than `request_timeout` to arrive gets 408.
+  that takes longer than `request_timeout` to arrive gets 408;
+- the write side is bounded too: reading and answering pause while the transport's
+  write buffer is above its high-water mark, and a connection whose answers have
+  not drained for `write_timeout` is reset (a client that pipelines and never reads);
+- past `max_connections` open connections a new one gets 503 and is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import socket
+import struct
+import termios
 from collections import deque
 from http import HTTPStatus
 from typing import cast
@@ -37,8 +47,16 @@ from urllib.parse import unquote
 
 import httptools
 
-from warden.protocol.errors import InvalidRequest
-from warden.server.connections import ConnectionSet
+from warden.protocol.errors import (
+    HeaderFieldsTooLarge,
+    InvalidRequest,
+    NotImplementedCoding,
+    RequestTimeout,
+    ServerError,
+    TemporarilyUnavailable,
+    URITooLong,
+)
+from warden.server.connections import ConnectionSet, Limits
 from warden.server.http import Request, Response
 from warden.server.render import render_error
 
@@ -47,12 +65,26 @@ __all__ = ["H1Connection"]
 log = logging.getLogger("warden.server")
 
 
-def _error(status: int, description: str, reason: str) -> Response:
-    response = render_error(InvalidRequest(description, reason=reason))
-    response.status = status
-    return response
+def _head_room(limits: Limits) -> int:
+    """Bytes a request head may take on the wire: the capped names, values and target, plus their framing
+    (request line, `: ` and CRLF per field); also the largest slice fed to the parser at once."""
+    return limits.max_header_bytes + 4 * limits.max_headers + 256
 
 
+def _unsent(transport: asyncio.Transport) -> int:
+    """Bytes of answers not yet taken by the client: the transport's buffer, else the kernel's send queue
+    (which holds a socket buffer's worth, megabytes on Linux, before the transport buffers anything)."""
+    size = transport.get_write_buffer_size()
+    if size or _OUTQ is None:
+        return size
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0])
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)  # SIOCOUTQ on Linux: unsent plus unacknowledged bytes
 _STATUS_LINES: dict[int, bytes] = {}
 
 
@@ -116,6 +148,10 @@ class H1Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_budget = 0  # bytes left for the body
         self._pending: _Item | None = None  # the request whose body is arriving
+        self._slice = _head_room(self._limits)
+        self._in_head = True  # the parser is before or inside a request head
+        self._head_left = self._slice  # head bytes that may still be fed before the head must be complete
+        self._unwritten_since: float | None = None  # when the sweep first saw answers waiting to be written
 
     # asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -125,6 +161,11 @@ class H1Connection(asyncio.Protocol):
         tls = transport.get_extra_info("ssl_object")
         if tls is not None:  # a TLS listener: the client certificate the handshake verified, DER
             self._peer_cert = tls.getpeercert(binary_form=True)
+        if len(self._shared.connections) >= self._limits.max_connections:
+            self._closing = True  # never parsed; not counted, so it cannot push another one out
+            busy = TemporarilyUnavailable("too many connections", reason="too_many_connections", retry_after=1)
+            self._send(_Item(None, False, False, False), render_error(busy))
+            return
         self._shared.connections.add(self)
         if self._shared.draining:
             self._close()
@@ -148,7 +189,12 @@ class H1Connection(asyncio.Protocol):
             return
         self.last_active = self._loop.time()
         try:
-            self._parser.feed_data(data)
+            if len(data) < self._head_left:  # the usual case: all of it fits in what a head may still take
+                if self._in_head:
+                    self._head_left -= len(data)
+                self._parser.feed_data(data)
+            else:
+                self._feed_slices(data)
         except httptools.HttpParserUpgrade:
             # RFC 9110 §7.8: a server may ignore Upgrade. The request was answered as HTTP/1.1; what
             # follows on the wire is in an unknown protocol, so the connection ends after the answer.
@@ -157,10 +203,31 @@ class H1Connection(asyncio.Protocol):
             self._closing = True
         except httptools.HttpParserError as exc:
             refused = exc.__context__ if isinstance(exc.__context__, _Refused) else None
-            response = refused.response if refused else _error(400, "malformed HTTP request", "bad_http")
+            response = refused.response if refused else render_error(InvalidRequest("malformed HTTP request", reason="bad_http"))
             self._queue.append(_Item(None, False, False, False, response))
             self._closing = True
+        except _Refused as refused:
+            self._queue.append(_Item(None, False, False, False, refused.response))
+            self._closing = True
         self._pump()
+
+    def _feed_slices(self, data: bytes) -> None:
+        """Feed `data` at most one head's worth at a time, counting what is fed while a head is open.
+
+        httptools appends to the current header line until it ends and calls back only then, so the
+        cap is enforced here, between slices: a slice that starts inside a head counts whole, and a
+        head not complete once its room is used up is refused. What the parser holds of one head is
+        then at most two slices, however long the client keeps the line open."""
+        view = memoryview(data)
+        step = self._slice
+        for start in range(0, len(view), step):
+            if self._closing:
+                return
+            if self._in_head:
+                if self._head_left <= 0:
+                    raise _Refused(render_error(HeaderFieldsTooLarge("request header fields too large", reason="headers_too_large")))
+                self._head_left -= min(step, len(view) - start)
+            self._parser.feed_data(view[start:start + step])
 
     # httptools callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -174,15 +241,16 @@ class H1Connection(asyncio.Protocol):
         self._url += url
         self._header_budget -= len(url)
         if self._header_budget < 0:
-            raise _Refused(_error(414, "request target too long", "uri_too_long"))
+            raise _Refused(render_error(URITooLong("request target too long", reason="uri_too_long")))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_budget -= len(name) + len(value)
         if self._header_budget < 0 or len(self._headers) >= self._limits.max_headers:
-            raise _Refused(_error(431, "request header fields too large", "headers_too_large"))
+            raise _Refused(render_error(HeaderFieldsTooLarge("request header fields too large", reason="headers_too_large")))
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         parser = self._parser
         http10 = parser.get_http_version() == "1.0"
         method = parser.get_method().decode("ascii")
@@ -191,10 +259,10 @@ class H1Connection(asyncio.Protocol):
         headers = request.headers
         hosts = headers.get(b"host")
         if (hosts is None and not http10) or b"host" in request.repeated:
-            raise _Refused(_error(400, "exactly one Host header is required", "bad_host"))  # RFC 9112 §3.2
+            raise _Refused(render_error(InvalidRequest("exactly one Host header is required", reason="bad_host")))  # RFC 9112 §3.2
         coding = headers.get(b"transfer-encoding")
         if coding is not None and coding.strip().lower() != b"chunked":
-            raise _Refused(_error(501, "transfer coding not supported", "transfer_coding"))  # RFC 9112 §6.1
+            raise _Refused(render_error(NotImplementedCoding("transfer coding not supported", reason="transfer_coding")))  # RFC 9112 §6.1
         length = headers.get(b"content-length")  # llhttp has checked it is digits, single, and not with chunked
         if length is not None and int(length) > self._limits.max_body_bytes:
             raise _Refused(self._app.body_too_large())
@@ -220,7 +288,7 @@ class H1Connection(asyncio.Protocol):
             path = parsed.path.decode("ascii")
             return (unquote(path) if "%" in path else path), parsed.query or b""
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
-            raise _Refused(_error(400, "malformed request target", "bad_url")) from None
+            raise _Refused(render_error(InvalidRequest("malformed request target", reason="bad_url"))) from None
 
     def on_body(self, body: bytes) -> None:
         self._body_budget -= len(body)
@@ -230,6 +298,8 @@ class H1Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._started = None
+        self._in_head = True
+        self._head_left = self._slice
         item, self._pending = self._pending, None
         assert item is not None and item.request is not None
         if self._body:
@@ -264,7 +334,7 @@ class H1Connection(asyncio.Protocol):
             raise
         except Exception:  # respond() renders every error; reaching this is a bug, not a client problem
             log.exception("unanswered request on %s", item.request.path)
-            response = _error(500, "internal error", "server_error")
+            response = render_error(ServerError("internal error", reason="server_error"))
             item.keep_alive = False
         self._task = None
         if self._transport is not None:
@@ -314,9 +384,18 @@ class H1Connection(asyncio.Protocol):
             self._close()
 
     def check_timeouts(self, now: float) -> None:
+        transport = self._transport
+        if transport is not None and _unsent(transport):
+            # Answers are waiting for a client that does not read them: not idle, yet going nowhere.
+            if self._unwritten_since is None:
+                self._unwritten_since = now
+            elif now - self._unwritten_since > self._limits.write_timeout:
+                self._reset()
+            return
+        self._unwritten_since = None
         if self._started is not None and now - self._started > self._limits.request_timeout:
             if self._task is None and not self._queue:
-                self._queue.append(_Item(None, False, False, False, _error(408, "request timeout", "timeout")))
+                self._queue.append(_Item(None, False, False, False, render_error(RequestTimeout("request timeout", reason="timeout"))))
                 self._closing = True
                 self._pump()
             else:
@@ -330,3 +409,14 @@ class H1Connection(asyncio.Protocol):
         self._queue.clear()
         if self._transport is not None:
             self._transport.abort()
+
+    def _reset(self) -> None:
+        """Drop the connection and what the kernel still holds for it (RST rather than FIN: a client that
+        does not read would otherwise keep the unsent answers in the kernel after the socket closes)."""
+        sock = self._transport.get_extra_info("socket") if self._transport is not None else None
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self.abort()

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from json.encoder import encode_basestring_ascii as _quote
 
-from warden.protocol.errors import InvalidClient, OAuthError, SlowDown, TemporarilyUnavailable, UseDPoPNonce
+from warden.protocol.errors import (
+    InvalidClient,
+    MethodNotAllowed,
+    OAuthError,
+    SlowDown,
+    TemporarilyUnavailable,
+    UseDPoPNonce,
+)
 from warden.server.http import JSON_CONTENT, NO_STORE, Response, json_response
 
 __all__ = ["render_error", "render_token"]
@@ -40,6 +47,8 @@ def render_error(error: OAuthError) -> Response:
         headers.append(_BASIC_CHALLENGE)
     if isinstance(error, (SlowDown, TemporarilyUnavailable)):
         headers.append((b"retry-after", str(max(1, int(error.retry_after + 0.999))).encode()))
+    if isinstance(error, MethodNotAllowed):
+        headers.append((b"allow", error.allow.encode("ascii")))
     if isinstance(error, UseDPoPNonce) and error.nonce:
         headers.append((b"dpop-nonce", error.nonce.encode("ascii")))  # RFC 9449 §8
     return json_response(error.status, body, headers)

@@ -22,12 +22,12 @@ from multiprocessing.context import BaseContext
 
 from warden.core.redaction import configure_logging
 from warden.errors import ConfigError
-from warden.server.connections import ConnectionSet, Limits, Responder
+from warden.server.connections import ConnectionSet, Limits, Responder, fit_to_file_limit
 from warden.server.h1 import H1Connection
 from warden.services.ratelimit import SharedBuckets, SharedMemoryRateLimiter
 from warden.settings import Settings
 
-__all__ = ["H1Server", "SharedLimits", "run_worker", "serve_app", "tls_context"]
+__all__ = ["H1Server", "SharedLimits", "limits_for", "run_worker", "serve_app", "tls_context"]
 
 log = logging.getLogger("warden.server")
 
@@ -116,6 +116,13 @@ def _address(sock: socket.socket) -> str:
     return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
 
 
+def limits_for(settings: Settings, max_body_bytes: int) -> Limits:
+    """The listener's limits from the settings; connections fitted to the open-file limit."""
+    server = settings.server
+    return Limits(max_body_bytes=max_body_bytes, write_timeout=float(server.write_timeout),
+                  max_connections=fit_to_file_limit(server.max_connections))
+
+
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
     """The TLS context of Warden's own HTTPS listener, or None for plain HTTP.
 
@@ -159,7 +166,7 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
                          failed_auth_limiter=SharedMemoryRateLimiter(shared.failed_auth))
     else:
         app = create_app(settings)
-    limits = Limits(max_body_bytes=app.max_body_bytes)
+    limits = limits_for(settings, app.max_body_bytes)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(serve_app(app, sock, limits, float(settings.server.graceful_timeout),

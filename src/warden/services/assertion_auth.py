@@ -37,6 +37,7 @@ from warden.protocol.client_assertion import (
 )
 from warden.protocol.client_auth import PresentedCredentials
 from warden.protocol.errors import InvalidClient
+from warden.protocol.reasons import Reason
 from warden.services.key_sources import KeySources
 from warden.services.registry import ClientEntry, Registry
 from warden.settings import ClientAuthSettings, TrustedIssuer
@@ -137,7 +138,7 @@ class AssertionAuthenticator:
         elif len(candidates) == 1:
             client_id = next(iter(candidates))
         else:
-            reason = "federation_not_bound" if not candidates else "federation_ambiguous"
+            reason: Reason = "federation_not_bound" if not candidates else "federation_ambiguous"
             raise InvalidClient(_FAILED if not candidates else "client_id is required for this identity",
                                 reason=reason)
         entry = registry.clients.get(client_id)
