@@ -61,7 +61,7 @@ def test_runbooks_point_at_panels_that_exist():
     refs = 0
     for page in sorted((REPO / "docs" / "runbooks").glob("*.md")):
         text = " ".join(page.read_text().split())
-        for board, panel in re.findall(r"\*(Executive|On-call|Debug)\* › \*\*(.+?)\*\*", text):
+        for board, panel in re.findall("\\*(Executive|On-call|Debug)\\* \u203a \\*\\*(.+?)\\*\\*", text):
             refs += 1
-            assert panel in titles[board], f"{page.name}: {board} › {panel}"
+            assert panel in titles[board], f"{page.name}: {board} / {panel}"
     assert refs > 20
