@@ -109,4 +109,29 @@ def declared_in_source() -> set[str]:
 
 def pending_metrics() -> set[str]:
     """Contract names the code does not declare yet (landing with the instrumentation work)."""
-    return {n for n in CONTRACT if n.startswith("warden_")} - declared_in_source()
+    pending = {n for n in CONTRACT if n.startswith("warden_")} - declared_in_source()
+    source = "".join(p.read_text() for p in (REPO / "src" / "warden" / "server").rglob("*.py"))
+    if not re.search(r"(?<!Multi)ProcessCollector|PROCESS_COLLECTOR", source):
+        pending |= {n for n in CONTRACT if n.startswith("process_")}
+    return pending
+
+
+def underlying_metrics(names: set[str]) -> set[str]:
+    """The exported metrics behind `names`, following recording rules to what they read."""
+    import yaml
+
+    records: dict[str, set[str]] = {}
+    for path in (REPO / "deploy" / "prometheus").glob("*.rules.yml"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "record" in rule:
+                    records.setdefault(rule["record"], set()).update(metric_names(rule["expr"]))
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in records:
+            todo.extend(records.pop(name))
+        elif ":" not in name:
+            out.add(base_name(name))
+    return out
