@@ -49,7 +49,7 @@ class Proc:
                  ready: str | None = None, timeout: float = 60) -> None:
         self.name = name
         self.log = log
-        self._out = open(log, "wb")
+        self._out = open(log, "wb")  # noqa: SIM115  # closed by stop()
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         if ready:

@@ -82,7 +82,7 @@ def resource(args: argparse.Namespace) -> None:
     def route(authorization: str, path: str) -> tuple[int, bytes]:
         if not path.startswith("/orders"):
             return 404, b""
-        scheme, _, token = authorization.partition(" ")
+        _, _, token = authorization.partition(" ")
         try:
             validator.validate(token, scopes=["write" if path.endswith("/write") else "read"])
         except InsufficientScope:
