@@ -117,6 +117,10 @@ def main() -> int:
         if args.for_scale != 1.0:
             scaled_rules(cluster, args.for_scale)
             os.kill(cluster.procs[-1].proc.pid, signal.SIGHUP)  # Prometheus reloads its rules
+        deadline = time.monotonic() + 30  # before the first scrape, absent(up) would make the down alert pending
+        while not cluster.query('up{job="warden"}') and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
         start = time.time()
         watch = AlertWatch(cluster, start)
         traffic = Traffic(cluster)
