@@ -8,13 +8,14 @@
         resource server with them at --rate calls/s, and now and then with a forged or an
         under-scoped token; /metrics exposes the client library's metrics.
 
-Both only bind 127.0.0.1 and stop on SIGTERM. The registry is handed to the libraries under the
-keyword their constructor accepts (`registry`), when it accepts one.
+Both only bind 127.0.0.1 and stop on SIGTERM. The libraries count on the registry through
+`metrics=ResourceMetrics(registry)` / `metrics=ClientMetrics(registry)`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import os
 import signal
@@ -30,15 +31,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from warden.client import ClientCredentials, TokenError
 from warden.resource import InsufficientScope, InvalidToken, Validator
 
-_REGISTRY_KEYWORDS = ("registry", "metrics_registry", "prometheus_registry")
+_METRICS = {"Validator": ("warden.resource.metrics", "ResourceMetrics"),
+            "ClientCredentials": ("warden.client.metrics", "ClientMetrics")}
 
 
 def with_registry(factory: Any, registry: CollectorRegistry, **kwargs: Any) -> Any:
-    params = inspect.signature(factory).parameters
-    for name in _REGISTRY_KEYWORDS:
-        if name in params:
-            return factory(**kwargs, **{name: registry})
-    return factory(**kwargs)
+    """`factory(**kwargs, metrics=<its metrics class>(registry))` when the library takes metrics."""
+    if "metrics" not in inspect.signature(factory).parameters:
+        return factory(**kwargs)  # a version of the library without metrics
+    module, name = _METRICS[factory.__name__]
+    metrics = getattr(importlib.import_module(module), name)(registry)
+    return factory(**kwargs, metrics=metrics)
 
 
 def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
