@@ -35,13 +35,18 @@ _METRICS = {"Validator": ("warden.resource.metrics", "ResourceMetrics"),
             "ClientCredentials": ("warden.client.metrics", "ClientMetrics")}
 
 
+def library_metrics(factory: Any, registry: CollectorRegistry) -> Any:
+    """The library's metrics object on `registry`, or None for a version of it without metrics."""
+    if "metrics" not in inspect.signature(factory).parameters:
+        return None
+    module, name = _METRICS[factory.__name__]
+    return getattr(importlib.import_module(module), name)(registry)
+
+
 def with_registry(factory: Any, registry: CollectorRegistry, **kwargs: Any) -> Any:
     """`factory(**kwargs, metrics=<its metrics class>(registry))` when the library takes metrics."""
-    if "metrics" not in inspect.signature(factory).parameters:
-        return factory(**kwargs)  # a version of the library without metrics
-    module, name = _METRICS[factory.__name__]
-    metrics = getattr(importlib.import_module(module), name)(registry)
-    return factory(**kwargs, metrics=metrics)
+    metrics = library_metrics(factory, registry)
+    return factory(**kwargs) if metrics is None else factory(**kwargs, metrics=metrics)
 
 
 def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
@@ -100,9 +105,13 @@ def resource(args: argparse.Namespace) -> None:
 
 def client(args: argparse.Namespace) -> None:
     registry = CollectorRegistry()
-    credentials = with_registry(ClientCredentials, registry, issuer=args.issuer, client_id=args.client_id,
-                                client_secret=os.environ["WARDEN_CLIENT_SECRET"], audience=args.audience,
-                                scope="read", token_endpoint=f"{args.issuer}/oauth2/token")
+    metrics = library_metrics(ClientCredentials, registry)
+    common: dict[str, Any] = {"issuer": args.issuer, "client_id": args.client_id, "audience": args.audience,
+                              "scope": "read", "token_endpoint": f"{args.issuer}/oauth2/token"}
+    if metrics is not None:
+        common["metrics"] = metrics
+    credentials = ClientCredentials(**common, client_secret=os.environ["WARDEN_CLIENT_SECRET"])
+    stale = ClientCredentials(**common, client_secret="wsec_stale-copy-of-an-old-secret")  # invalid_client
     serve(args.port, metrics_handler(registry))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -110,6 +119,11 @@ def client(args: argparse.Namespace) -> None:
     n = 0
     while not stop.is_set():
         n += 1
+        if n % 50 == 0:
+            try:
+                stale.get_token()
+            except TokenError:
+                pass
         try:
             token = credentials.get_token()
             if n % 17 == 0:
