@@ -57,10 +57,11 @@ def test_two_nodes_share_limits_and_replay_records_and_survive_redis_restarts(
     a, b = Served(env, free_port()), Served(env, free_port())
     try:
         issuer = httpx.get(f"{a.url}/.well-known/oauth-authorization-server").json()["issuer"]
-        # one limit for the cluster: burst 10, alternating nodes -> 10 in all (+1: a node's first sight)
+        # one limit for the cluster: burst 10, alternating nodes -> 10 in all, where per-node limits give 20
+        # (+1 for a node's first sight of the key, and slack for a settle still in flight on a busy machine)
         codes = [(a if i % 2 else b).token(cid, secret).status_code for i in range(30)]
         assert set(codes) <= {200, 429}
-        assert 10 <= codes.count(200) <= 11, codes
+        assert 10 <= codes.count(200) <= 13, codes
 
         # racing copies of one assertion on both nodes: exactly one accepted
         assertion = _assertion(key, signer, issuer)
@@ -85,7 +86,8 @@ def test_two_nodes_share_limits_and_replay_records_and_survive_redis_restarts(
         for node in (a, b):
             assert wait_until(lambda node=node: _post_assertion(node.url, _assertion(key, signer, issuer))
                               .status_code == 200, timeout=15)
-            assert wait_until(lambda node=node: httpx.get(f"{node.url}/readyz").json().get("redis") == "up")
+            assert wait_until(lambda node=node: httpx.get(f"{node.url}/readyz").json().get("redis") == "up",
+                              timeout=15)
     finally:
         results = [a.stop(), b.stop()]
     assert [r[0] for r in results] == [0, 0], [r[2][-2000:] for r in results]
