@@ -32,7 +32,9 @@ __all__ = [
     "DPoPSettings",
     "KeySettings",
     "LimitSettings",
+    "LogSettings",
     "MTLSSettings",
+    "MetricsSettings",
     "Secret",
     "ServerSettings",
     "Settings",
@@ -152,6 +154,21 @@ class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
     sink: str = "stdout"  # stdout, off, or a file path (JSON lines appended)
+    chain: bool = False  # each event carries the hash of the previous one (check with `warden audit verify`)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How `warden serve` writes its log lines (stderr)."""
+
+    format: str = "text"  # text, or json: one JSON object per line with time, level, event and trace_id
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """What /metrics exposes beyond the fixed series."""
+
+    top_clients: int = 20  # clients named in warden_client_requests_total; the rest are client="other"
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,8 @@ class Settings:
     keys: KeySettings = field(default_factory=KeySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     client_auth: ClientAuthSettings = field(default_factory=ClientAuthSettings)
     dpop: DPoPSettings = field(default_factory=DPoPSettings)
     mtls: MTLSSettings = field(default_factory=MTLSSettings)
@@ -179,7 +198,7 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
-    "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
+    "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
 }
 _DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
               "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age"}
@@ -358,6 +377,8 @@ def _validate(settings: Settings) -> None:
                           f"{settings.mtls.proxy_header}")
     if settings.client_auth.assertion_max_age < 1:
         raise ConfigError("setting client_auth.assertion_max_age: expected a duration of at least 1s")
+    if settings.log.format not in ("text", "json"):
+        raise ConfigError("setting log.format: expected text or json")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
 

@@ -19,6 +19,7 @@ from warden.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavai
 from warden.server import endpoints
 from warden.server.admin_api import handle_admin
 from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, Send, json_response, read_body
+from warden.server.metrics import route_of
 from warden.server.render import render_error
 from warden.server.runtime import Runtime
 from warden.settings import Settings, load_settings
@@ -41,6 +42,7 @@ ROUTES: dict[str, tuple[Endpoint, bool]] = {  # path -> (endpoint, reads a body)
     "/metrics": (endpoints.metrics, False),
 }
 ADMIN_PREFIX = "/admin/v1/"
+_CODES = {code: str(code) for code in range(100, 600)}
 _GET_ONLY = {"/oauth2/jwks", "/.well-known/oauth-authorization-server", "/healthz", "/readyz", "/metrics"}
 
 
@@ -51,6 +53,7 @@ class WardenApp:
         self.runtime = runtime
         self.max_body_bytes = runtime.settings.limits.max_body_bytes
         self._trusted = frozenset(runtime.settings.server.trusted_proxies)
+        self._count_http = runtime.metrics.http
 
     # the seam ------------------------------------------------------------------
     def source_of(self, peer: str | None, headers: dict[bytes, bytes]) -> str:
@@ -67,14 +70,19 @@ class WardenApp:
         route = ROUTES.get(path)
         return (route is not None and route[1]) or path.startswith(ADMIN_PREFIX)
 
-    @staticmethod
-    def body_too_large() -> Response:
+    def body_too_large(self) -> Response:
         response = render_error(InvalidRequest("request body too large", reason="body_too_large"))
         response.status = 413
+        self._count_http("other", "413").inc()
         return response
 
     async def respond(self, request: Request) -> Response:
         """Route and answer one request, turning every error into its standard response; never raises."""
+        response = await self._respond(request)
+        self._count_http(route_of(request.path), _CODES.get(response.status) or str(response.status)).inc()
+        return response
+
+    async def _respond(self, request: Request) -> Response:
         route = ROUTES.get(request.path)
         try:
             if route is None:
