@@ -94,7 +94,8 @@ class Runtime:
         self.settings = settings
         self.issuer = settings.issuer_url
         self.clock = clock or SystemClock()
-        self.audit = audit or open_audit_sink(settings.audit.sink)
+        self.audit = audit or open_audit_sink(settings.audit.sink, chain=settings.audit.chain,
+                                                log_fields=settings.log.format == "json")
         self.metrics = Metrics(settings.metrics.top_clients)
         self.rate_limiter = rate_limiter or InProcessRateLimiter()
         self.auth_throttle = FailedAuthThrottle(failed_auth_limiter or InProcessRateLimiter(),

@@ -17,7 +17,6 @@ in-flight requests for up to `server.graceful_timeout` seconds.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -61,7 +60,9 @@ def run_server(settings: Settings) -> int:
     os.environ.update(settings_environment(settings))
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="warden-metrics-")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from warden.server.log_format import configure_logging
+
+    configure_logging(settings.log_level, settings.log.format)
     sock = _listen(settings.server.host, settings.server.port)
     sys.stderr.write(f"warden: serving {settings.issuer_url} on {settings.server.host}:{settings.server.port} "
                      f"with {settings.server.workers} worker(s), data in "

@@ -152,7 +152,9 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
     except ImportError:
         loop_factory = None
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from warden.server.log_format import configure_logging
+
+    configure_logging(settings.log_level, settings.log.format)
     if shared is not None:
         app = create_app(settings, rate_limiter=SharedMemoryRateLimiter(shared.rate),
                          failed_auth_limiter=SharedMemoryRateLimiter(shared.failed_auth))
