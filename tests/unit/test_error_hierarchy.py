@@ -28,6 +28,7 @@ def test_errors_escaping_an_endpoint_render_by_what_they_mean(monkeypatch: pytes
     app = object.__new__(app_module.WardenApp)
     app.runtime = None  # type: ignore[assignment]
     app._count_http = Metrics().http
+    app._tracer = None
     request = Request.from_pairs("POST", "/oauth2/token", b"", [], "127.0.0.1")
     response = asyncio.run(app.respond(request))
     assert response.status == status

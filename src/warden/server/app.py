@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from warden.errors import Conflict, NotFound, StorageError
 from warden.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
@@ -22,8 +23,12 @@ from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, 
 from warden.server.metrics import route_of
 from warden.server.render import render_error
 from warden.server.runtime import Runtime
+from warden.services.steps import tracing_active
 from warden.settings import Settings, load_settings
 from warden.storage.contract import Store
+
+if TYPE_CHECKING:
+    from warden.server.tracing import RequestTracer
 
 __all__ = ["WardenApp", "create_app"]
 
@@ -54,6 +59,11 @@ class WardenApp:
         self.max_body_bytes = runtime.settings.limits.max_body_bytes
         self._trusted = frozenset(runtime.settings.server.trusted_proxies)
         self._count_http = runtime.metrics.http
+        self._tracer: RequestTracer | None = None
+        if tracing_active():
+            from warden.server.tracing import RequestTracer
+
+            self._tracer = RequestTracer()
 
     # the seam ------------------------------------------------------------------
     def source_of(self, peer: str | None, headers: dict[bytes, bytes]) -> str:
@@ -78,8 +88,14 @@ class WardenApp:
 
     async def respond(self, request: Request) -> Response:
         """Route and answer one request, turning every error into its standard response; never raises."""
-        response = await self._respond(request)
-        self._count_http(route_of(request.path), _CODES.get(response.status) or str(response.status)).inc()
+        route = route_of(request.path)
+        if self._tracer is not None:
+            with self._tracer.start(request.method, route, request.headers) as span:
+                response = await self._respond(request)
+                span.set_attribute("http.response.status_code", response.status)
+        else:
+            response = await self._respond(request)
+        self._count_http(route, _CODES.get(response.status) or str(response.status)).inc()
         return response
 
     async def _respond(self, request: Request) -> Response:

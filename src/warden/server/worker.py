@@ -155,6 +155,9 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
     from warden.server.log_format import configure_logging
 
     configure_logging(settings.log_level, settings.log.format)
+    from warden.server.tracing import configure_tracing
+
+    tracer_provider = configure_tracing(os.environ)  # the standard OTEL_* variables; None when tracing is off
     if shared is not None:
         app = create_app(settings, rate_limiter=SharedMemoryRateLimiter(shared.rate),
                          failed_auth_limiter=SharedMemoryRateLimiter(shared.failed_auth))
@@ -168,4 +171,7 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
     except Exception as exc:
         sys.stderr.write(f"warden: worker {os.getpid()} failed: {exc}\n")
         return 3
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # exports the spans still queued
     return 0
