@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
-from resource_helpers import FakeIssuer  # noqa: F401
+from resource_helpers import FakeIssuer
 
 from warden.protocol.errors import InsufficientScope, InvalidToken
 from warden.resource import Validator
