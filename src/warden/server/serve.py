@@ -55,14 +55,14 @@ def run_server(settings: Settings) -> int:
     from warden.server.worker import run_worker, tls_context
     from warden.services.bootstrap import prepare_store
 
+    from warden.server.log_format import configure_logging
+
+    configure_logging(settings.log_level, settings.log.format)
     prepare_store(settings)  # fail fast, with one line, if the store or the key-encryption key cannot be used
     tls_context(settings)  # fail fast, with one line, on unusable TLS files
     os.environ.update(settings_environment(settings))
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="warden-metrics-")
-    from warden.server.log_format import configure_logging
-
-    configure_logging(settings.log_level, settings.log.format)
     sock = _listen(settings.server.host, settings.server.port)
     sys.stderr.write(f"warden: serving {settings.issuer_url} on {settings.server.host}:{settings.server.port} "
                      f"with {settings.server.workers} worker(s), data in "
