@@ -16,6 +16,7 @@ from warden.services.views import render_time
 
 __all__ = [
     "agent",
+    "audit_verify",
     "apis_create",
     "apis_delete",
     "apis_list",

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FETCH_BUCKETS", "ClientMetrics"]
+__all__ = ["FAILURE_CODES", "FETCH_BUCKETS", "ClientMetrics"]
 
 FETCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_CODES = frozenset({"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+FAILURE_CODES = frozenset({"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
                     "unsupported_grant_type", "invalid_scope", "invalid_target", "invalid_dpop_proof",
                     "use_dpop_nonce", "slow_down", "temporarily_unavailable", "server_error", "network"})
 
@@ -64,4 +64,4 @@ class ClientMetrics:
         # misbehaving server cannot grow the label set.
         if code == "network_error":
             code = "network"
-        self.failures.labels(code if code in _CODES else "server_error").inc()
+        self.failures.labels(code if code in FAILURE_CODES else "server_error").inc()

@@ -51,11 +51,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_server(settings: Settings) -> int:
+    from warden.server.log_format import configure_logging
     from warden.server.supervisor import Supervisor
     from warden.server.worker import run_worker, tls_context
     from warden.services.bootstrap import prepare_store
-
-    from warden.server.log_format import configure_logging
 
     configure_logging(settings.log_level, settings.log.format)
     prepare_store(settings)  # fail fast, with one line, if the store or the key-encryption key cannot be used

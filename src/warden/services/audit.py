@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring_ascii as _quote
 from typing import IO
 
-__all__ = ["GENESIS", "AuditSink", "open_audit_sink", "verify_chain"]
+__all__ = ["GENESIS", "AuditSink", "current_trace_id", "open_audit_sink", "verify_chain"]
 
 GENESIS = "0" * 64  # `prev` of the first event of a chain
 
