@@ -16,11 +16,11 @@ from warden.services.views import render_time
 
 __all__ = [
     "agent",
-    "audit_verify",
     "apis_create",
     "apis_delete",
     "apis_list",
     "apply",
+    "audit_verify",
     "clients_create",
     "clients_delete",
     "clients_disable",
