@@ -32,7 +32,9 @@ __all__ = [
     "DPoPSettings",
     "KeySettings",
     "LimitSettings",
+    "LogSettings",
     "MTLSSettings",
+    "MetricsSettings",
     "Secret",
     "ServerSettings",
     "Settings",
@@ -168,6 +170,21 @@ class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
     sink: str = "stdout"  # stdout, off, or a file path (JSON lines appended)
+    chain: bool = False  # each event carries the hash of the previous one (check with `warden audit verify`)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How `warden serve` writes its log lines (stderr)."""
+
+    format: str = "text"  # text, or json: one JSON object per line with time, level, event and trace_id
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """What /metrics exposes beyond the fixed series."""
+
+    top_clients: int = 20  # clients named in warden_client_requests_total; the rest are client="other"
 
 
 @dataclass(frozen=True)
@@ -184,6 +201,8 @@ class Settings:
     keys: KeySettings = field(default_factory=KeySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     client_auth: ClientAuthSettings = field(default_factory=ClientAuthSettings)
     dpop: DPoPSettings = field(default_factory=DPoPSettings)
     mtls: MTLSSettings = field(default_factory=MTLSSettings)
@@ -198,7 +217,7 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
-    "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
+    "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
     "status_list": StatusListSettings,
 }
 _DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
@@ -393,6 +412,8 @@ def _validate(settings: Settings) -> None:
                           "publish_interval between 0 and ttl")
     if settings.redis_url is not None and not settings.redis_url.reveal().startswith(("redis://", "rediss://")):
         raise ConfigError("setting redis_url: expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
+    if settings.log.format not in ("text", "json"):
+        raise ConfigError("setting log.format: expected text or json")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
 

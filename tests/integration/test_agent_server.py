@@ -238,6 +238,11 @@ def test_health_readiness_and_metrics(tmp_path, token_server, secret_file):
                 'scope="read write"} 29' in text
             )
             assert 'warden_agent_http_requests_total{path="/token",status="200"} 2' in text
+            # the warden.client series too (METRICS_CONTRACT): M5 cache hits and misses, fetch latency
+            assert 'warden_client_token_cache_total{credential="billing",result="miss"}' in text
+            assert 'warden_client_token_cache_total{credential="billing",result="hit"}' in text
+            assert 'warden_client_token_fetch_seconds_count{credential="billing"}' in text
+            assert "warden_client_token_fetch_seconds_count{credential=\"billing\"} 0" not in text
             assert served not in text and token_server.secret not in text
             assert (await client.get("/nope")).status_code == 404
 

@@ -141,6 +141,8 @@ def test_metadata_and_metrics(server: LiveServer):
     server.token(cid, "bad")
     text = server.http.get(f"{server.url}/metrics").text
     assert 'warden_token_requests_total{outcome="issued",reason="ok"}' in text
-    assert 'warden_token_requests_total{outcome="denied",reason="wrong_secret"}' in text
+    assert 'warden_token_requests_total{outcome="refused",reason="wrong_secret"}' in text
     assert "warden_token_issuance_seconds_bucket" in text
-    assert cid not in text  # no client ids (unbounded) in labels
+    # client ids only in the bounded top-N series (metrics.top_clients), nowhere else
+    assert all(line.startswith("warden_client_requests_total{") for line in text.splitlines() if cid in line)
+    assert secret not in text

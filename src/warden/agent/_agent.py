@@ -43,7 +43,7 @@ from warden.agent._http import (
     parse_request_head,
     render_response,
 )
-from warden.agent._metrics import CONTENT_TYPE, render_agent_metrics
+from warden.agent._metrics import CONTENT_TYPE, ClientCounters, render_agent_metrics
 from warden.agent._renewal import keep_fresh, watch_files
 from warden.agent.config import AgentConfig, CredentialConfig, TCPListen, UnixListen
 from warden.client import CacheKey, ClientCredentials, RefreshPolicy, RetryPolicy, TokenError
@@ -132,8 +132,10 @@ class Agent:
         self.config = config
         self._poll_interval = poll_interval
         self._token_wait = token_wait
+        self.client_counters: dict[str, ClientCounters] = {}
         self._factory = source_factory or (
-            lambda cfg, material: build_source(cfg, material, retry=retry, refresh=refresh)
+            lambda cfg, material: build_source(cfg, material, retry=retry, refresh=refresh,
+                                               metrics=self.client_counters.setdefault(cfg.name, ClientCounters()))
         )
         self.credentials: tuple[ManagedCredential, ...] = ()
         self._server: asyncio.Server | None = None
@@ -319,7 +321,7 @@ class Agent:
 
     def render_metrics(self) -> str:
         """The Prometheus text exposition of the agent's counters and gauges."""
-        return render_agent_metrics(self.credentials, self._http_requests)
+        return render_agent_metrics(self.credentials, self._http_requests, self.client_counters)
 
     def __repr__(self) -> str:
         return (

@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from warden.agent.config import CredentialConfig
 from warden.client import (
@@ -74,7 +75,8 @@ def _same(a: Material, b: Material) -> bool:
 
 
 def build_source(
-    config: CredentialConfig, material: Material, *, retry: RetryPolicy | None, refresh: RefreshPolicy | None
+    config: CredentialConfig, material: Material, *, retry: RetryPolicy | None, refresh: RefreshPolicy | None,
+    metrics: Any = None,
 ) -> ClientCredentials:
     """The client library token source for `config` with `material`."""
     ssl_context = ssl.create_default_context(cafile=str(config.ca_file)) if config.ca_file else None
@@ -92,6 +94,7 @@ def build_source(
         retry=retry,
         refresh=refresh,
         environ={},  # never pick up WARDEN_CLIENT_SECRET from the agent's own environment
+        metrics=metrics,
     )
 
 

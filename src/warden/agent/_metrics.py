@@ -12,10 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from warden.client.metrics import FAILURE_CODES, FETCH_BUCKETS
+
 if TYPE_CHECKING:
     from warden.agent._credential import ManagedCredential
 
-__all__ = ["CONTENT_TYPE", "MetricFamily", "render_agent_metrics", "render_metrics"]
+__all__ = ["CONTENT_TYPE", "ClientCounters", "MetricFamily", "render_agent_metrics", "render_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,8 +61,70 @@ def render_metrics(families: Iterable[MetricFamily]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class ClientCounters:
+    """The `warden.client.metrics.ClientMetrics` hooks without prometheus-client: the agent renders them
+    itself as the `warden_client_*` series, per credential."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.renewals = 0
+        self.retries = 0
+        self.failures: dict[str, int] = {}
+        self.buckets = [0] * len(FETCH_BUCKETS)
+        self.fetch_count = 0
+        self.fetch_sum = 0.0
+
+    def hit(self) -> None:
+        self.hits += 1
+
+    def miss(self) -> None:
+        self.misses += 1
+
+    def fetched(self, seconds: float) -> None:
+        self.fetch_count += 1
+        self.fetch_sum += seconds
+        for i, bound in enumerate(FETCH_BUCKETS):
+            if seconds <= bound:
+                self.buckets[i] += 1
+
+    def renewed(self) -> None:
+        self.renewals += 1
+
+    def retried(self) -> None:
+        self.retries += 1
+
+    def failed(self, code: str) -> None:
+        code = "network" if code == "network_error" else code if code in FAILURE_CODES else "server_error"
+        self.failures[code] = self.failures.get(code, 0) + 1
+
+
+def _client_families(counters: Mapping[str, ClientCounters]) -> str:
+    cache = MetricFamily("warden_client_token_cache_total", "counter", "Token requests: cache hit or miss.")
+    renewals = MetricFamily("warden_client_token_renewals_total", "counter", "Tokens obtained to replace one.")
+    retries = MetricFamily("warden_client_token_fetch_retries_total", "counter", "Token requests retried.")
+    failures = MetricFamily("warden_client_token_fetch_failures_total", "counter", "Failed token requests by code.")
+    lines = ["# HELP warden_client_token_fetch_seconds Time of one token request.",
+             "# TYPE warden_client_token_fetch_seconds histogram"]
+    for name, c in sorted(counters.items()):
+        cache.add(c.hits, credential=name, result="hit")
+        cache.add(c.misses, credential=name, result="miss")
+        renewals.add(c.renewals, credential=name)
+        retries.add(c.retries, credential=name)
+        for code, count in sorted(c.failures.items()):
+            failures.add(count, credential=name, code=code)
+        label = f'credential="{_escape(name)}"'
+        for bound, count in zip(FETCH_BUCKETS, c.buckets, strict=True):
+            lines.append(f'warden_client_token_fetch_seconds_bucket{{{label},le="{bound}"}} {count}')
+        lines.append(f'warden_client_token_fetch_seconds_bucket{{{label},le="+Inf"}} {c.fetch_count}')
+        lines.append(f"warden_client_token_fetch_seconds_sum{{{label}}} {_number(c.fetch_sum)}")
+        lines.append(f"warden_client_token_fetch_seconds_count{{{label}}} {c.fetch_count}")
+    return render_metrics([cache, renewals, retries, failures]) + "\n".join(lines) + "\n"
+
+
 def render_agent_metrics(
-    credentials: Iterable[ManagedCredential], http_requests: Mapping[tuple[str, int], int]
+    credentials: Iterable[ManagedCredential], http_requests: Mapping[tuple[str, int], int],
+    client_counters: Mapping[str, ClientCounters] | None = None,
 ) -> str:
     """The agent's metrics: per credential, plus HTTP requests served by path and status."""
     hits = MetricFamily("warden_agent_cache_hits_total", "counter", "Token requests answered from the cache.")
@@ -106,4 +170,5 @@ def render_agent_metrics(
             )
     for (path, status), count in sorted(http_requests.items()):
         http.add(count, path=path, status=str(status))
-    return render_metrics([hits, misses, requests, fetched, renewals, failures, reloads, expiry, http])
+    return (render_metrics([hits, misses, requests, fetched, renewals, failures, reloads, expiry, http])
+            + _client_families(client_counters or {}))

@@ -21,6 +21,7 @@ __all__ = [
     "apis_delete",
     "apis_list",
     "apply",
+    "audit_verify",
     "clients_create",
     "clients_delete",
     "clients_disable",
@@ -353,3 +354,22 @@ def agent(args: argparse.Namespace) -> int:
     from warden.agent import run_agent
 
     return int(run_agent(args.agent_config))
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when every line links to the one before it; 1 naming the first line that does not."""
+    from warden.services.audit import verify_chain
+
+    try:
+        with open(args.file, encoding="utf-8") as fh:
+            count, broken, why = verify_chain(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        sys.stderr.write(f"warden: {args.file}: not UTF-8 text\n")
+        return 1
+    if broken is not None:
+        sys.stderr.write(f"warden: {args.file}: chain broken at line {broken}: {why} ({count} events verified before it)\n")
+        return 1
+    print(f"{args.file}: {count} events, chain intact")
+    return 0

@@ -38,7 +38,7 @@ def admin_session(args: argparse.Namespace) -> Iterator[Admin]:  # type: ignore[
     sink = settings.audit.sink
     if sink in ("stdout", "stderr"):
         sink = os.path.join(settings.data_dir, "audit.log")
-    audit = open_audit_sink(sink)
+    audit = open_audit_sink(sink, chain=settings.audit.chain)
     try:
         store.migrate()
         yield Admin(store, material, SystemClock(), audit, actor=f"cli:{_user()}")

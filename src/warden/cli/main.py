@@ -149,6 +149,12 @@ def build_parser() -> _Parser:
     p.add_argument("--prune", action="store_true", help="delete clients and APIs the file does not list")
     p.add_argument("--dry-run", action="store_true", help="print the changes without making them")
 
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(
+        dest="audit_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = _add(audit, "verify", c.audit_verify, "check a chained audit log (audit.chain); name the first broken line",
+             common=False, server=False)
+    p.add_argument("file", help="the audit log (JSON lines written with audit.chain = true)")
+
     p = _add(sub, "agent", c.agent, "run the token agent sidecar", common=False, server=False)
     p.add_argument("--config", dest="agent_config", required=True)
     return parser

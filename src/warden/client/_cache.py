@@ -17,12 +17,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from warden.client._errors import TokenError
 from warden.client._flow import Clock, Decision, Token, TokenFlow
 from warden.client._messages import Reply, Send, Sleep, Step
 from warden.client._request import CacheKey
 from warden.client._transport import HTTPXTransport
+
+if TYPE_CHECKING:
+    from warden.client.metrics import ClientMetrics
 
 __all__ = ["CacheEntry", "Flight", "TokenCache", "TokenStats"]
 
@@ -126,8 +130,10 @@ class TokenCache:
         transport: HTTPXTransport,
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         self._make_flow = make_flow
+        self._metrics = metrics
         self._clock = clock
         self._transport = transport
         self._sleep = sleep
@@ -151,15 +157,22 @@ class TokenCache:
                 flow = self._flows[key] = self._make_flow(key)
             decision = flow.decide(self._clock.now())
             flight = self._flights.get(key)
+            metrics = self._metrics
             if decision is Decision.USE or (decision is Decision.REFRESH and flight is not None):
                 if count:
                     self._hits += 1
+                    if metrics is not None:
+                        metrics.hit()
                 return flow.token, flow, None, False, False
             if count:
                 if decision is Decision.REFRESH:
                     self._hits += 1
+                    if metrics is not None:
+                        metrics.hit()
                 else:
                     self._misses += 1
+                    if metrics is not None:
+                        metrics.miss()
             if flight is not None:
                 return None, flow, flight, False, False
             flight = self._flights[key] = Flight(loop)
@@ -286,6 +299,8 @@ class TokenCache:
             token = None if flow is None else flow.usable(self._clock.now())
             if token is not None:
                 self._hits += 1
+                if self._metrics is not None:
+                    self._metrics.hit()
             return token
 
     def has_token(self, key: CacheKey) -> bool:

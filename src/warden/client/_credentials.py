@@ -41,6 +41,9 @@ from warden.core.urls import url_problem
 from warden.errors import ConfigError
 from warden.secret import SECRET_ENV_VAR, Secret
 
+if TYPE_CHECKING:
+    from warden.client.metrics import ClientMetrics
+
 if TYPE_CHECKING:  # requests is optional: imported only inside requests_auth()
     from requests.auth import AuthBase
 
@@ -123,6 +126,8 @@ class ClientCredentials(httpx.Auth):
         allow_insecure_http: allow plain-HTTP issuer and endpoints on non-loopback hosts.
         http_client, async_http_client: httpx clients to use for the authorization server
             (never closed by this object); by default one is opened per request.
+        metrics: a `warden.client.metrics.ClientMetrics`: cache hits and misses, fetch latency,
+            renewals, retries and failures by code (needs prometheus-client).
         clock: a monotonic `Clock` for token lifetimes; wall_clock: epoch seconds for JWT `iat`.
         random: a source of floats in [0, 1) for jitter; sleep, async_sleep: how to wait.
         environ: the environment to read `WARDEN_CLIENT_SECRET` from (default `os.environ`).
@@ -161,6 +166,7 @@ class ClientCredentials(httpx.Auth):
         sleep: Callable[[float], None] | None = None,
         async_sleep: Callable[[float], Awaitable[None]] | None = None,
         environ: Mapping[str, str] | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         if not isinstance(client_id, str) or not client_id or not client_id.isprintable():
             raise ConfigError("client_id must be a non-empty printable string")
@@ -226,7 +232,9 @@ class ClientCredentials(httpx.Auth):
             transport=transport,
             sleep=sleep or time.sleep,
             async_sleep=async_sleep or asyncio.sleep,
+            metrics=metrics,
         )
+        self._metrics = metrics
         self._resource = ResourceAuth(dpop_key=dpop_key, allowed_origins=allowed_origins)
         self._tokens = CachedTokens(self._cache, self._clock)
 
@@ -258,6 +266,7 @@ class ClientCredentials(httpx.Auth):
             random=self._random,
             refresh=self._refresh,
             retry=self._retry,
+            metrics=self._metrics,
         )
 
     # -- the token source --------------------------------------------------------------------

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from warden.client._discovery import EndpointResolver
 from warden.client._errors import NETWORK_ERROR, TokenError
@@ -38,6 +38,9 @@ from warden.client._messages import HTTPResponse, Reply, Send, Sleep, Step, Tran
 from warden.client._request import CacheKey, TokenRequestFactory
 from warden.client._response import TokenResponse, parse_token_response
 from warden.errors import ConfigError
+
+if TYPE_CHECKING:
+    from warden.client.metrics import ClientMetrics
 
 __all__ = ["Clock", "Decision", "FlowCounters", "MonotonicClock", "RefreshPolicy", "RetryPolicy", "Token", "TokenFlow"]
 
@@ -160,8 +163,10 @@ class TokenFlow:
         random: Callable[[], float],
         refresh: RefreshPolicy,
         retry: RetryPolicy,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         self.key = key
+        self._metrics = metrics
         self._requests = requests
         self._endpoint = endpoint
         self._clock = clock
@@ -228,6 +233,8 @@ class TokenFlow:
                 now = self._clock.now()
                 if error.error == "use_dpop_nonce" and self._nonce_changed and not nonce_retried:
                     nonce_retried = True  # RFC 9449 §8: retry once with the nonce the server supplied
+                    if self._metrics is not None:
+                        self._metrics.retried()
                     continue
                 attempts += 1
                 delay = self._record_failure(error, now)
@@ -242,6 +249,8 @@ class TokenFlow:
                     or now + delay - started > self._retry.deadline
                 ):
                     raise
+                if self._metrics is not None:
+                    self._metrics.retried()
                 yield Sleep(delay)
 
     def _attempt(self) -> Generator[Step, Reply, Token]:
@@ -250,6 +259,8 @@ class TokenFlow:
         request = self._requests.build(endpoint, self.key)
         sent_at = self._clock.now()
         reply = yield Send(request)
+        if self._metrics is not None:
+            self._metrics.fetched(max(0.0, self._clock.now() - sent_at))
         if not isinstance(reply, HTTPResponse):
             description = reply.description if isinstance(reply, TransportFailure) else "no response"
             raise TokenError(NETWORK_ERROR, f"token request failed: {description}", retryable=True)
@@ -275,6 +286,8 @@ class TokenFlow:
         )
         if self.token is not None:
             self.counters.renewals += 1
+            if self._metrics is not None:
+                self._metrics.renewed()
         self.counters.tokens += 1
         self.token = token
         self.failures = 0
@@ -285,6 +298,8 @@ class TokenFlow:
     def _record_failure(self, error: TokenError, now: float) -> float:
         self.failures += 1
         self.counters.failures += 1
+        if self._metrics is not None:
+            self._metrics.failed(error.error)
         delay = self._retry.backoff(self.failures, self._random()) + (error.retry_after or 0.0)
         error.retry_after = delay
         self.not_before = now + delay

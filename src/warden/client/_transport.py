@@ -10,13 +10,16 @@ library holds no sockets between token fetches (they are minutes apart).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ssl
+from urllib.parse import urlsplit
 
 import httpx
 
 from warden.client._messages import HTTPRequest, HTTPResponse, TransportFailure
 from warden.client._response import MAX_RESPONSE_BYTES
+from warden.core.tracing import inject_traceparent, set_attributes, span
 from warden.errors import ConfigError
 
 __all__ = ["HTTPXTransport", "check_ssl_context"]
@@ -67,6 +70,12 @@ class HTTPXTransport:
         return self._ssl_context if self._ssl_context is not None else _default_ssl_context()
 
     def send(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
+        with span("warden.client.request", **_span_attributes(request)) as current:
+            reply = self._send(_traced(request))
+            _end(current, reply)
+            return reply
+
+    def _send(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
         try:
             if self._client is not None:
                 return self._send_with(self._client, request)
@@ -94,6 +103,12 @@ class HTTPXTransport:
             return _response(response.status_code, response.headers, bytes(body))
 
     async def asend(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
+        with span("warden.client.request", **_span_attributes(request)) as current:
+            reply = await self._asend(_traced(request))
+            _end(current, reply)
+            return reply
+
+    async def _asend(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
         try:
             if self._async_client is not None:
                 return await self._asend_with(self._async_client, request)
@@ -121,3 +136,27 @@ class HTTPXTransport:
                 if len(body) > MAX_RESPONSE_BYTES:
                     return TransportFailure("response too large")
             return _response(response.status_code, response.headers, bytes(body))
+
+
+def _span_attributes(request: HTTPRequest) -> dict[str, str]:
+    """Method and URL without query (never headers or body: they carry the credentials)."""
+    parts = urlsplit(request.url)
+    host = parts.netloc.rpartition("@")[2]  # never userinfo
+    return {"http.request.method": request.method, "url.full": f"{parts.scheme}://{host}{parts.path}"}
+
+
+def _traced(request: HTTPRequest) -> HTTPRequest:
+    headers: dict[str, str] = {}
+    inject_traceparent(headers)
+    if not headers:
+        return request
+    return dataclasses.replace(request, headers=request.headers + tuple(headers.items()))
+
+
+def _end(current: object, reply: HTTPResponse | TransportFailure) -> None:
+    if current is None:
+        return
+    if isinstance(reply, HTTPResponse):
+        set_attributes(current, {"http.response.status_code": reply.status})
+    else:
+        set_attributes(current, {"error.type": "network"})

@@ -27,7 +27,7 @@ import logging
 import math
 import threading
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -36,6 +36,9 @@ from warden.core.algorithms import VERIFY_ALGS
 from warden.core.clock import Clock, SystemClock
 from warden.jose import ALGORITHMS, PublicKey, load_public_jwk
 from warden.protocol.errors import InvalidToken, TemporarilyUnavailable
+
+if TYPE_CHECKING:
+    from warden.resource.metrics import ResourceMetrics
 from warden.resource._fetch import (
     MAX_METADATA_BYTES,
     FetchError,
@@ -122,6 +125,8 @@ class JWKSCache:
         """Incremented whenever a refresh removes or replaces a key (validation caches key on it)."""
         self.fetches = 0
         """Fetch attempts made so far (for metrics and tests)."""
+        self.metrics: ResourceMetrics | None = None
+        """Where fetches are counted (`warden.resource.metrics`); a `Validator` given metrics sets it."""
 
     def __repr__(self) -> str:
         return f"JWKSCache(issuer={self.issuer!r}, keys={len(self._keys)})"
@@ -267,6 +272,8 @@ class JWKSCache:
         flight.set_result(None)
 
     def _failed(self, exc: FetchError) -> None:
+        if self.metrics is not None:
+            self.metrics.jwks_fetched(False)
         state = "serving the last good key set" if self._keys else "no key set yet"
         logger.warning("JWKS refresh for %s failed (%s); %s", self.issuer, exc, state)
 
@@ -298,6 +305,8 @@ class JWKSCache:
             self._fresh_until = now + ttl
             self._stale_until = now + ttl + self._max_stale
         logger.debug("JWKS for %s loaded: %d usable keys, ttl %.0fs", self.issuer, len(index), ttl)
+        if self.metrics is not None:
+            self.metrics.jwks_fetched(True)
 
     def _index(self, jwks: list[Any]) -> _KeyIndex:
         index: _KeyIndex = {}

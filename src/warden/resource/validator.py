@@ -39,11 +39,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Literal
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from warden.core.clock import Clock, SystemClock
+from warden.core.tracing import set_attributes, span
 from warden.jose import (
     ALGORITHMS,
     MAX_TOKEN_BYTES,
@@ -66,6 +68,9 @@ from warden.resource.dpop import DPoPVerifier
 from warden.resource.jwks import DEFAULT_ALGORITHMS, JWKSCache
 from warden.resource.mtls import CertificateInput, certificate_thumbprint
 from warden.resource.status import StatusListCache, StatusPolicy
+
+if TYPE_CHECKING:
+    from warden.resource.metrics import ResourceMetrics
 
 __all__ = ["Scheme", "Validator"]
 
@@ -115,6 +120,8 @@ class Validator:
         status_policy: how Token Status Lists are cached and what a fetch failure means
             (`warden.resource.status.StatusPolicy`); the lists use `http_client` when given.
         clock: time source in seconds since the epoch, shared with the key and DPoP checks.
+        metrics: a `warden.resource.metrics.ResourceMetrics` to count validations, latency,
+            JWKS fetches and key-cache hits on (optional; needs prometheus-client).
     """
 
     def __init__(
@@ -136,6 +143,7 @@ class Validator:
         max_token_bytes: int = MAX_TOKEN_BYTES,
         status_policy: StatusPolicy | None = None,
         clock: Clock | None = None,
+        metrics: ResourceMetrics | None = None,
     ) -> None:
         if not issuer or not audience:
             raise ValueError("issuer and audience are required")
@@ -157,6 +165,9 @@ class Validator:
         elif jwks.issuer != issuer:
             raise ValueError("the JWKS cache belongs to another issuer")
         self.jwks = jwks
+        self.metrics = metrics
+        if metrics is not None and jwks.metrics is None:
+            jwks.metrics = metrics
         self.dpop = dpop or DPoPVerifier(clock=self._clock, leeway=min(self.leeway, 60.0))
         self.cache = ValidationCache(cache_size, cache_ttl)
         self.status = StatusListCache(jwks, policy=status_policy, http_client=http_client, clock=self._clock)
@@ -198,18 +209,21 @@ class Validator:
             InvalidDPoPProof / UseDPoPNonce: the DPoP proof was refused.
             TemporarilyUnavailable: the issuer's keys were never obtainable.
         """
-        try:
-            now = self._clock.now()
-            entry = self.cache.lookup(token, now, self.jwks.generation)
-            if entry is None:
-                entry = self._validate_token(token, now, self.jwks.get_key)
-            if entry.status is not None:
-                self.status.check(entry.status, now)
-            self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+        started = perf_counter()
+        with span("warden.resource.validate") as current:
+            try:
+                now = self._clock.now()
+                entry = self.cache.lookup(token, now, self.jwks.generation)
+                if entry is None:
+                    entry = self._validate_token(token, now, self.jwks.get_key)
+                if entry.status is not None:
+                    self.status.check(entry.status, now)
+                self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+            except OAuthError as exc:
+                self._refused(exc, started, current)
+                raise
+            self._validated(started, current)
             return entry.claims
-        except OAuthError as exc:
-            logger.debug("access token refused: %s", exc.reason)
-            raise
 
     async def avalidate(
         self,
@@ -223,22 +237,39 @@ class Validator:
         client_certificate: CertificateInput | None = None,
     ) -> Claims:
         """Async form of `validate`: key fetches use `httpx.AsyncClient` and never block the loop."""
-        try:
-            now = self._clock.now()
-            entry = self.cache.lookup(token, now, self.jwks.generation)
-            if entry is None:
-                try:
-                    entry = self._validate_token(token, now, self._cached_key)
-                except _KeyNotCached as missing:
-                    key = await self.jwks.aget_key(missing.kid, missing.alg)
-                    entry = self._validate_token(token, now, lambda kid, alg: key)
-            if entry.status is not None:
-                await self.status.acheck(entry.status, now)
-            self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+        started = perf_counter()
+        with span("warden.resource.validate") as current:
+            try:
+                now = self._clock.now()
+                entry = self.cache.lookup(token, now, self.jwks.generation)
+                if entry is None:
+                    try:
+                        entry = self._validate_token(token, now, self._cached_key)
+                    except _KeyNotCached as missing:
+                        key = await self.jwks.aget_key(missing.kid, missing.alg)
+                        entry = self._validate_token(token, now, lambda kid, alg: key)
+                if entry.status is not None:
+                    await self.status.acheck(entry.status, now)
+                self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+            except OAuthError as exc:
+                self._refused(exc, started, current)
+                raise
+            self._validated(started, current)
             return entry.claims
-        except OAuthError as exc:
-            logger.debug("access token refused: %s", exc.reason)
-            raise
+
+    def _validated(self, started: float, current: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.validated(perf_counter() - started)
+        if current is not None:
+            set_attributes(current, {"warden.outcome": "valid"})
+
+    def _refused(self, exc: OAuthError, started: float, current: Any) -> None:
+        logger.debug("access token refused: %s", exc.reason)
+        if self.metrics is not None:
+            self.metrics.refused(exc.reason, perf_counter() - started)
+        if current is not None:
+            set_attributes(current, {"warden.outcome": "invalid", "warden.reason": exc.reason,
+                                     "http.response.status_code": exc.status})
 
     # -- steps --------------------------------------------------------------------------
 
@@ -259,7 +290,11 @@ class Validator:
             raise _invalid("malformed access token", "jwe" if len(parts) == 5 else "malformed")
         head, payload_segment, signature_segment = parts
         alg, kid, algorithm = self._headers.get(head) or self._header(head)
-        key = self.jwks.fresh_key(kid, alg, now) or get_key(kid, alg)
+        key = self.jwks.fresh_key(kid, alg, now)
+        if self.metrics is not None:
+            self.metrics.key_lookup(key is not None)
+        if key is None:
+            key = get_key(kid, alg)
         try:
             signature = b64url_decode(signature_segment)
         except ValueError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from warden.errors import Conflict, NotFound, StorageError
 from warden.protocol.errors import (
@@ -27,10 +28,15 @@ from warden.protocol.errors import (
 from warden.server import endpoints
 from warden.server.admin_api import handle_admin
 from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, Send, read_body
+from warden.server.metrics import route_of
 from warden.server.render import render_error
 from warden.server.runtime import Runtime
+from warden.services.steps import tracing_active
 from warden.settings import Settings, load_settings
 from warden.storage.contract import Store
+
+if TYPE_CHECKING:
+    from warden.server.tracing import RequestTracer
 
 __all__ = ["WardenApp", "create_app"]
 
@@ -51,6 +57,7 @@ ROUTES: dict[str, tuple[Endpoint, bool]] = {  # path -> (endpoint, reads a body)
 }
 ADMIN_PREFIX = "/admin/v1/"
 STATUS_PREFIX = "/oauth2/status/"
+_CODES = {code: str(code) for code in range(100, 600)}
 _GET_ONLY = {"/oauth2/jwks", "/.well-known/oauth-authorization-server", "/healthz", "/readyz", "/metrics",
              "/oauth2/status"}
 
@@ -62,6 +69,12 @@ class WardenApp:
         self.runtime = runtime
         self.max_body_bytes = runtime.settings.limits.max_body_bytes
         self._trusted = frozenset(runtime.settings.server.trusted_proxies)
+        self._count_http = runtime.metrics.http
+        self._tracer: RequestTracer | None = None
+        if tracing_active():
+            from warden.server.tracing import RequestTracer
+
+            self._tracer = RequestTracer()
 
     # the seam ------------------------------------------------------------------
     def source_of(self, peer: str | None, headers: dict[bytes, bytes]) -> str:
@@ -78,12 +91,24 @@ class WardenApp:
         route = ROUTES.get(path)
         return (route is not None and route[1]) or path.startswith(ADMIN_PREFIX)
 
-    @staticmethod
-    def body_too_large() -> Response:
-        return render_error(ContentTooLarge("request body too large", reason="body_too_large"))
+    def body_too_large(self) -> Response:
+        response = render_error(ContentTooLarge("request body too large", reason="body_too_large"))
+        self._count_http("other", "413").inc()
+        return response
 
     async def respond(self, request: Request) -> Response:
         """Route and answer one request, turning every error into its standard response; never raises."""
+        route = route_of(request.path)
+        if self._tracer is not None:
+            with self._tracer.start(request.method, route, request.headers) as span:
+                response = await self._respond(request)
+                span.set_attribute("http.response.status_code", response.status)
+        else:
+            response = await self._respond(request)
+        self._count_http(route, _CODES.get(response.status) or str(response.status)).inc()
+        return response
+
+    async def _respond(self, request: Request) -> Response:
         route = ROUTES.get(request.path)
         try:
             if route is None:

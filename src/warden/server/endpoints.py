@@ -15,7 +15,7 @@ import time
 from prometheus_client import Counter
 
 from warden.protocol.client_assertion import ASSERTION_ALGS
-from warden.protocol.errors import EndpointNotFound, InvalidRequest, OAuthError
+from warden.protocol.errors import EndpointNotFound, InvalidClient, InvalidRequest, OAuthError
 from warden.protocol.form import Form, parse_form
 from warden.protocol.introspection import INACTIVE, render_active
 from warden.protocol.metadata import render_metadata
@@ -62,22 +62,45 @@ def _call(request: Request, rt: Runtime, now: float, endpoint: str) -> Call:
                                                     request.method, f"{rt.issuer}{request.path}"))
 
 
-def _count_refusal(rt: Runtime, error: OAuthError) -> None:
+def _count_refusal(rt: Runtime, error: OAuthError, call: Call | None) -> None:
     limit = _LIMITED.get(error.reason)
     if limit is not None:
         rt.metrics.limited(limit).inc()
+    elif isinstance(error, InvalidClient):
+        presented = call.presented if call is not None else None
+        if presented is None:
+            method = "none"
+        elif error.reason.startswith("federation"):
+            method = "federated"
+        else:
+            method = presented.method.value
+        rt.metrics.auth_failed(method, error.reason).inc()
 
 
 async def token(request: Request, rt: Runtime) -> Response:
     started = time.perf_counter()
+    metrics = rt.metrics
+    call = None
     try:
-        issued = await rt.client_credentials.run(_call(request, rt, rt.clock.now(), "token"))
+        call = _call(request, rt, rt.clock.now(), "token")
+        issued = await rt.client_credentials.run(call)
     except OAuthError as exc:
-        _count_refusal(rt, exc)
-        rt.metrics.token_outcome("denied", exc.reason).inc()
+        _count_refusal(rt, exc, call)
+        outcome = "error" if exc.status >= 500 else "refused"
+        metrics.token_outcome(outcome, exc.reason).inc()
+        metrics.token_latency(outcome).observe(time.perf_counter() - started)
+        if call is not None and call.caller is not None:
+            metrics.top_clients.record(call.caller.client.client_id)
         raise
-    rt.metrics.token_outcome("issued", "ok").inc()
-    rt.metrics.issuance_seconds.observe(time.perf_counter() - started)
+    except Exception:
+        metrics.token_outcome("error", "server_error").inc()
+        metrics.token_latency("error").observe(time.perf_counter() - started)
+        raise
+    elapsed = time.perf_counter() - started
+    metrics.token_outcome("issued", "ok").inc()
+    metrics.token_latency("issued").observe(elapsed)
+    metrics.issuance_seconds.observe(elapsed)
+    metrics.top_clients.record(call.authenticated.client.client_id)
     return render_token(issued.access_token, issued.expires_in, issued.scope, issued.token_type,
                         rt.dpop.nonce_to_send())
 
@@ -85,11 +108,12 @@ async def token(request: Request, rt: Runtime) -> Response:
 async def _lookup(request: Request, rt: Runtime, use_case: Introspection | Revocation,
                   count: Labelled[Counter], endpoint: str) -> Call:
     """Run introspection or revocation; each counts its result by `count` (the error or the state)."""
+    call = None
     try:
         call = _call(request, rt, rt.clock.now(), endpoint)
         await use_case.run(call)
     except OAuthError as exc:
-        _count_refusal(rt, exc)
+        _count_refusal(rt, exc, call)
         count(exc.error).inc()
         raise
     count(call.token_state).inc()
@@ -103,7 +127,9 @@ async def introspect(request: Request, rt: Runtime) -> Response:
 
 
 async def revoke(request: Request, rt: Runtime) -> Response:
-    await _lookup(request, rt, rt.revocation, rt.metrics.revoked, "revocation")
+    call = await _lookup(request, rt, rt.revocation, rt.metrics.revoked, "revocation")
+    if call.token_state == "revoked":
+        rt.metrics.revoked_tokens("token").inc()
     return Response(200, b"", list(NO_STORE))  # RFC 7009 §2.2: 200 for a revoked and for an invalid token alike
 
 

@@ -96,8 +96,9 @@ class Runtime:
         self.settings = settings
         self.issuer = settings.issuer_url
         self.clock = clock or SystemClock()
-        self.audit = audit or open_audit_sink(settings.audit.sink)
-        self.metrics = Metrics()
+        self.audit = audit or open_audit_sink(settings.audit.sink, chain=settings.audit.chain,
+                                                log_fields=settings.log.format == "json")
+        self.metrics = Metrics(settings.metrics.top_clients)
         # With redis_url, limits and single-use records hold once for the cluster (services.shared_state).
         self.shared_state: SharedState | None = None
         self._cluster_limiters: list[ClusterRateLimiter] = []
@@ -144,7 +145,8 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         # The use cases the endpoints call, each a list of named steps (services.steps).
         auth = CallerAuthentication(self, self.auth_throttle, self.assertions, self.key_sources, self.client_ca,
-                                    self.material.pepper, self.secret_uses.record, self.audit)
+                                    self.material.pepper, self.secret_uses.record, self.audit,
+                                    on_superseded_secret_used=self.metrics.old_secret_auths.inc)
         self.dpop = DPoPProofs(settings.dpop, self.dpop_nonces, self.dpop_algs, self.use_once)
         sl = settings.status_list
         self.status_allocator = StatusAllocator(sl, self, self.issuer) if sl.enabled else None
@@ -173,6 +175,7 @@ class Runtime:
         registry = Registry(store, self.material)
         registry.load(self.clock.now())
         self.store, self._registry, self.ready = store, registry, True
+        self._observe_registry(self.clock.now())
         # Everything loaded so far lives as long as the process. Moving it out of the cyclic GC's
         # reach keeps full collections from rescanning a large registry: with 100,000 clients such a
         # collection took 150-300 ms, a pause every request in flight would wait out.
@@ -200,7 +203,8 @@ class Runtime:
         """The administrative use cases, acting as `actor` (audited)."""
         if self.store is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready")
-        return Admin(self.store, self.material, self.clock, self.audit, actor, dev_mode=self.settings.dev_mode)
+        return Admin(self.store, self.material, self.clock, self.audit, actor, dev_mode=self.settings.dev_mode,
+                     on_revoked=lambda kind: self.metrics.revoked_tokens(kind).inc())
 
     async def start(self) -> None:
         try:
@@ -258,6 +262,7 @@ class Runtime:
     def _flush(self) -> None:
         self.audit.flush()
         self._flush_sync()
+        self.metrics.top_clients.flush()
         if self.ready:
             self.metrics.registry_age.set(self.staleness())
 
@@ -276,12 +281,32 @@ class Runtime:
             self.status_allocator.forget_idle(now)
         self.registry.purge_expired_revocations(now)
         self.store.prune_changes(now - 3600)
+        self._observe_registry(now)
+
+    def _observe_registry(self, now: float) -> None:
+        """The gauges read from the registry: key ages and rotation times, secret ages and rotation lag."""
+        metrics, interval = self.metrics, self.settings.keys.rotation_interval
         for key in self.registry.keys:
             if key.state.value == "active":
-                self.metrics.key_age.labels(alg=key.alg).set(now - (key.activated_at or key.created_at))
-        ages = [now - s.created_at for e in self.registry.clients.values() for s in e.secrets
-                if s.revoked_at is None and (s.expires_at is None or s.expires_at > now)]
-        self.metrics.oldest_secret_age.set(max(ages, default=0.0))
+                activated = key.activated_at or key.created_at
+                metrics.key_age.labels(alg=key.alg).set(now - activated)
+                metrics.key_rotation_due.labels(alg=key.alg).set(activated + interval - now)
+        oldest, lag, grace = 0.0, 0.0, float("inf")
+        for entry in self.registry.clients.values():
+            active = [s for s in entry.secrets
+                      if s.revoked_at is None and (s.expires_at is None or s.expires_at > now)]
+            if not active:
+                continue
+            newest = max(s.created_at for s in active)
+            for secret in active:
+                oldest = max(oldest, now - secret.created_at)
+                if secret.created_at < newest:  # superseded, still accepted: in its grace period
+                    lag = max(lag, now - secret.created_at)
+                    if secret.expires_at is not None:
+                        grace = min(grace, secret.expires_at - now)
+        metrics.oldest_secret_age.set(oldest)
+        metrics.secret_rotation_lag.set(lag)
+        metrics.secret_grace_remaining.set(grace)
 
     # state --------------------------------------------------------------------
     @property

@@ -22,7 +22,6 @@ import socket
 import sys
 import tempfile
 
-from warden.core.redaction import configure_logging
 from warden.errors import WardenError
 from warden.settings import Settings
 
@@ -52,16 +51,17 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_server(settings: Settings) -> int:
+    from warden.server.log_format import configure_logging
     from warden.server.supervisor import Supervisor
     from warden.server.worker import run_worker, tls_context
     from warden.services.bootstrap import prepare_store
 
+    configure_logging(settings.log_level, settings.log.format)
     prepare_store(settings)  # fail fast, with one line, if the store or the key-encryption key cannot be used
     tls_context(settings)  # fail fast, with one line, on unusable TLS files
     os.environ.update(settings_environment(settings))
     if settings.server.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="warden-metrics-")
-    configure_logging(settings.log_level.upper(), "%(asctime)s %(levelname)s %(name)s %(message)s")
     sock = _listen(settings.server.host, settings.server.port)
     sys.stderr.write(f"warden: serving {settings.issuer_url} on {settings.server.host}:{settings.server.port} "
                      f"with {settings.server.workers} worker(s), data in "

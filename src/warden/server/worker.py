@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 
-from warden.core.redaction import configure_logging
 from warden.errors import ConfigError
 from warden.server.connections import ConnectionSet, Limits, Responder, fit_to_file_limit
 from warden.server.h1 import H1Connection
@@ -160,7 +159,12 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
     except ImportError:
         loop_factory = None
 
-    configure_logging(settings.log_level.upper(), "%(asctime)s %(levelname)s %(name)s %(message)s")
+    from warden.server.log_format import configure_logging
+
+    configure_logging(settings.log_level, settings.log.format)
+    from warden.server.tracing import configure_tracing
+
+    tracer_provider = configure_tracing(os.environ)  # the standard OTEL_* variables; None when tracing is off
     if shared is not None and settings.redis_url is None:  # with Redis the limits are the cluster's
         app = create_app(settings, rate_limiter=SharedMemoryRateLimiter(shared.rate),
                          failed_auth_limiter=SharedMemoryRateLimiter(shared.failed_auth))
@@ -174,4 +178,7 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
     except Exception as exc:
         sys.stderr.write(f"warden: worker {os.getpid()} failed: {exc}\n")
         return 3
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # exports the spans still queued
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets as _random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from warden.core.api import Api, validate_api
@@ -67,13 +67,16 @@ def parse_grant_spec(text: str) -> GrantSpec:
 
 class Admin:
     def __init__(self, store: Store, material: KeyMaterial, clock: Clock, audit: AuditSink,
-                 actor: str = "cli", *, dev_mode: bool = False) -> None:
+                 actor: str = "cli", *, dev_mode: bool = False,
+                 on_revoked: Callable[[str], None] | None = None) -> None:
+        """`on_revoked` hears of each revocation made, with its kind (`token` or `client`), for metrics."""
         self.dev_mode = dev_mode  # allows plain-http jwks_uri on loopback
         self.store = store
         self._material = material
         self._clock = clock
         self._audit = audit
         self._actor = actor
+        self._on_revoked = on_revoked
         self.keyring = Keyring(store, material, clock, audit)
 
     def now(self) -> float:
@@ -285,6 +288,8 @@ class Admin:
                                              status_list=entry[0] if entry else None,
                                              status_idx=entry[1] if entry else None))
         self._audit.emit("token.revoked", actor=self._actor, client_id=client_id or None, jti=jti)
+        if self._on_revoked is not None:
+            self._on_revoked("token")
 
     def revoke_client_tokens(self, client_id: str) -> float:
         """Every token the client holds now becomes inactive; returns the not-before time."""
@@ -292,4 +297,6 @@ class Admin:
         at = self._clock.now()
         self.store.update_client(dataclasses.replace(client, revoked_before=at))
         self._audit.emit("client.tokens_revoked", actor=self._actor, client_id=client_id)
+        if self._on_revoked is not None:
+            self._on_revoked("client")
         return at

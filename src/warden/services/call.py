@@ -64,6 +64,7 @@ class Call:
     proof: VerifiedProof | None = None
     status: StatusEntry | None = None  # the token's Token Status List entry
     issued: IssuedToken | None = None
+    decided: Any = None  # with tracing on: the policy step's decision, which the signing step signs
     token_reference: TokenReference | None = None  # introspection and revocation: the token named
     claims: dict[str, Any] | None = None  # ... and its claims, if it is a valid Warden token
     token_state: str = "invalid"

@@ -34,7 +34,8 @@ class CallerAuthentication:
 
     def __init__(self, state: ServingState, throttle: FailedAuthThrottle, assertions: AssertionAuthenticator,
                  key_sources: KeySources, client_ca: CertificateStore | None, pepper: bytes,
-                 on_secret_used: Callable[[str, float], None], audit: AuditSink) -> None:
+                 on_secret_used: Callable[[str, float], None], audit: AuditSink,
+                 on_superseded_secret_used: Callable[[], None] | None = None) -> None:
         self._state = state
         self._throttle = throttle
         self._assertions = assertions
@@ -43,6 +44,7 @@ class CallerAuthentication:
         self._pepper = pepper
         self._on_secret_used = on_secret_used
         self._audit = audit
+        self._on_superseded = on_superseded_secret_used
         self.steps: tuple[Step[Call], ...] = (
             self.refuse_repeated_authorization,
             self.read_credentials,
@@ -81,7 +83,8 @@ class CallerAuthentication:
         registry = self._state.registry
         if presented.assertion is not None or (presented.certificate_used and call.certificate is not None):
             return self._verify_remote(call)
-        call.caller = authenticate_client(presented, registry, self._pepper, call.now, self._on_secret_used)
+        call.caller = authenticate_client(presented, registry, self._pepper, call.now, self._on_secret_used,
+                                          self._on_superseded)
         return None
 
     async def _verify_remote(self, call: Call) -> None:

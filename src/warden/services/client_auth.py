@@ -32,8 +32,12 @@ def authenticate_client(
     pepper: bytes,
     now: float,
     on_secret_used: Callable[[str, float], None],
+    on_superseded: Callable[[], None] | None = None,
 ) -> ClientEntry:
-    """Return the authenticated client's entry or raise InvalidClient with a private reason."""
+    """Return the authenticated client's entry or raise InvalidClient with a private reason.
+
+    `on_superseded` is called when the secret used has a newer active successor (it is in its
+    rotation grace period), for the metric that tells operators an old secret is still in use."""
     entry = registry.clients.get(presented.client_id)
     presented_hash = hash_secret(pepper, presented.secret or "")
     if entry is None:
@@ -55,4 +59,7 @@ def authenticate_client(
     if not entry.client.enabled:
         raise InvalidClient(_FAILED, reason="client_disabled")
     on_secret_used(matched.secret_id, now)
+    if on_superseded is not None and len(entry.secrets) > 1 and any(
+            s.created_at > matched.created_at and secret_state(s, now) is SecretState.ACTIVE for s in entry.secrets):
+        on_superseded()
     return entry

@@ -19,8 +19,8 @@ from warden.services.caller_auth import CallerAuthentication
 from warden.services.dpop_proofs import DPoPProofs
 from warden.services.ratelimit import RateLimiter
 from warden.services.status_lists import StatusAllocator
-from warden.services.steps import Step, run_steps
-from warden.services.tokens import IssuedToken, issue_token
+from warden.services.steps import Step, run_steps, run_traced_steps, tracing_active
+from warden.services.tokens import IssuedToken, decide_issuance, issue_token, sign_token
 from warden.settings import LimitSettings
 
 __all__ = ["ClientCredentialsGrant"]
@@ -47,11 +47,16 @@ class ClientCredentialsGrant:
             *((status.assign_status,) if status is not None else ()),
             self.issue,
         )
+        # With tracing on, issuance is two steps so that policy and signing are spans of their own.
+        self.traced_steps: tuple[Step[Call], ...] = (*self.steps[:-1], self.apply_policy, self.sign)
 
     async def run(self, call: Call) -> IssuedToken:
         """Issue a token for `call`, or raise the OAuthError that refuses it (audited either way)."""
         try:
-            await run_steps(self.steps, call)
+            if tracing_active():
+                await run_traced_steps(self.traced_steps, call)
+            else:
+                await run_steps(self.steps, call)
         except OAuthError as exc:
             error = self._auth.on_failure(call, exc)
             if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
@@ -89,6 +94,18 @@ class ClientCredentialsGrant:
         # A token issued in the revoking second would be born inactive; make the client wait it out.
         if is_revoked_by_client(int(call.now), call.authenticated.client.revoked_before):
             raise TemporarilyUnavailable("tokens for this client were just revoked", reason="revocation_window")
+
+    def apply_policy(self, call: Call) -> None:
+        assert call.token_request is not None
+        cert = call.certificate
+        call.decided = decide_issuance(call.authenticated, call.token_request, self._state.registry, self._issuer,
+                                       call.proof.jkt if call.proof else None,
+                                       certificate_thumbprint(cert) if cert else None)
+
+    def sign(self, call: Call) -> None:
+        assert call.decided is not None
+        prepared, cnf, signer = call.decided
+        call.issued = sign_token(prepared, cnf, signer, call.now, call.status)
 
     def issue(self, call: Call) -> None:
         assert call.token_request is not None

@@ -18,9 +18,10 @@ from warden.core.revocation import StatusEntry
 from warden.protocol.access_token import ClaimsTemplate, claims_template
 from warden.protocol.client_credentials import TokenRequest
 from warden.protocol.errors import TemporarilyUnavailable
+from warden.services.keyring import Signer
 from warden.services.registry import ClientEntry, Registry
 
-__all__ = ["IssuedToken", "issue_token"]
+__all__ = ["IssuedToken", "decide_issuance", "issue_token", "sign_token"]
 
 
 @dataclass(slots=True)  # not frozen: built on every token request, where frozen construction costs 4-5x
@@ -77,6 +78,12 @@ def issue_token(entry: ClientEntry, request: TokenRequest, registry: Registry, i
     """`jkt` is the thumbprint of a verified DPoP proof's key; `x5t` the thumbprint of the client
     certificate presented on this request (both None on a plain bearer request); `status` the
     token's Token Status List entry (list uri, index)."""
+    return sign_token(*decide_issuance(entry, request, registry, issuer, jkt, x5t), now, status)
+
+
+def decide_issuance(entry: ClientEntry, request: TokenRequest, registry: Registry, issuer: str,
+                    jkt: str | None, x5t: str | None) -> tuple[_Prepared, dict[str, str] | None, Signer]:
+    """The policy half of `issue_token`: what the token may say (grants, audiences, binding) and its signer."""
     prepared = _prepare(entry, request, registry, issuer)
     decision = prepared.decision
     meta = entry.client.metadata
@@ -85,6 +92,13 @@ def issue_token(entry: ClientEntry, request: TokenRequest, registry: Registry, i
     signer = registry.signers.get(decision.alg)
     if signer is None:
         raise TemporarilyUnavailable("no active signing key", reason="no_signing_key")
+    return prepared, cnf, signer
+
+
+def sign_token(prepared: _Prepared, cnf: dict[str, str] | None, signer: Signer, now: float,
+               status: StatusEntry | None = None) -> IssuedToken:
+    """The signing half of `issue_token`."""
+    decision = prepared.decision
     iat = int(now)
     if status is None:
         jti = _new_jti()
