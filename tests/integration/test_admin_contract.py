@@ -61,6 +61,8 @@ BAD_CLIENTS = [
     {"name": "x", "client_id": "has space"},
     {"name": "x", "metadata": 5},
     {"name": "x", "metadata": {"jwks": "nope"}},
+    {"name": "x", "grants": [{"api": "https://nowhere.example", "scopes": ["r"]}]},  # refusals name no CLI command
+    {"name": "x", "auth_method": "private_key_jwt"},  # ... nor CLI flags
 ]
 
 

@@ -311,6 +311,15 @@ QUERIES = {_list_apis: _LIST_QUERY, _list_clients: _CLIENT_QUERY, _list_secrets:
 
 
 _error = render_problem
+_CLI_HINT = re.compile(r"\s*\([^()]*`warden [^`]*`[^()]*\)")
+_CLI_FLAG = re.compile(r"--(tls-)?([a-z][a-z-]*)")
+
+
+def _api_words(message: str) -> str:
+    """The admin services phrase some refusals for the CLI; an API caller gets field names, not flags."""
+    message = _CLI_HINT.sub("", message)
+    return _CLI_FLAG.sub(lambda m: ("tls_client_auth_" if m.group(1) else "") + m.group(2).replace("-", "_"),
+                         message)
 
 
 async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[str], Admin]) -> Response:
@@ -346,9 +355,9 @@ async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[s
     except NotFound as exc:
         return _error(404, "not_found", str(exc))
     except Conflict as exc:
-        return _error(409, "conflict", str(exc))
+        return _error(409, "conflict", _api_words(str(exc)))
     except (ConfigError, ValueError) as exc:
-        return _error(400, "invalid_request", str(exc))
+        return _error(400, "invalid_request", _api_words(str(exc)))
     if status == 204:
         return Response(204, b"", list(NO_STORE))
     return json_response(status, document, NO_STORE)
