@@ -18,6 +18,9 @@ def run(tmp_path: Path, capsys, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.setenv("WARDEN_AUDIT_SINK", str(tmp_path / "audit.jsonl"))
 
+    assert main(["init", "--data-dir", str(tmp_path / "data")]) == 0
+    capsys.readouterr()
+
     def invoke(*args: str, expect: int = 0) -> object:
         code = main([*args, "--data-dir", str(tmp_path / "data")])
         out, err = capsys.readouterr()
@@ -93,3 +96,129 @@ def test_apply_twice_changes_nothing(run, tmp_path: Path):
     assert first["secrets"][0]["client_secret"].startswith("wsec_")
     second = run("apply", str(spec), "--json")
     assert second["changes"] == [] and second["secrets"] == []
+
+
+# safe commands (issue 13 item 3) ------------------------------------------------------------
+def _raw(*args: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("command", [["apis", "list"], ["clients", "list"], ["clients", "show", "x"], ["keys", "list"],
+                                     ["keys", "rotate"], ["tokens", "revoke", "--jti", "j"], ["export"],
+                                     ["apis", "create", "https://a.example", "--scopes", "r"]])
+def test_management_commands_refuse_a_missing_data_dir_and_create_nothing(run, tmp_path: Path, command):
+    missing = tmp_path / "typo"
+    code, _, err = _raw(*command, "--data-dir", str(missing))
+    assert code == 2 and err.count("\n") == 1 and str(missing) in err
+    assert not missing.exists()
+
+
+def test_init_creates_the_data_dir_that_other_commands_then_use(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("WARDEN_AUDIT_SINK", str(tmp_path / "audit.jsonl"))
+    where = tmp_path / "fresh"
+    assert _raw("init", "--data-dir", str(where))[0] == 0 and where.is_dir()
+    assert _raw("apis", "list", "--data-dir", str(where))[0] == 0
+
+
+def test_apis_create_refuses_an_existing_identifier_and_update_changes_it(run):
+    run("apis", "create", "https://api.example", "--scopes", "read", "--ttl", "1h", "--alg", "RS256", "--json")
+    _, err = run("apis", "create", "https://api.example", "--scopes", "read", "--ttl", "15m", expect=1)
+    assert "already exists" in err and "apis update" in err
+    api = run("apis", "list", "--json")[0]
+    assert (api["ttl"], api["alg"]) == (3600, "RS256")  # untouched
+    updated = run("apis", "update", "https://api.example", "--ttl", "30m", "--json")
+    assert (updated["ttl"], updated["alg"], updated["scopes"], updated["changed"]) == (1800, "RS256", ["read"], True)
+    _, err = run("apis", "update", "https://missing.example", "--ttl", "1m", expect=1)
+    assert "no API" in err
+
+
+def test_a_failing_apply_changes_nothing(run, tmp_path: Path):
+    run("apis", "create", "https://api.example", "--scopes", "read write", "--json")
+    run("clients", "create", "old", "--client-id", "old", "--grant", "https://api.example=read,write", "--json")
+    spec = tmp_path / "bad.toml"
+    # valid until the last step: the API update removes a scope the existing client `old` still holds
+    spec.write_text('[[apis]]\nidentifier = "https://new.example"\nscopes = ["read"]\n\n'
+                    '[[clients]]\nclient_id = "fresh"\ngrants = [{ api = "https://new.example", scopes = ["read"] }]\n\n'
+                    '[[apis]]\nidentifier = "https://api.example"\nscopes = ["read"]\n')
+    before = (run("apis", "list", "--json"), run("clients", "list", "--json"))
+    for extra in ([], ["--dry-run"]):
+        _, err = run("apply", str(spec), *extra, expect=2)
+        assert "still granted" in err
+        assert (run("apis", "list", "--json"), run("clients", "list", "--json")) == before
+
+
+def test_apply_dry_run_prints_a_diff_and_prune_keeps_the_admin_api(run, tmp_path: Path):
+    from warden.core.api import Api
+    from warden.storage.engine import open_store
+
+    store = open_store(None, str(tmp_path / "data"))
+    store.save_api(Api("http://127.0.0.1:8080/admin/v1", ("warden:admin", "warden:admin:read"), token_ttl=300))
+    store.close()
+    run("apis", "create", "https://api.example", "--scopes", "read", "--ttl", "1h", "--json")
+    spec = tmp_path / "w.toml"
+    spec.write_text('[[apis]]\nidentifier = "https://api.example"\nscopes = ["read"]\nttl = "15m"\n')
+    dry = run("apply", str(spec), "--prune", "--dry-run", "--json")
+    assert dry["changes"] == ["update api https://api.example (ttl: 3600 -> 900)"]
+    assert run("apis", "list", "--json")[1]["ttl"] == 3600
+    run("apply", str(spec), "--prune", "--json")
+    assert sorted(a["identifier"] for a in run("apis", "list", "--json")) == [
+        "http://127.0.0.1:8080/admin/v1", "https://api.example"]
+
+
+def test_apply_secrets_to_a_file_or_from_the_environment(run, tmp_path: Path, monkeypatch):
+    spec = tmp_path / "w.toml"
+    spec.write_text('[[apis]]\nidentifier = "https://api.example"\nscopes = ["read"]\n\n'
+                    '[[clients]]\nclient_id = "billing"\ngrants = [{ api = "https://api.example", scopes = ["read"] }]\n')
+    out_file = tmp_path / "secrets.json"
+    result = run("apply", str(spec), "--secrets-file", str(out_file), "--json")
+    assert result["secrets"] == [] and "wsec_" not in json.dumps(result)
+    written = json.loads(out_file.read_text())
+    assert written["billing"]["client_secret"].startswith("wsec_") and out_file.stat().st_mode & 0o077 == 0
+    _, err = run("apply", str(spec), "--secrets-file", str(out_file), expect=2)  # never overwrites
+    assert "already exists" in err
+    spec.write_text(spec.read_text().replace('"billing"', '"billing-2"'))
+    _, err = run("apply", str(spec), "--secrets-from-env", expect=2)
+    assert "WARDEN_APPLY_SECRET_BILLING_2" in err
+    monkeypatch.setenv("WARDEN_APPLY_SECRET_BILLING_2", "s" * 40)
+    assert run("apply", str(spec), "--secrets-from-env", "--json")["secrets"] == []
+
+
+def test_export_then_apply_changes_nothing(run, tmp_path: Path, capsys):
+    run("apis", "create", "https://api.example", "--scopes", "read write", "--ttl", "5m", "--name", 'Or"ders',
+        "--json")
+    run("apis", "create", "https://b.example", "--scopes", "x", "--alg", "RS256", "--require-dpop", "--json")
+    run("clients", "create", "svc", "--grant", "https://api.example=read,write", "--grant", "https://b.example=x",
+        "--tenant", "acme", "--rate-limit", "2.5", "--json")
+    jwks = tmp_path / "k.jwks"
+    jwks.write_text(json.dumps({"keys": [public_jwk(generate_private_key("ES256"), kid="k1", alg="ES256")]}))
+    run("clients", "create", "signer", "--auth-method", "private_key_jwt", "--jwks", str(jwks), "--json")
+    cid = run("clients", "list", "--json")[0]["client_id"]
+    run("clients", "disable", cid, "--json")
+    out, _ = run("export")
+    exported = tmp_path / "exported.toml"
+    exported.write_text(out)
+    assert "wsec_" not in out
+    assert run("apply", str(exported), "--prune", "--json")["changes"] == []
+
+
+def test_no_abbreviations_json_errors_help_examples_and_completion(run, tmp_path: Path):
+    code, _, err = _raw("apis", "create", "https://a.example", "--scope", "read", "--data-dir", str(tmp_path / "data"))
+    assert code == 2 and "required: --scopes" in err  # --scope is not taken as --scopes
+    code, _, err = _raw("clients", "show", "nobody", "--json", "--data-dir", "/nonexistent/warden")
+    assert code == 2 and json.loads(err)["error"].startswith("no data directory")
+    code, _, err = _raw("clients", "bogus", "--json")
+    assert code == 2 and "invalid choice" in json.loads(err)["error"]
+    code, out, _ = _raw("apply", "--help")
+    assert code == 0 and "examples:" in out and "warden apply warden.toml --dry-run" in out
+    for shell in ("bash", "zsh", "fish"):
+        code, out, _ = _raw("completion", shell)
+        assert code == 0 and "secrets" in out and "--dry-run" in out.replace("-l dry-run", "--dry-run")

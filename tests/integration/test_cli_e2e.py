@@ -190,6 +190,7 @@ def test_cli_errors_are_one_line_with_nonzero_exit(cli_env: dict[str, str], tmp_
         (["serve", "--port", "99999"], 2),
         (["clients", "list", "--database-url", "mysql://x"], 2),
     ]
+    assert run_cli("init", env=cli_env).returncode == 0
     for args, code in cases:
         proc = run_cli(*args, env=cli_env, check=False)
         assert proc.returncode == code, (args, proc.stderr)

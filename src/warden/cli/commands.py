@@ -20,6 +20,7 @@ __all__ = [
     "apis_create",
     "apis_delete",
     "apis_list",
+    "apis_update",
     "apply",
     "audit_verify",
     "clients_create",
@@ -28,6 +29,8 @@ __all__ = [
     "clients_enable",
     "clients_list",
     "clients_show",
+    "completion",
+    "export",
     "init",
     "keys_list",
     "keys_rotate",
@@ -88,13 +91,37 @@ def _api_dict(api: object) -> dict[str, object]:
 
 
 def apis_create(args: argparse.Namespace) -> int:
+    from warden.errors import Conflict
+
     ttl = _duration(args.ttl, "--ttl")
     scopes = args.scopes.replace(",", " ").split()
     with admin_session(args) as admin:
+        if admin.store.load_api(args.identifier) is not None:
+            raise Conflict(f"API {args.identifier} already exists; change it with `warden apis update`")
         api, changed = admin.save_api(args.identifier, scopes, ttl=ttl, alg=args.alg, name=args.name,
                                       dpop_required=args.require_dpop, cert_bound=args.cert_bound)
     emit(_api_dict(api) | {"changed": changed}, _json(args),
-         f"{'saved' if changed else 'unchanged'} API {api.identifier} (scopes: {' '.join(api.scopes)}, "
+         f"created API {api.identifier} (scopes: {' '.join(api.scopes)}, "
+         f"ttl {render_duration(api.token_ttl)}, {api.alg})")
+    return 0
+
+
+def apis_update(args: argparse.Namespace) -> int:
+    from warden.errors import NotFound
+
+    ttl = _duration(args.ttl, "--ttl") if args.ttl is not None else None
+    with admin_session(args) as admin:
+        old = admin.store.load_api(args.identifier)
+        if old is None:
+            raise NotFound(f"no API {args.identifier} (create it with `warden apis create`)")
+        scopes = args.scopes.replace(",", " ").split() if args.scopes is not None else list(old.scopes)
+        api, changed = admin.save_api(
+            args.identifier, scopes, ttl=old.token_ttl if ttl is None else ttl,
+            alg=args.alg or old.alg, name=old.name if args.name is None else args.name,
+            dpop_required=old.dpop_required if args.require_dpop is None else args.require_dpop,
+            cert_bound=old.cert_bound if args.cert_bound is None else args.cert_bound)
+    emit(_api_dict(api) | {"changed": changed}, _json(args),
+         f"{'updated' if changed else 'unchanged'} API {api.identifier} (scopes: {' '.join(api.scopes)}, "
          f"ttl {render_duration(api.token_ttl)}, {api.alg})")
     return 0
 
@@ -335,18 +362,57 @@ def verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret_env_name(client_id: str) -> str:
+    return "WARDEN_APPLY_SECRET_" + "".join(c if c.isalnum() else "_" for c in client_id.upper())
+
+
 def apply(args: argparse.Namespace) -> int:
     from warden.services.apply import apply_state, parse_apply_file
 
     state = parse_apply_file(args.file, dev_mode=settings_from_args(args).dev_mode)
+    if args.secrets_file and os.path.exists(args.secrets_file):
+        raise ConfigError(f"--secrets-file {args.secrets_file} already exists; give a new path")
     with admin_session(args) as admin:
-        result = apply_state(admin, state, prune=args.prune, dry_run=args.dry_run)
+        given = None
+        if args.secrets_from_env:
+            new = [c for c in state.clients if admin.store.load_client(c.client_id) is None]
+            missing = [_secret_env_name(c.client_id) for c in new if not os.environ.get(_secret_env_name(c.client_id))
+                       and c.auth_method in ("client_secret_basic", "client_secret_post")]
+            if missing:
+                raise ConfigError(f"--secrets-from-env: {missing[0]} is not set")
+            given = {c.client_id: os.environ[_secret_env_name(c.client_id)] for c in new
+                     if os.environ.get(_secret_env_name(c.client_id))}
+        result = apply_state(admin, state, prune=args.prune, dry_run=args.dry_run, secrets=given)
+    shown = [] if args.secrets_file or args.secrets_from_env else result.secrets
+    if args.secrets_file and result.secrets:
+        fd = os.open(args.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({s.client_id: {"secret_id": s.secret_id, "client_secret": s.secret} for s in result.secrets},
+                      fh, indent=2)
     data = {"changes": result.changes, "dry_run": args.dry_run,
             "secrets": [{"client_id": s.client_id, "secret_id": s.secret_id, "client_secret": s.secret}
-                        for s in result.secrets]}
-    lines = list(result.changes) or ["no changes"]
-    lines += [f"client_secret for {s.client_id}: {s.secret} (shown once)" for s in result.secrets]
+                        for s in shown]}
+    lines = [("would " if args.dry_run else "") + c for c in result.changes] or ["no changes"]
+    lines += [f"client_secret for {s.client_id}: {s.secret} (shown once)" for s in shown]
+    if args.secrets_file and result.secrets:
+        lines.append(f"secrets of {len(result.secrets)} new client(s) written to {args.secrets_file}")
     emit(data, _json(args), "\n".join(lines))
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from warden.services.apply import export_state
+
+    with admin_session(args) as admin:
+        sys.stdout.write(export_state(admin))
+    return 0
+
+
+def completion(args: argparse.Namespace) -> int:
+    from warden.cli.completion import render_completion
+    from warden.cli.main import build_parser
+
+    sys.stdout.write(render_completion(build_parser(), args.shell))
     return 0
 
 

@@ -11,15 +11,24 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from warden.errors import ConfigError
 from warden.settings import Settings, load_settings
 
-__all__ = ["admin_session", "settings_from_args"]
+__all__ = ["admin_session", "require_data_dir", "settings_from_args"]
 
 
 def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
     overrides: dict[str, object] = {"data_dir": getattr(args, "data_dir", None),
                                     "database_url": getattr(args, "database_url", None), **extra}
     return load_settings(getattr(args, "config", None), None, **overrides)
+
+
+def require_data_dir(settings: Settings) -> None:
+    """Only `warden serve` and `warden init` create a data directory: a mistyped --data-dir must not
+    silently become a new, empty store."""
+    if settings.database_url is None and not os.path.isdir(settings.data_dir):
+        raise ConfigError(f"no data directory at {os.path.abspath(settings.data_dir)} "
+                          "(create one with `warden init`, or pass --data-dir)")
 
 
 @contextmanager
@@ -32,6 +41,7 @@ def admin_session(args: argparse.Namespace) -> Iterator[Admin]:  # type: ignore[
 
     settings = settings_from_args(args)
     url = settings.database_url.reveal() if settings.database_url else None
+    require_data_dir(settings)
     material = load_kek(settings.keys.encryption_key.reveal() if settings.keys.encryption_key else None,
                         settings.data_dir)
     store = open_store(url, settings.data_dir)

@@ -10,9 +10,10 @@ for usage, configuration and a missing extra, 1 for everything else.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from warden import __version__
 from warden.cli.extras import is_server_module, missing_server_modules, needs_server_message
@@ -24,9 +25,32 @@ __all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (a script's `--grac` must not become `--grace` today and fail after an
+    upgrade adds `--graceful`), examples kept as written, and usage errors in one line (JSON with --json)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"warden: error: {redact(message)} (see `{self.prog} --help`)\n")
-        raise SystemExit(2)
+        _fail(f"{message} (see `{self.prog} --help`)", 2)
+
+
+_ERRORS_AS_JSON: list[bool] = [False]  # set once per main() from the command line
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _write_error(message)
+    raise SystemExit(code)
+
+
+def _write_error(message: str) -> None:
+    message = redact(message)  # a secret pasted into an argument must not come back on stderr
+    if _ERRORS_AS_JSON[0]:
+        sys.stderr.write(json.dumps({"error": message}) + "\n")
+    else:
+        sys.stderr.write(f"warden: error: {message}\n")
 
 
 def _common(json_flag: bool = True) -> _Parser:
@@ -40,10 +64,12 @@ def _common(json_flag: bool = True) -> _Parser:
 
 
 def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[[argparse.Namespace], int],
-         help_text: str, *, json_flag: bool = True, common: bool = True, server: bool = True) -> _Parser:
+         help_text: str, *, json_flag: bool = True, common: bool = True, server: bool = True,
+         examples: Sequence[str] = ()) -> _Parser:
     """Add a command. `server=False` marks the few that work on the base install (no server extra)."""
     parents = [_common(json_flag)] if common else []
-    parser: _Parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
+    parser: _Parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents, epilog=epilog)
     parser.set_defaults(handler=handler, needs_server=server, command_name=parser.prog)
     return parser
 
@@ -69,7 +95,8 @@ def build_parser() -> _Parser:
 
     apis = sub.add_parser("apis", help="APIs (resource servers)").add_subparsers(
         dest="apis_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    p = _add(apis, "create", c.apis_create, "register an API or update its settings")
+    p = _add(apis, "create", c.apis_create, "register an API (refuses an existing identifier: see apis update)",
+             examples=['warden apis create https://orders.example --scopes "read write" --ttl 15m'])
     p.add_argument("identifier", help="the API's URI, used as the token audience")
     p.add_argument("--scopes", required=True, help='space-separated, e.g. "read write"')
     p.add_argument("--ttl", default="15m", help="token lifetime (default 15m)")
@@ -77,13 +104,25 @@ def build_parser() -> _Parser:
     p.add_argument("--name", default="")
     p.add_argument("--require-dpop", action="store_true", help="issue tokens for this API only against a DPoP proof")
     p.add_argument("--cert-bound", action="store_true", help="bind tokens for this API to the client certificate")
-    _add(apis, "list", c.apis_list, "list APIs")
+    p = _add(apis, "update", c.apis_update, "change an existing API; options not given keep their value",
+             examples=["warden apis update https://orders.example --ttl 1h",
+                       'warden apis update https://orders.example --scopes "read write admin"'])
+    p.add_argument("identifier")
+    p.add_argument("--scopes", help="the full new list, space-separated")
+    p.add_argument("--ttl", help="token lifetime")
+    p.add_argument("--alg", choices=SIGNING_ALGS)
+    p.add_argument("--name")
+    p.add_argument("--require-dpop", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--cert-bound", action=argparse.BooleanOptionalAction, default=None)
+    _add(apis, "list", c.apis_list, "list APIs", examples=["warden apis list --json"])
     p = _add(apis, "delete", c.apis_delete, "delete an API that no client is granted")
     p.add_argument("identifier")
 
     clients = sub.add_parser("clients", help="clients").add_subparsers(
         dest="clients_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    p = _add(clients, "create", c.clients_create, "register a client and print its secret once")
+    p = _add(clients, "create", c.clients_create, "register a client and print its secret once",
+             examples=["warden clients create billing --grant https://orders.example=read,write",
+                       "warden clients create ops --grant http://127.0.0.1:8080/admin/v1=warden:admin --json"])
     p.add_argument("name")
     p.add_argument("--grant", action="append", default=[], metavar="IDENTIFIER=scope1,scope2",
                    help="allowed scopes of one API; repeat for several (the first is the default)")
@@ -130,6 +169,14 @@ def build_parser() -> _Parser:
     group.add_argument("--jti")
     group.add_argument("--client")
 
+    _add(sub, "export", c.export, "print the store's APIs and clients as an apply file (TOML)", json_flag=False,
+         examples=["warden export > warden.toml"])
+    p = _add(sub, "completion", c.completion, "print a shell completion script", common=False, server=False,
+             examples=["warden completion bash > /etc/bash_completion.d/warden",
+                       "warden completion zsh > ~/.zfunc/_warden", "warden completion fish > "
+                       "~/.config/fish/completions/warden.fish"])
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+
     p = _add(sub, "token", c.token, "fetch an access token (secret from WARDEN_CLIENT_SECRET or a file)",
              server=False)
     p.add_argument("--issuer", required=True)
@@ -144,10 +191,18 @@ def build_parser() -> _Parser:
     p.add_argument("--audience", required=True)
     p.add_argument("--scope", action="append", default=[])
 
-    p = _add(sub, "apply", c.apply, "make APIs and clients match a TOML file (idempotent)")
+    p = _add(sub, "apply", c.apply, "make APIs and clients match a TOML file (idempotent, all-or-nothing)",
+             examples=["warden apply warden.toml --dry-run", "warden apply warden.toml --secrets-file new-secrets.json",
+                       "warden export > warden.toml && warden apply warden.toml   # no changes"])
     p.add_argument("file")
     p.add_argument("--prune", action="store_true", help="delete clients and APIs the file does not list")
-    p.add_argument("--dry-run", action="store_true", help="print the changes without making them")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check everything a real run would and print the changes, without making them")
+    p.add_argument("--secrets-file", help="write the secrets of new clients to this new file (JSON, mode 0600) "
+                                          "instead of printing them")
+    p.add_argument("--secrets-from-env", action="store_true",
+                   help="take each new client's secret from WARDEN_APPLY_SECRET_<CLIENT_ID> (upper case, other "
+                        "characters as _) instead of generating one")
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
         dest="audit_command", metavar="COMMAND", parser_class=_Parser, required=True)
@@ -162,13 +217,14 @@ def build_parser() -> _Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _ERRORS_AS_JSON[0] = "--json" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
     if args.needs_server and missing_server_modules():
-        sys.stderr.write(f"warden: error: {needs_server_message(args.command_name)}\n")
+        _write_error(needs_server_message(args.command_name))
         return 2
     try:
         return int(handler(args))
@@ -176,13 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not is_server_module(exc.name):
             raise
         # a partial install: the up-front check passed but an optional server module is missing
-        sys.stderr.write(f"warden: error: {needs_server_message(args.command_name)} ({exc.name} is missing)\n")
+        _write_error(f"{needs_server_message(args.command_name)} ({exc.name} is missing)")
         return 2
     except ConfigError as exc:
-        sys.stderr.write(f"warden: error: {redact(str(exc))}\n")
+        _write_error(str(exc))
         return 2
     except WardenError as exc:
-        sys.stderr.write(f"warden: error: {redact(str(exc))}\n")
+        _write_error(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130

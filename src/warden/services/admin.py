@@ -129,8 +129,12 @@ class Admin:
             grants.append(Grant(client_id, spec.api, tuple(spec.scopes), position))
         return grants
 
-    def _new_secret(self, client_id: str, expires_at: float | None = None) -> tuple[ClientSecret, NewSecret]:
-        plaintext = generate_secret(_random.token_bytes)
+    def _new_secret(self, client_id: str, expires_at: float | None = None,
+                    plaintext: str | None = None) -> tuple[ClientSecret, NewSecret]:
+        if plaintext is None:
+            plaintext = generate_secret(_random.token_bytes)
+        elif len(plaintext) < 32 or len(plaintext) > 512:
+            raise ConfigError(f"the secret given for client {client_id} must be 32-512 characters")
         secret = ClientSecret(secret_id=f"sec_{_random.token_hex(6)}", client_id=client_id,
                               hash=hash_secret(self._material.pepper, plaintext), created_at=self._clock.now(),
                               expires_at=expires_at, hint=plaintext[-4:])
@@ -140,7 +144,9 @@ class Admin:
                       auth_method: str = AuthMethod.CLIENT_SECRET_BASIC.value, tenant: str | None = None,
                       client_id: str | None = None, enabled: bool = True,
                       rate_limit: float | None = None,
-                      metadata: ClientMetadata | None = None) -> tuple[Client, NewSecret | None]:
+                      metadata: ClientMetadata | None = None,
+                      secret: str | None = None) -> tuple[Client, NewSecret | None]:
+        """`secret`: use this plaintext (e.g. from the operator's vault) instead of generating one."""
         method = self._method(auth_method)
         metadata = metadata or ClientMetadata()
         self._check_metadata(method, metadata)
@@ -158,8 +164,10 @@ class Admin:
         grant_rows = self._grants(client_id, grants)
         secret_rows: list[ClientSecret] = []
         new_secret = None
+        if secret is not None and method not in SECRET_METHODS:
+            raise ConfigError(f"client {client_id} does not authenticate with a secret")
         if method in SECRET_METHODS:
-            row, new_secret = self._new_secret(client_id)
+            row, new_secret = self._new_secret(client_id, plaintext=secret)
             secret_rows.append(row)
         self.store.create_client(client, grant_rows, secret_rows)
         self._audit.emit("client.created", actor=self._actor, client_id=client_id, auth_method=method.value,

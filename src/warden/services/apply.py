@@ -24,6 +24,7 @@ that is returned once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
 
-__all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "parse_apply_file"]
+__all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "export_state", "parse_apply_file"]
 
 _API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound"}
 _METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
@@ -135,7 +136,56 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
     return DesiredState(tuple(apis), tuple(clients))
 
 
-def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_run: bool = False) -> ApplyResult:
+def _rehearsal(admin: Admin) -> Admin:
+    """An Admin over an in-memory copy of the store's APIs, clients and grants, for a full trial run."""
+    from warden.services.audit import AuditSink
+    from warden.storage.memory import MemoryStore
+
+    copy = MemoryStore()
+    for api in admin.store.load_apis():
+        copy.save_api(api)
+    grants = admin.store.load_grants()
+    for client in admin.store.load_clients():
+        copy.create_client(client, [g for g in grants if g.client_id == client.client_id], [])
+    return Admin(copy, admin._material, admin._clock, AuditSink(), dev_mode=admin.dev_mode)
+
+
+def _client_diff(current: Any, grants_now: list[tuple[str, tuple[str, ...]]], client: DesiredClient) -> list[str]:
+    pairs = [("name", current.name, client.name), ("auth_method", current.auth_method.value, client.auth_method),
+             ("tenant", current.tenant, client.tenant), ("enabled", current.enabled, client.enabled),
+             ("rate_limit", current.rate_limit, client.rate_limit),
+             ("grants", [f"{a}={','.join(s)}" for a, s in grants_now],
+              [f"{g.api}={','.join(g.scopes)}" for g in client.grants])]
+    out = [f"{name}: {old!r} -> {new!r}" for name, old, new in pairs if old != new]
+    if current.metadata != client.metadata:
+        out.append("metadata changed")
+    return out
+
+
+def _api_diff(old: Api, api: Api) -> list[str]:
+    pairs = [("scopes", list(old.scopes), list(api.scopes)), ("ttl", old.token_ttl, api.token_ttl),
+             ("alg", old.alg, api.alg), ("name", old.name, api.name),
+             ("dpop_required", old.dpop_required, api.dpop_required), ("cert_bound", old.cert_bound, api.cert_bound)]
+    return [f"{name}: {a!r} -> {b!r}" for name, a, b in pairs if a != b]
+
+
+def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_run: bool = False,
+                secrets: dict[str, str] | None = None) -> ApplyResult:
+    """Make the store match `state`. The whole change is first run against an in-memory copy of the
+    store, so every rule a real run applies is checked (that is all `dry_run` does) before anything
+    is written; a file that fails anywhere changes nothing. `secrets` gives new clients their secret
+    (by client_id) instead of a generated one. The built-in admin API (the one API that defines
+    reserved `warden:` scopes) is never pruned."""
+    result = _apply(_rehearsal(admin), state, prune=prune, secrets=secrets)
+    if dry_run:
+        result.secrets = []  # the rehearsal's secrets exist nowhere
+        return result
+    return _apply(admin, state, prune=prune, secrets=secrets)
+
+
+def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str, str] | None) -> ApplyResult:
+    from warden.core.api import is_reserved_scope
+
     result = ApplyResult()
     store = admin.store
     existing_apis = {a.identifier: a for a in store.load_apis()}
@@ -146,47 +196,86 @@ def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_r
                 raise ConfigError(f"client {client.client_id}: grant names unknown API {grant.api!r}")
     for api in state.apis:
         old = existing_apis.get(api.identifier)
-        comparable = (api.scopes, api.token_ttl, api.alg, api.name, api.dpop_required, api.cert_bound)
-        if old is None or (old.scopes, old.token_ttl, old.alg, old.name, old.dpop_required,
-                           old.cert_bound) != comparable:
-            result.changes.append(f"{'update' if old else 'create'} api {api.identifier}")
-            if not dry_run:
-                admin.save_api(api.identifier, api.scopes, ttl=api.token_ttl, alg=api.alg, name=api.name,
-                               dpop_required=api.dpop_required, cert_bound=api.cert_bound)
+        if old is None or _api_diff(old, api):
+            detail = f" ({'; '.join(_api_diff(old, api))})" if old else ""
+            result.changes.append(f"{'update' if old else 'create'} api {api.identifier}{detail}")
+            admin.save_api(api.identifier, api.scopes, ttl=api.token_ttl, alg=api.alg, name=api.name,
+                           dpop_required=api.dpop_required, cert_bound=api.cert_bound)
     for client in state.clients:
         current = store.load_client(client.client_id)
         if current is None:
             result.changes.append(f"create client {client.client_id}")
-            if not dry_run:
-                _, secret = admin.create_client(client.name, client.grants, auth_method=client.auth_method,
-                                                tenant=client.tenant, client_id=client.client_id,
-                                                enabled=client.enabled, rate_limit=client.rate_limit,
-                                                metadata=client.metadata)
-                if secret is not None:
-                    result.secrets.append(secret)
+            _, secret = admin.create_client(client.name, client.grants, auth_method=client.auth_method,
+                                            tenant=client.tenant, client_id=client.client_id,
+                                            enabled=client.enabled, rate_limit=client.rate_limit,
+                                            metadata=client.metadata,
+                                            secret=(secrets or {}).get(client.client_id))
+            if secret is not None:
+                result.secrets.append(secret)
             continue
         grants_now = [(g.api, g.scopes) for g in store.load_grants(client.client_id)]
-        differs = (current.name != client.name or current.auth_method.value != client.auth_method
-                   or current.tenant != client.tenant or current.enabled != client.enabled
-                   or current.rate_limit != client.rate_limit or current.metadata != client.metadata
-                   or grants_now != [(g.api, g.scopes) for g in client.grants])
-        if differs:
-            result.changes.append(f"update client {client.client_id}")
-            if not dry_run:
-                admin.update_client(client.client_id, name=client.name, enabled=client.enabled,
-                                    tenant=client.tenant, auth_method=client.auth_method,
-                                    grants=client.grants, rate_limit=client.rate_limit,
-                                    metadata=client.metadata)
+        diff = _client_diff(current, grants_now, client)
+        if diff:
+            result.changes.append(f"update client {client.client_id} ({'; '.join(diff)})")
+            admin.update_client(client.client_id, name=client.name, enabled=client.enabled,
+                                tenant=client.tenant, auth_method=client.auth_method,
+                                grants=client.grants, rate_limit=client.rate_limit,
+                                metadata=client.metadata)
     if prune:
         wanted = {c.client_id for c in state.clients}
         for current in store.load_clients():
             if current.client_id not in wanted:
                 result.changes.append(f"delete client {current.client_id}")
-                if not dry_run:
-                    admin.delete_client(current.client_id)
-        for identifier in existing_apis:
-            if identifier not in declared:
+                admin.delete_client(current.client_id)
+        for identifier, api in existing_apis.items():
+            if identifier not in declared and not any(is_reserved_scope(s) for s in api.scopes):
                 result.changes.append(f"delete api {identifier}")
-                if not dry_run:
-                    admin.delete_api(identifier)
+                admin.delete_api(identifier)
     return result
+
+
+def export_state(admin: Admin) -> str:
+    """The store's APIs and clients as an apply file; applying it to the same store changes nothing.
+    The built-in admin API is left out (every server registers it itself); secrets never appear."""
+    from warden.core.api import is_reserved_scope
+    from warden.core.client_metadata import render_client_metadata
+
+    lines: list[str] = ["# written by `warden export`; apply with `warden apply FILE`", ""]
+    for api in sorted(admin.store.load_apis(), key=lambda a: a.identifier):
+        if any(is_reserved_scope(s) for s in api.scopes):
+            continue
+        lines += ["[[apis]]", f"identifier = {_toml(api.identifier)}", f"scopes = {_toml(list(api.scopes))}",
+                  f"ttl = {api.token_ttl}", f"alg = {_toml(api.alg)}"]
+        lines += [f"name = {_toml(api.name)}"] if api.name else []
+        lines += ["dpop_required = true"] if api.dpop_required else []
+        lines += ["cert_bound = true"] if api.cert_bound else []
+        lines.append("")
+    grants = admin.store.load_grants()
+    for client in sorted(admin.store.load_clients(), key=lambda c: c.client_id):
+        lines += ["[[clients]]", f"client_id = {_toml(client.client_id)}", f"name = {_toml(client.name)}",
+                  f"auth_method = {_toml(client.auth_method.value)}",
+                  f"enabled = {'true' if client.enabled else 'false'}"]
+        lines += [f"tenant = {_toml(client.tenant)}"] if client.tenant is not None else []
+        lines += [f"rate_limit = {float(client.rate_limit)!r}"] if client.rate_limit is not None else []
+        mine = sorted((g for g in grants if g.client_id == client.client_id), key=lambda g: g.position)
+        lines.append("grants = [" + ", ".join(f"{{ api = {_toml(g.api)}, scopes = {_toml(list(g.scopes))} }}"
+                                              for g in mine) + "]")
+        for key, value in json.loads(render_client_metadata(client.metadata)).items():
+            lines.append(f"{key} = {_toml(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml(value: Any) -> str:
+    """A TOML value (inline form) for JSON-like data."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise ConfigError(f"cannot export value of type {type(value).__name__}")
