@@ -352,3 +352,16 @@ def agent(args: argparse.Namespace) -> int:
     from warden.agent import run_agent
 
     return int(run_agent(args.agent_config))
+
+
+# console ---------------------------------------------------------------------------
+def console_login_url(args: argparse.Namespace) -> int:
+    """Print a one-time sign-in URL for the web console (`<issuer>/console`)."""
+    settings = settings_from_args(args)
+    issuer = (args.issuer or settings.issuer_url).rstrip("/")
+    with admin_session(args) as admin:
+        login = admin.issue_console_login(issuer, lifetime=settings.console.login_url_lifetime,
+                                          can_write=not args.read_only)
+    emit({"url": login.url, "expires_at": _time(login.expires_at)}, _json(args),
+         f"{login.url}\n(works once, until {_time(login.expires_at)}; open it in a browser)")
+    return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from warden.server.admin_extra import extra_paths
+
 __all__ = ["OPENAPI"]
 
 _ERROR = {"type": "object", "required": ["error"],
@@ -62,5 +64,6 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
                 "algs": {"type": "array", "items": {"enum": ["ES256", "RS256", "EdDSA"]}}}})},
             "/tokens/revoke": {"post": _op("revoke a token by jti, or every token of a client", write, {
                 "type": "object", "properties": {"jti": {"type": "string"}, "client_id": {"type": "string"}}})},
+            **extra_paths(_op, read),
         },
     }

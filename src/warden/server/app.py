@@ -18,6 +18,7 @@ from warden.errors import Conflict, NotFound, StorageError
 from warden.protocol.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
 from warden.server import endpoints
 from warden.server.admin_api import handle_admin
+from warden.server.console import handle_console
 from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, Send, json_response, read_body
 from warden.server.render import render_error
 from warden.server.runtime import Runtime
@@ -80,6 +81,8 @@ class WardenApp:
             if route is None:
                 if request.path.startswith(ADMIN_PREFIX):
                     return await handle_admin(request, self.runtime, self.runtime.admin)
+                if request.path == "/console" or request.path.startswith("/console/"):
+                    return await handle_console(request, self.runtime)
                 return json_response(404, {"error": "not_found"})
             if request.path in _GET_ONLY and request.method not in ("GET", "HEAD"):
                 return json_response(405, {"error": "method_not_allowed"}, [(b"allow", b"GET")])

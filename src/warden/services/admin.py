@@ -11,6 +11,7 @@ import dataclasses
 import secrets as _random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from warden.core.api import Api, validate_api
 from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, validate_client_id, validate_tenant
@@ -25,6 +26,9 @@ from warden.services.client_auth import SUPPORTED_AUTH_METHODS
 from warden.services.kek import KeyMaterial
 from warden.services.keyring import Keyring
 from warden.storage.contract import Store
+
+if TYPE_CHECKING:
+    from warden.services.console_login import LoginUrl
 
 __all__ = ["UNCHANGED", "Admin", "GrantSpec", "NewSecret", "parse_grant_spec"]
 
@@ -290,3 +294,15 @@ class Admin:
         self.store.update_client(dataclasses.replace(client, revoked_before=at))
         self._audit.emit("client.tokens_revoked", actor=self._actor, client_id=client_id)
         return at
+
+    # console --------------------------------------------------------------------
+    def issue_console_login(self, issuer: str, *, lifetime: int = 300, can_write: bool = True) -> LoginUrl:
+        """A one-time sign-in URL for the web console at `issuer`, signing in as this actor.
+
+        The admin API's `POST /admin/v1/console/login-urls` is the same operation over HTTP."""
+        from warden.services.console_login import ConsoleLogins
+
+        login = ConsoleLogins(self._material, self._clock, issuer, login_url_lifetime=lifetime).issue_login_url(
+            self._actor, can_write=can_write)
+        self._audit.emit("console.login_url_issued", actor=self._actor)
+        return login
