@@ -26,6 +26,7 @@ __all__ = [
     "clients_enable",
     "clients_list",
     "clients_show",
+    "console_login_url",
     "init",
     "keys_list",
     "keys_rotate",

@@ -274,7 +274,9 @@ class Admin:
 
     def rotate_keys(self, algs: Sequence[str] | None = None) -> list[str]:
         self.keyring.ensure_keys()
-        return self.keyring.rotate(algs) if algs else self.keyring.rotate()
+        if algs:
+            return self.keyring.rotate(algs, actor=self._actor)
+        return self.keyring.rotate(actor=self._actor)  # audited as the caller, not a generic "operator"
 
     # revocation ---------------------------------------------------------------
     def revoke_jti(self, jti: str, client_id: str = "", exp: float | None = None) -> None:

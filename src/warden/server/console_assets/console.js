@@ -277,7 +277,10 @@
     $("client-detail").hidden = false;
     $("client-detail-title").textContent = "Client " + c.name + " (" + c.client_id + ")";
     const secrets = c.secrets || [];
-    const newest = secrets.filter((s) => s.state === "active").map((s) => s.created_at).sort().pop();
+    // the newest active secret: the latest created, and among equals (times have second resolution)
+    // the one rotation did not give an end date
+    const newest = secrets.filter((s) => s.state === "active").sort((a, b) =>
+      a.created_at === b.created_at ? (a.expires_at ? -1 : 1) : a.created_at < b.created_at ? -1 : 1).pop();
     fill($("secrets-table").tBodies[0], secrets.map((s) => el("tr", {},
       el("td", {}, el("code", {}, s.secret_id), " ", s.hint),
       el("td", { class: "state-" + s.state }, s.state),
@@ -289,8 +292,8 @@
           await api("DELETE", "/clients/" + encodeURIComponent(c.client_id) + "/secrets/" + encodeURIComponent(s.secret_id));
           await loadClients();
         }) }, "Revoke") : ""))), "no secrets (key- or certificate-based client)");
-    const stale = secrets.filter((s) => s.state === "active" && newest && s.created_at < newest &&
-      s.last_used_at && s.last_used_at > newest);
+    const stale = secrets.filter((s) => s.state === "active" && newest && s !== newest &&
+      s.last_used_at && s.last_used_at >= newest.created_at);
     const warning = $("old-secret-warning");
     warning.hidden = !stale.length;
     warning.textContent = stale.map((s) => "Secret " + s.secret_id + " (" + s.hint + ") is still in use (" +
