@@ -23,12 +23,24 @@ import signal
 import socket
 import time
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from multiprocessing.synchronize import Event
 
+from warden.secret import Secret
 from warden.server.worker import SharedLimits, run_worker
 from warden.settings import Settings
 
 __all__ = ["Supervisor"]
+
+
+def _reduce_secret(secret: Secret) -> tuple[type[Secret], tuple[str]]:
+    return Secret, (secret.reveal(),)
+
+
+# Workers receive the settings through the spawn pipe, secrets (database URL, key-encryption key)
+# included. Only multiprocessing's own pickler learns to carry a Secret: `pickle.dumps` still refuses,
+# so a secret cannot end up in a cache, a log or a file by way of pickling.
+ForkingPickler.register(Secret, _reduce_secret)
 
 log = logging.getLogger("warden.server")
 
