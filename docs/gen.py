@@ -227,8 +227,8 @@ def render_admin_api() -> str:
                            f"{op['summary'][1:]}. Request body (JSON):\n\n"
                            f"```json\n{json.dumps(schema, indent=2)}\n```\n")
     out.append("\n## Errors\n\n```json\n"
-               + json.dumps(doc["paths"]["/clients"]["post"]["responses"]["400"]["content"]["application/json"]
-                            ["schema"], indent=2) + "\n```\n")
+               + json.dumps(doc["components"]["schemas"]["Problem"], indent=2) + "\n```\n\n"
+               "Every error is an RFC 9457 problem detail (`application/problem+json`).\n")
     out.append("\n## The whole document\n\n```json\n" + json.dumps(doc, indent=2) + "\n```\n")
     return "".join(out)
 

@@ -37,7 +37,7 @@ def test_manage_apis_and_clients(server: LiveServer, api: httpx.Client):
     ident = "https://orders.example"
     resp = api.put(f"/apis/{quote(ident, safe='')}", json={"scopes": ["read", "write"], "ttl": "10m"})
     assert resp.status_code == 200 and resp.json()["ttl"] == 600
-    assert ident in [a["identifier"] for a in api.get("/apis").json()]
+    assert ident in [a["identifier"] for a in api.get("/apis").json()["items"]]
     created = api.post("/clients", json={"name": "billing", "grants": [{"api": ident, "scopes": ["read"]}],
                                          "tenant": "acme"})
     assert created.status_code == 201 and created.json()["client_secret"].startswith("wsec_")
@@ -51,7 +51,7 @@ def test_manage_apis_and_clients(server: LiveServer, api: httpx.Client):
     server.sync()
     assert server.token(cid, secret).status_code == 401
     rotated = api.post(f"/clients/{cid}/secrets", json={"grace": "0s"}).json()
-    secrets = api.get(f"/clients/{cid}/secrets").json()
+    secrets = api.get(f"/clients/{cid}/secrets").json()["items"]
     assert len(secrets) == 2 and all(rotated["client_secret"] not in str(s) for s in secrets)
     assert api.delete(f"/clients/{cid}/secrets/{secrets[0]['secret_id']}").status_code == 204
     assert api.delete(f"/apis/{quote(ident, safe='')}").status_code == 409  # still granted
@@ -81,11 +81,11 @@ def test_private_key_jwt_client_registered_through_the_api(server: LiveServer, a
     assert resp.status_code == 200
     bad = api.post("/clients", json={"name": "x", "auth_method": "private_key_jwt",
                                      "metadata": {"jwks": {"keys": [dict(public_jwk(key), d="AAAA")]}}})
-    assert bad.status_code == 400 and "private key" in bad.json()["error_description"]
+    assert bad.status_code == 400 and "private key" in bad.json()["detail"]
 
 
 def test_keys_and_token_revocation(server: LiveServer, api: httpx.Client):
-    assert {k["state"] for k in api.get("/keys").json()} == {"active", "next"}
+    assert {k["state"] for k in api.get("/keys").json()["items"]} == {"active", "next"}
     assert api.post("/keys/rotate", json={"algs": ["EdDSA"]}).json()["activated"]
     ident = server.api("read")
     cid, secret = server.client({ident: "read"})
@@ -143,8 +143,8 @@ def test_admin_read_access_cannot_become_full_admin_through_another_api(server: 
         resp = httpx.put(f"{base}/apis/{quote('https://other.example', safe='')}", json={"scopes": scopes},
                          headers=full)
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", scopes
-        assert "reserved" in resp.json()["error_description"]
-    assert "https://other.example" not in [a["identifier"] for a in httpx.get(f"{base}/apis", headers=full).json()]
+        assert "reserved" in resp.json()["detail"]
+    assert "https://other.example" not in [a["identifier"] for a in httpx.get(f"{base}/apis", headers=full).json()["items"]]
     with pytest.raises(ConfigError, match="reserved"):
         server.admin.save_api("https://other.example", ["warden:admin"])
     # 2. a store written before that rule: another API defines warden:admin and the client holds it there
@@ -165,7 +165,7 @@ def test_admin_read_access_cannot_become_full_admin_through_another_api(server: 
             resp = httpx.request(method, f"{base}/clients", headers={"authorization": f"Bearer {token}"}, **kwargs)
             assert resp.status_code == 401 and resp.json()["error"] == "invalid_token", (aud, method, resp.text)
             assert resp.headers["www-authenticate"].startswith("Bearer")
-    assert "escalated" not in [c["name"] for c in httpx.get(f"{base}/clients", headers=full).json()]
+    assert "escalated" not in [c["name"] for c in httpx.get(f"{base}/clients", headers=full).json()["items"]]
     # the sole audience, as a string or a one-member array, is what the admin API accepts
     for aud in (admin_api, [admin_api]):
         token = _mint(server, cid, aud, "warden:admin:read")

@@ -12,35 +12,51 @@ Grant it like any other API:
 Sender-constrained tokens (DPoP, certificate-bound) are refused here for now rather
 than accepted as bearer tokens (RFC 9449 §7.2). Every change goes through the same
 `Admin` service as the CLI and is audited with the calling client as the actor.
-Errors are JSON `{"error", "error_description"}` with 400, 401, 403, 404, 409 or 503.
+Request bodies are checked against the schemas in admin_schema.py (the ones the OpenAPI
+document publishes) before anything is read or stored. Lists take `limit` and an opaque
+`cursor` and answer `{"items", "next_cursor"}`. Errors are RFC 9457 problem details
+(`application/problem+json`) with 400, 401, 403, 404, 405, 409 or 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 
+from warden.core.client import AuthMethod
 from warden.core.client_metadata import parse_client_metadata
 from warden.core.durations import parse_duration
 from warden.errors import ConfigError, Conflict, NotFound
 from warden.protocol.access_token import verify_own_token
 from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidToken, OAuthError
 from warden.server import admin_extra
+from warden.server.admin_schema import (
+    API_IN,
+    CLIENT_CREATE,
+    CLIENT_PATCH,
+    KEYS_ROTATE,
+    SECRET_ROTATE,
+    TOKENS_REVOKE,
+    Schema,
+    validate_body,
+)
 from warden.server.console import console_caller
 from warden.server.http import NO_STORE, Request, Response, json_response
+from warden.server.render import render_problem
 from warden.server.runtime import Runtime
 from warden.services.admin import Admin, GrantSpec
 from warden.services.token_state import token_state
-from warden.services.views import api_view, client_view, key_view, secret_view
+from warden.services.views import api_view, client_view, key_view, render_time, secret_view
 
-__all__ = ["ADMIN_SCOPES", "admin_audience", "handle_admin"]
+__all__ = ["ADMIN_SCOPES", "QUERIES", "ROUTES", "Route", "admin_audience", "handle_admin"]
 
 ADMIN_SCOPES = ("warden:admin", "warden:admin:read")
 _PREFIX = "/admin/v1"
-_CLIENT_FIELDS = {"name", "grants", "auth_method", "tenant", "client_id", "rate_limit", "enabled", "metadata"}
 
 
 def admin_audience(issuer: str) -> str:
@@ -82,12 +98,16 @@ def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
     return caller
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # json.loads would otherwise accept NaN and Infinity
+
+
 def _body(request: Request) -> dict[str, Any]:
     content_type = request.headers.get(b"content-type", b"").split(b";")[0].strip().lower()
     if content_type != b"application/json":
         raise InvalidRequest("content type must be application/json", reason="bad_content_type")
     try:
-        data = json.loads(request.body.decode("utf-8"))
+        data = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidRequest("request body is not JSON", reason="bad_json") from None
     if not isinstance(data, dict):
@@ -95,164 +115,209 @@ def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _grants(value: Any) -> list[GrantSpec]:
-    if not isinstance(value, list):
-        raise ConfigError("grants must be a list of {api, scopes}")
-    out = []
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("api"), str) or not isinstance(
-                item.get("scopes"), list) or not all(isinstance(x, str) for x in item["scopes"]):
-            raise ConfigError("each grant needs api (string) and scopes (list of strings)")
-        out.append(GrantSpec(item["api"], tuple(item["scopes"])))
+def _grants(value: list[dict[str, Any]]) -> list[GrantSpec]:
+    return [GrantSpec(item["api"], tuple(item["scopes"])) for item in value]
+
+
+def _metadata(admin: Admin, value: Any) -> Any:
+    try:
+        return parse_client_metadata(value or {}, allow_loopback_http=admin.dev_mode)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"metadata: {exc}") from None
+
+
+# lists: limit and an opaque cursor (the key of the last item returned) --------------------
+_LIST_QUERY: dict[str, Schema] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+    "cursor": {"type": "string", "maxLength": 2000, "description": "next_cursor of the previous page"},
+}
+_CLIENT_QUERY: dict[str, Schema] = {
+    **_LIST_QUERY,
+    "name": {"type": "string", "maxLength": 200, "description": "part of the name (case-insensitive)"},
+    "tenant": {"type": "string", "maxLength": 64},
+    "enabled": {"type": "boolean"},
+    "auth_method": {"type": "string", "enum": [m.value for m in AuthMethod]},
+}
+
+
+def _query(request: Request, allowed: dict[str, Schema]) -> dict[str, Any]:
+    try:
+        pairs = parse_qsl(request.query_string.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise ConfigError("query string is not UTF-8") from None
+    out: dict[str, Any] = {}
+    for name, raw in pairs:
+        schema = allowed.get(name)
+        if schema is None:
+            raise ConfigError(f"unknown query parameter {name!r}")
+        if name in out:
+            raise ConfigError(f"query parameter {name!r} given twice")
+        value: Any = raw
+        if schema.get("type") == "integer":
+            if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+                raise ConfigError(f"{name}: expected an integer")
+            value = int(raw)
+        elif schema.get("type") == "boolean":
+            if raw not in ("true", "false"):
+                raise ConfigError(f"{name}: expected true or false")
+            value = raw == "true"
+        validate_body(schema, value, name)
+        out[name] = value
     return out
 
 
-# handlers: (admin, caller, body, *path params) -> (status, document) -----------------------
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{2,2000}")
+
+
+def _page(items: list[tuple[str, dict[str, Any]]], query: dict[str, Any]) -> dict[str, Any]:
+    """Sort by key, skip past the cursor, cut at limit; `next_cursor` is null on the last page."""
+    items.sort(key=lambda kv: kv[0])
+    if "cursor" in query:
+        raw = query["cursor"]
+        try:
+            if not _CURSOR.fullmatch(raw):
+                raise ValueError(raw)
+            after = base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4)).decode("utf-8")
+        except (ValueError, UnicodeError):
+            raise ConfigError("cursor: not a cursor this API returned") from None
+        items = [kv for kv in items if kv[0] > after]
+    limit = query.get("limit", 100)
+    page, more = items[:limit], len(items) > limit
+    cursor = base64.urlsafe_b64encode(page[-1][0].encode()).decode().rstrip("=") if more else None
+    return {"items": [v for _, v in page], "next_cursor": cursor}
+
+
+# handlers: (admin, request, body, *path params) -> (status, document) ---------------------
 Handler = Callable[..., tuple[int, Any]]
 
 
-def _list_apis(admin: Admin, body: dict[str, Any]) -> tuple[int, Any]:
-    return 200, [api_view(a) for a in admin.store.load_apis()]
+def _list_apis(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    query = _query(request, _LIST_QUERY)
+    return 200, _page([(a.identifier, api_view(a)) for a in admin.store.load_apis()], query)
 
 
-def _put_api(admin: Admin, body: dict[str, Any], identifier: str) -> tuple[int, Any]:
-    scopes = body.get("scopes")
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise ConfigError("scopes must be a list of strings")
-    api, changed = admin.save_api(identifier, scopes, ttl=parse_duration(body.get("ttl", 900)),
-                                  alg=str(body.get("alg", "ES256")), name=str(body.get("name", "")),
-                                  dpop_required=body.get("dpop_required") is True,
-                                  cert_bound=body.get("cert_bound") is True)
+def _put_api(admin: Admin, request: Request, body: dict[str, Any], identifier: str) -> tuple[int, Any]:
+    api, changed = admin.save_api(identifier, body["scopes"], ttl=parse_duration(body.get("ttl", 900)),
+                                  alg=body.get("alg", "ES256"), name=body.get("name", ""),
+                                  dpop_required=body.get("dpop_required", False),
+                                  cert_bound=body.get("cert_bound", False))
     return 200, api_view(api) | {"changed": changed}
 
 
-def _delete_api(admin: Admin, body: dict[str, Any], identifier: str) -> tuple[int, Any]:
+def _delete_api(admin: Admin, request: Request, body: dict[str, Any], identifier: str) -> tuple[int, Any]:
     admin.delete_api(identifier)
     return 204, None
 
 
-def _list_clients(admin: Admin, body: dict[str, Any]) -> tuple[int, Any]:
+def _list_clients(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    query = _query(request, _CLIENT_QUERY)
     grants: dict[str, list[Any]] = {}
     for grant in admin.store.load_grants():
         grants.setdefault(grant.client_id, []).append(grant)
-    return 200, [client_view(c, grants.get(c.client_id, [])) for c in admin.store.load_clients()]
+    name = query.get("name", "").lower()
+    chosen = [c for c in admin.store.load_clients()
+              if name in c.name.lower() and query.get("tenant", c.tenant) == c.tenant
+              and query.get("enabled", c.enabled) == c.enabled
+              and query.get("auth_method", c.auth_method.value) == c.auth_method.value]
+    return 200, _page([(c.client_id, client_view(c, grants.get(c.client_id, []))) for c in chosen], query)
 
 
-def _create_client(admin: Admin, body: dict[str, Any]) -> tuple[int, Any]:
-    unknown = sorted(set(body) - _CLIENT_FIELDS)
-    if unknown:
-        raise ConfigError(f"unknown field {unknown[0]!r}")
-    if not isinstance(body.get("name"), str):
-        raise ConfigError("name is required")
-    try:
-        metadata = parse_client_metadata(body.get("metadata") or {}, allow_loopback_http=admin.dev_mode)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+def _create_client(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
     client, secret = admin.create_client(
-        body["name"], _grants(body.get("grants", [])), auth_method=str(body.get("auth_method", "client_secret_basic")),
-        tenant=body.get("tenant"), client_id=body.get("client_id"), enabled=body.get("enabled", True) is not False,
-        rate_limit=body.get("rate_limit"), metadata=metadata)
+        body["name"], _grants(body.get("grants", [])), auth_method=body.get("auth_method", "client_secret_basic"),
+        tenant=body.get("tenant"), client_id=body.get("client_id"), enabled=body.get("enabled", True),
+        rate_limit=body.get("rate_limit"), metadata=_metadata(admin, body.get("metadata")))
     view = client_view(client, admin.store.load_grants(client.client_id))
     if secret is not None:
         view |= {"client_secret": secret.secret, "secret_id": secret.secret_id}  # shown once
     return 201, view
 
 
-def _get_client(admin: Admin, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+def _get_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
     return 200, client_view(admin.client(client_id), admin.store.load_grants(client_id))
 
 
-def _patch_client(admin: Admin, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
-    unknown = sorted(set(body) - (_CLIENT_FIELDS - {"client_id"}))
-    if unknown:
-        raise ConfigError(f"unknown field {unknown[0]!r}")
-    options: dict[str, Any] = {}
-    if "name" in body:
-        options["name"] = str(body["name"])
-    if "enabled" in body:
-        if not isinstance(body["enabled"], bool):
-            raise ConfigError("enabled must be true or false")
-        options["enabled"] = body["enabled"]
-    if "tenant" in body:
-        options["tenant"] = body["tenant"]
-    if "auth_method" in body:
-        options["auth_method"] = str(body["auth_method"])
+def _patch_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+    options: dict[str, Any] = {k: body[k] for k in ("name", "enabled", "tenant", "auth_method", "rate_limit")
+                               if k in body}
     if "grants" in body:
         options["grants"] = _grants(body["grants"])
-    if "rate_limit" in body:
-        options["rate_limit"] = body["rate_limit"]
     if "metadata" in body:
-        try:
-            options["metadata"] = parse_client_metadata(body["metadata"] or {}, allow_loopback_http=admin.dev_mode)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        options["metadata"] = _metadata(admin, body["metadata"])
     changed = admin.update_client(client_id, **options)
     return 200, client_view(admin.client(client_id), admin.store.load_grants(client_id)) | {"changed": changed}
 
 
-def _delete_client(admin: Admin, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+def _delete_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
     admin.delete_client(client_id)
     return 204, None
 
 
-def _list_secrets(admin: Admin, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+def _list_secrets(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+    query = _query(request, _LIST_QUERY)
     admin.client(client_id)
     now = admin.now()
-    return 200, [secret_view(s, now) for s in admin.store.load_secrets(client_id)]
+    return 200, _page([(s.secret_id, secret_view(s, now)) for s in admin.store.load_secrets(client_id)], query)
 
 
-def _rotate_secret(admin: Admin, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+def _rotate_secret(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
     new = admin.rotate_secret(client_id, parse_duration(body.get("grace", "24h")))
     return 201, {"client_id": client_id, "secret_id": new.secret_id, "client_secret": new.secret}
 
 
-def _revoke_secret(admin: Admin, body: dict[str, Any], client_id: str, secret_id: str) -> tuple[int, Any]:
+def _revoke_secret(admin: Admin, request: Request, body: dict[str, Any], client_id: str,
+                   secret_id: str) -> tuple[int, Any]:
     admin.revoke_secret(client_id, secret_id)
     return 204, None
 
 
-def _list_keys(admin: Admin, body: dict[str, Any]) -> tuple[int, Any]:
-    return 200, [key_view(k) for k in admin.keys()]
+def _list_keys(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    query = _query(request, _LIST_QUERY)
+    return 200, _page([(k.kid, key_view(k)) for k in admin.keys()], query)
 
 
-def _rotate_keys(admin: Admin, body: dict[str, Any]) -> tuple[int, Any]:
-    algs = body.get("algs")
-    if algs is not None and (not isinstance(algs, list) or not all(a in ("ES256", "RS256", "EdDSA") for a in algs)):
-        raise ConfigError("algs must be a list of ES256, RS256, EdDSA")
-    return 200, {"activated": admin.rotate_keys(algs)}
+def _rotate_keys(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    return 200, {"activated": admin.rotate_keys(body.get("algs"))}
 
 
-def _revoke_tokens(admin: Admin, body: dict[str, Any]) -> tuple[int, Any]:
-    if isinstance(body.get("jti"), str) and "client_id" not in body:
+def _revoke_tokens(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    if "jti" in body:
         admin.revoke_jti(body["jti"])
         return 200, {"revoked_jti": body["jti"]}
-    if isinstance(body.get("client_id"), str) and "jti" not in body:
-        at = admin.revoke_client_tokens(body["client_id"])
-        return 200, {"client_id": body["client_id"], "revoked_before": at}
-    raise ConfigError("give jti or client_id")
+    at = admin.revoke_client_tokens(body["client_id"])
+    return 200, {"client_id": body["client_id"], "revoked_before": render_time(at)}
 
 
-_ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [  # method, path, handler, writes
-    ("GET", re.compile(r"/apis"), _list_apis, False),
+class Route(NamedTuple):
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    writes: bool
+    body: Schema | None = None  # the request body's schema, enforced before the handler runs
+
+
+ROUTES: list[Route] = [
+    Route("GET", re.compile(r"/apis"), _list_apis, False),
     # the path arrives percent-decoded (ASGI), and API identifiers are URLs: the rest of the path is the identifier
-    ("PUT", re.compile(r"/apis/(.+)"), _put_api, True),
-    ("DELETE", re.compile(r"/apis/(.+)"), _delete_api, True),
-    ("GET", re.compile(r"/clients"), _list_clients, False),
-    ("POST", re.compile(r"/clients"), _create_client, True),
-    ("GET", re.compile(r"/clients/([^/]+)"), _get_client, False),
-    ("PATCH", re.compile(r"/clients/([^/]+)"), _patch_client, True),
-    ("DELETE", re.compile(r"/clients/([^/]+)"), _delete_client, True),
-    ("GET", re.compile(r"/clients/([^/]+)/secrets"), _list_secrets, False),
-    ("POST", re.compile(r"/clients/([^/]+)/secrets"), _rotate_secret, True),
-    ("DELETE", re.compile(r"/clients/([^/]+)/secrets/([^/]+)"), _revoke_secret, True),
-    ("GET", re.compile(r"/keys"), _list_keys, False),
-    ("POST", re.compile(r"/keys/rotate"), _rotate_keys, True),
-    ("POST", re.compile(r"/tokens/revoke"), _revoke_tokens, True),
+    Route("PUT", re.compile(r"/apis/(.+)"), _put_api, True, API_IN),
+    Route("DELETE", re.compile(r"/apis/(.+)"), _delete_api, True),
+    Route("GET", re.compile(r"/clients"), _list_clients, False),
+    Route("POST", re.compile(r"/clients"), _create_client, True, CLIENT_CREATE),
+    Route("GET", re.compile(r"/clients/([^/]+)"), _get_client, False),
+    Route("PATCH", re.compile(r"/clients/([^/]+)"), _patch_client, True, CLIENT_PATCH),
+    Route("DELETE", re.compile(r"/clients/([^/]+)"), _delete_client, True),
+    Route("GET", re.compile(r"/clients/([^/]+)/secrets"), _list_secrets, False),
+    Route("POST", re.compile(r"/clients/([^/]+)/secrets"), _rotate_secret, True, SECRET_ROTATE),
+    Route("DELETE", re.compile(r"/clients/([^/]+)/secrets/([^/]+)"), _revoke_secret, True),
+    Route("GET", re.compile(r"/keys"), _list_keys, False),
+    Route("POST", re.compile(r"/keys/rotate"), _rotate_keys, True, KEYS_ROTATE),
+    Route("POST", re.compile(r"/tokens/revoke"), _revoke_tokens, True, TOKENS_REVOKE),
 ]
+QUERIES = {_list_apis: _LIST_QUERY, _list_clients: _CLIENT_QUERY, _list_secrets: _LIST_QUERY,
+           _list_keys: _LIST_QUERY}  # for the OpenAPI document
 
 
-def _error(status: int, error: str, description: str) -> Response:
-    return json_response(status, {"error": error, "error_description": description[:300]}, NO_STORE)
+_error = render_problem
 
 
 async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[str], Admin]) -> Response:
@@ -264,27 +329,27 @@ async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[s
         return json_response(200, OPENAPI(rt.issuer))
     if admin_extra.owns(path):
         return await admin_extra.handle(request, rt, admin_factory, path, _authorize)
-    matches = [(m, r, h, w) for m, r, h, w in _ROUTES if r.fullmatch(path)]
+    matches = [r for r in ROUTES if r.pattern.fullmatch(path)]
     if not matches:
         return _error(404, "not_found", "no such admin resource")
-    route = next((r for r in matches if r[0] == request.method), None)
+    route = next((r for r in matches if r.method == request.method), None)
     if route is None:
-        return json_response(405, {"error": "method_not_allowed"},
-                             [(b"allow", ", ".join(sorted({m for m, *_ in matches})).encode())])
-    method, pattern, handler, writes = route
+        return _error(405, "method_not_allowed", "method not allowed on this resource",
+                      [(b"allow", ", ".join(sorted({r.method for r in matches})).encode())])
     try:
-        caller = _authorize(request, rt, writes)
-        body = _body(request) if method in ("POST", "PUT", "PATCH") and request.body else {}
-        params = list(pattern.fullmatch(path).groups())  # type: ignore[union-attr]
+        caller = _authorize(request, rt, route.writes)
+        body = _body(request) if route.body is not None and request.body else {}
+        if route.body is not None:
+            validate_body(route.body, body)
+        params = list(route.pattern.fullmatch(path).groups())  # type: ignore[union-attr]
         admin = admin_factory(caller.actor)
-        status, document = await asyncio.to_thread(handler, admin, body, *params)
+        status, document = await asyncio.to_thread(route.handler, admin, request, body, *params)
     except InvalidToken as exc:
-        return json_response(401, {"error": exc.error, "error_description": exc.description or ""},
-                             [*NO_STORE, (b"www-authenticate", f'Bearer error="{exc.error}"'.encode())])
+        return _error(401, exc.error, exc.description or "", [(b"www-authenticate",
+                                                               f'Bearer error="{exc.error}"'.encode())])
     except InsufficientScope as exc:
-        return json_response(403, {"error": exc.error, "error_description": exc.description or ""},
-                             [*NO_STORE, (b"www-authenticate",
-                                          b'Bearer error="insufficient_scope", scope="warden:admin"')])
+        return _error(403, exc.error, exc.description or "",
+                      [(b"www-authenticate", b'Bearer error="insufficient_scope", scope="warden:admin"')])
     except OAuthError as exc:
         return _error(exc.status, exc.error, exc.description or exc.error)
     except NotFound as exc:

@@ -6,7 +6,8 @@
   is stdout or off answers an empty list with `"available": false`.
 - `GET /revocations`: revoked tokens still unexpired, and clients whose earlier tokens are revoked.
 - `POST /console/login-urls`: a one-time console sign-in URL for the calling admin (what
-  `warden console login-url` prints); a read-only caller gets a read-only session. Refused to
+  `warden console login-url` prints); a read-only caller, or `{"read_only": true}`, gets a
+  read-only session. Refused to
   console sessions, so a session cannot extend itself.
 
 Authorization is the admin API's own (`_authorize` is passed in), errors have its JSON shape.
@@ -22,8 +23,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from warden.errors import ConfigError, NotFound
-from warden.protocol.errors import InsufficientScope, InvalidToken, OAuthError
+from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidToken, OAuthError
 from warden.server.http import NO_STORE, Request, Response, json_response
+from warden.server.render import render_problem
 from warden.server.runtime import Runtime
 from warden.services.admin import Admin
 from warden.services.views import render_time
@@ -72,9 +74,13 @@ def _audit_sources(rt: Runtime) -> list[str]:
 
 def _list_audit(rt: Runtime, query: dict[str, str]) -> dict[str, Any]:
     try:
-        limit = max(1, min(1000, int(query.get("limit", "100"))))
+        limit = int(query.get("limit", "100"))
     except ValueError:
         raise ConfigError("limit must be a number") from None
+    if not 1 <= limit <= 1000:
+        raise ConfigError("limit must be between 1 and 1000")
+    if query.get("outcome") not in (None, "success", "failure"):
+        raise ConfigError("outcome must be success or failure")
     event, actor = query.get("event", ""), query.get("actor", "")
     client_id, outcome = query.get("client_id"), query.get("outcome")
     rt.audit.flush()
@@ -97,6 +103,22 @@ def _list_audit(rt: Runtime, query: dict[str, str]) -> dict[str, Any]:
     return {"available": bool(sources), "events": events[:limit]}
 
 
+def _login_options(request: Request) -> bool:
+    """`read_only` from an optional JSON body `{"read_only": true}`."""
+    if not request.body:
+        return False
+    content_type = request.headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type != b"application/json":
+        raise InvalidRequest("content type must be application/json", reason="bad_content_type")
+    try:
+        body = json.loads(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidRequest("request body is not JSON", reason="bad_json") from None
+    if not isinstance(body, dict) or set(body) - {"read_only"} or not isinstance(body.get("read_only", False), bool):
+        raise InvalidRequest("the body may only hold read_only (true or false)", reason="bad_json")
+    return bool(body.get("read_only", False))
+
+
 def _list_revocations(admin: Admin) -> dict[str, Any]:
     now = admin.now()
     tokens = [{"jti": r.jti, "client_id": r.client_id, "expires_at": render_time(r.exp)}
@@ -106,16 +128,15 @@ def _list_revocations(admin: Admin) -> dict[str, Any]:
     return {"tokens": tokens, "clients": clients}
 
 
-def _error(status: int, error: str, description: str, headers: list[tuple[bytes, bytes]] | None = None) -> Response:
-    return json_response(status, {"error": error, "error_description": description[:300]},
-                         [*NO_STORE, *(headers or [])])
+_error = render_problem  # the admin API's RFC 9457 problem details
 
 
 async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str], Admin], path: str,
                  authorize: Callable[[Request, Runtime, bool], Any]) -> Response:
     method, writes = _PATHS[path]
     if request.method != method:
-        return json_response(405, {"error": "method_not_allowed"}, [(b"allow", method.encode())])
+        return _error(405, "method_not_allowed", "method not allowed on this resource",
+                      [(b"allow", method.encode())])
     try:
         caller = authorize(request, rt, writes)
         if path == "/audit":
@@ -126,7 +147,8 @@ async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str], A
             return json_response(200, await asyncio.to_thread(_list_revocations, admin), NO_STORE)
         if caller.actor.startswith("console:"):
             raise InsufficientScope("a console session cannot mint sign-in URLs", reason="admin_scope")
-        login = rt.console_logins.issue_login_url(caller.actor, can_write=caller.can_write)
+        read_only = _login_options(request)
+        login = rt.console_logins.issue_login_url(caller.actor, can_write=caller.can_write and not read_only)
         rt.audit.emit("console.login_url_issued", actor=caller.actor, source=request.source)
         return json_response(201, {"url": login.url, "expires_at": render_time(login.expires_at)}, NO_STORE)
     except InvalidToken as exc:
@@ -142,16 +164,32 @@ async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str], A
 
 def extra_paths(op: Callable[..., dict[str, Any]], read: str) -> dict[str, Any]:
     """The OpenAPI paths of these endpoints, built with admin_openapi's `_op`."""
-    audit = op("recent audit events, newest first", read)
-    audit["parameters"] = [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
-                           for name, schema, text in (
-                               ("event", {"type": "string"}, "event name prefix, e.g. client."),
-                               ("actor", {"type": "string"}, "substring of the actor"),
-                               ("client_id", {"type": "string"}, "exact client id"),
-                               ("outcome", {"type": "string"}, "success or failure"),
-                               ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 100"))]
+    text = {"type": "string"}
+    when = {"type": ["string", "null"]}
+    event = {"type": "object", "required": ["time", "event", "outcome"], "additionalProperties": True,
+             "properties": {"time": text, "event": text, "outcome": text, "actor": text, "client_id": text}}
+    audit_out = {"type": "object", "required": ["available", "events"], "properties": {
+        "available": {"type": "boolean", "description": "false when the server's audit sink is not a file"},
+        "events": {"type": "array", "items": event}}}
+    revocations_out = {"type": "object", "required": ["tokens", "clients"], "properties": {
+        "tokens": {"type": "array", "items": {"type": "object", "required": ["jti", "client_id", "expires_at"],
+                                              "properties": {"jti": text, "client_id": text, "expires_at": when}}},
+        "clients": {"type": "array", "items": {"type": "object", "required": ["client_id", "name"], "properties": {
+            "client_id": text, "name": text, "tokens_revoked_before": when}}}}}
+    login_out = {"type": "object", "required": ["url", "expires_at"],
+                 "properties": {"url": text, "expires_at": when}}
+    login_in = {"type": "object", "additionalProperties": False,
+                "properties": {"read_only": {"type": "boolean", "description": "a session that cannot change "
+                                                                              "anything"}}}
+    query = {"event": text, "actor": text, "client_id": text, "outcome": {"enum": ["success", "failure"]},
+             "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}
     return {
-        "/audit": {"get": audit},
-        "/revocations": {"get": op("revoked tokens and clients with revoked tokens", read)},
-        "/console/login-urls": {"post": op("a one-time console sign-in URL for the caller", read, None, "201")},
+        "/audit": {"get": op("listAudit", "recent audit events, newest first (event: name prefix; actor: "
+                                          "substring)", read, "200", audit_out, query=query,
+                             errors=("400", "401", "403", "503"))},
+        "/revocations": {"get": op("listRevocations", "revoked tokens and clients with revoked tokens", read,
+                                   "200", revocations_out, errors=("401", "403", "503"))},
+        "/console/login-urls": {"post": op("createConsoleLoginUrl", "a one-time console sign-in URL for the "
+                                           "caller (read-only for a warden:admin:read caller)", read, "201",
+                                           login_out, body=login_in, errors=("400", "401", "403", "503"))},
     }

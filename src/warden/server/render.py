@@ -8,12 +8,17 @@ are exactly those of `json.dumps(body, separators=(",", ":"))`.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from http import HTTPStatus
 from json.encoder import encode_basestring_ascii as _quote
 
 from warden.protocol.errors import InvalidClient, OAuthError, SlowDown, TemporarilyUnavailable, UseDPoPNonce
 from warden.server.http import JSON_CONTENT, NO_STORE, Response, json_response
 
-__all__ = ["render_error", "render_token"]
+_PROBLEM_CONTENT = (b"content-type", b"application/problem+json")
+
+__all__ = ["render_error", "render_problem", "render_token"]
 
 _BASIC_CHALLENGE = (b"www-authenticate", b'Basic realm="warden", charset="UTF-8"')
 _TOKEN_HEADERS = (JSON_CONTENT, *NO_STORE)  # §5.1: no-store on every response carrying a token
@@ -43,3 +48,15 @@ def render_error(error: OAuthError) -> Response:
     if isinstance(error, UseDPoPNonce) and error.nonce:
         headers.append((b"dpop-nonce", error.nonce.encode("ascii")))  # RFC 9449 §8
     return json_response(error.status, body, headers)
+
+
+def render_problem(status: int, error: str, detail: str = "",
+                   headers: Iterable[tuple[bytes, bytes]] = ()) -> Response:
+    """RFC 9457 problem details (`about:blank` type, so `title` is the status phrase); `error` keeps the
+    OAuth-style code as an extension member. Used by the admin API, whose callers are not OAuth clients."""
+    body: dict[str, object] = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+                               "error": error}
+    if detail:
+        body["detail"] = detail[:300]
+    return Response(status, json.dumps(body, separators=(",", ":")).encode("utf-8"),
+                    [_PROBLEM_CONTENT, *NO_STORE, *headers])

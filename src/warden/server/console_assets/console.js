@@ -67,7 +67,7 @@
     if (response.status === 401) { signedOut(); throw new Error("signed out"); }
     if (response.status === 204) return null;
     const data = await response.json();
-    if (!response.ok) throw new Error(data.error_description || data.error || "request failed");
+    if (!response.ok) throw new Error(data.detail || data.error_description || data.error || "request failed");
     return data;
   }
   async function act(what, fn) {

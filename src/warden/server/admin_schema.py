@@ -1,0 +1,181 @@
+"""Request and response schemas of the admin API, and the validator that enforces the request ones.
+
+The same dictionaries are the JSON Schemas (2020-12, the dialect of OpenAPI 3.1) published in
+/admin/v1/openapi.json and the rules `validate_body` applies before a handler runs, so the
+contract and the server's behaviour cannot disagree. `validate_body` implements the subset
+of JSON Schema these schemas use: type, enum, const, minimum/maximum (and exclusive),
+minLength/maxLength, pattern, minItems/maxItems, items, properties, required,
+additionalProperties, oneOf. Booleans are not numbers, and numbers must be finite.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from warden.core.algorithms import SIGNING_ALGS
+from warden.core.client import AuthMethod
+from warden.errors import ConfigError
+
+__all__ = [
+    "API_IN",
+    "API_OUT",
+    "CLIENT_CREATE",
+    "CLIENT_OUT",
+    "CLIENT_PATCH",
+    "KEYS_ROTATE",
+    "KEY_OUT",
+    "PROBLEM",
+    "SECRET_OUT",
+    "SECRET_ROTATE",
+    "TOKENS_REVOKE",
+    "Schema",
+    "validate_body",
+]
+
+Schema = dict[str, Any]
+
+_DURATION: Schema = {"oneOf": [
+    {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+    {"type": "string", "pattern": r"^\s*\d{1,9}\s*[smhdw]?\s*$", "maxLength": 32},
+], "description": "seconds, or a number with unit s, m, h, d or w (e.g. 15m)"}
+_ID = r"^[A-Za-z0-9._~-]{1,128}$"
+_TENANT = r"^[A-Za-z0-9._~-]{1,64}$"
+_STR_LIST: Schema = {"type": "array", "minItems": 1, "maxItems": 100,
+                     "items": {"type": "string", "minLength": 1, "maxLength": 200}}
+_GRANT: Schema = {"type": "object", "required": ["api", "scopes"], "additionalProperties": False,
+                  "properties": {"api": {"type": "string", "minLength": 1, "maxLength": 2048}, "scopes": _STR_LIST}}
+_METADATA: Schema = {"type": ["object", "null"], "description": (
+    "jwks | jwks_uri | federated | dpop_bound_access_tokens | tls_client_auth_* | "
+    "tls_client_certificate_bound_access_tokens (checked by the server's client-metadata rules)")}
+_CLIENT_FIELDS: dict[str, Schema] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "grants": {"type": "array", "maxItems": 100, "items": _GRANT},
+    "auth_method": {"type": "string", "enum": [m.value for m in AuthMethod]},
+    "tenant": {"type": ["string", "null"], "pattern": _TENANT},
+    "enabled": {"type": "boolean"},
+    "rate_limit": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000,
+                   "description": "token requests per second; null for the server's default"},
+    "metadata": _METADATA,
+}
+CLIENT_CREATE: Schema = {"type": "object", "required": ["name"], "additionalProperties": False,
+                         "properties": {**_CLIENT_FIELDS, "client_id": {"type": "string", "pattern": _ID}}}
+CLIENT_PATCH: Schema = {"type": "object", "additionalProperties": False, "properties": dict(_CLIENT_FIELDS)}
+API_IN: Schema = {"type": "object", "required": ["scopes"], "additionalProperties": False, "properties": {
+    "scopes": _STR_LIST, "ttl": _DURATION, "alg": {"type": "string", "enum": list(SIGNING_ALGS)},
+    "name": {"type": "string", "maxLength": 200}, "dpop_required": {"type": "boolean"},
+    "cert_bound": {"type": "boolean"}}}
+SECRET_ROTATE: Schema = {"type": "object", "additionalProperties": False, "properties": {"grace": _DURATION}}
+KEYS_ROTATE: Schema = {"type": "object", "additionalProperties": False, "properties": {
+    "algs": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(SIGNING_ALGS)}}}}
+TOKENS_REVOKE: Schema = {"oneOf": [
+    {"type": "object", "required": ["jti"], "additionalProperties": False,
+     "properties": {"jti": {"type": "string", "minLength": 1, "maxLength": 256}}},
+    {"type": "object", "required": ["client_id"], "additionalProperties": False,
+     "properties": {"client_id": {"type": "string", "pattern": _ID}}},
+]}
+
+# responses ---------------------------------------------------------------------------------
+_TIME: Schema = {"type": ["string", "null"], "description": "RFC 3339 UTC time"}
+API_OUT: Schema = {"type": "object", "required": ["identifier", "scopes", "ttl", "alg"], "properties": {
+    "identifier": {"type": "string"}, "name": {"type": "string"}, "scopes": {"type": "array", "items": {
+        "type": "string"}}, "ttl": {"type": "integer"}, "alg": {"type": "string"},
+    "dpop_required": {"type": "boolean"}, "cert_bound": {"type": "boolean"}, "created_at": _TIME,
+    "changed": {"type": "boolean"}}}
+CLIENT_OUT: Schema = {"type": "object", "required": ["client_id", "name", "enabled", "auth_method"], "properties": {
+    "client_id": {"type": "string"}, "name": {"type": "string"}, "enabled": {"type": "boolean"},
+    "auth_method": {"type": "string"}, "tenant": {"type": ["string", "null"]},
+    "rate_limit": {"type": ["number", "null"]},
+    "grants": {"type": "array", "items": {"type": "object", "properties": {
+        "api": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
+        "default": {"type": "boolean"}}}},
+    "tokens_revoked_before": _TIME, "created_at": _TIME, "metadata": {"type": "object"},
+    "changed": {"type": "boolean"},
+    "client_secret": {"type": "string", "description": "only in the answer that created it"},
+    "secret_id": {"type": "string"}}}
+SECRET_OUT: Schema = {"type": "object", "required": ["secret_id", "state"], "properties": {
+    "secret_id": {"type": "string"}, "state": {"type": "string"}, "hint": {"type": "string"},
+    "created_at": _TIME, "expires_at": _TIME, "revoked_at": _TIME, "last_used_at": _TIME}}
+KEY_OUT: Schema = {"type": "object", "required": ["kid", "alg", "state"], "properties": {
+    "kid": {"type": "string"}, "alg": {"type": "string"}, "state": {"type": "string"},
+    "created_at": _TIME, "activated_at": _TIME, "retired_at": _TIME}}
+PROBLEM: Schema = {"type": "object", "required": ["type", "title", "status"], "properties": {
+    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+    "detail": {"type": "string"}, "error": {"type": "string", "description": "the OAuth-style error code"}},
+    "description": "RFC 9457 problem details"}
+
+# validation --------------------------------------------------------------------------------
+_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "null":
+        return value is None
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, _TYPES[name])
+
+
+def _problem(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where or 'body'}: {message}")
+
+
+def validate_body(schema: Schema, value: Any, where: str = "") -> None:
+    """Raise ConfigError naming the first field of `value` that `schema` refuses."""
+    if "oneOf" in schema:
+        errors = []
+        for option in schema["oneOf"]:
+            try:
+                validate_body(option, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+            else:
+                break
+        else:
+            raise ConfigError(errors[0] if len(errors) == 1 else
+                              f"{where or 'body'}: matches none of the allowed forms ({'; '.join(errors)})")
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not any(_is_type(value, n) for n in names):
+            raise _problem(where, f"expected {' or '.join(names)}")
+    if value is None:
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        raise _problem(where, f"expected one of {', '.join(map(str, schema['enum']))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise _problem(where, f"must be at least {schema['minimum']}")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            raise _problem(where, f"must be greater than {schema['exclusiveMinimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise _problem(where, f"must be at most {schema['maximum']}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            raise _problem(where, f"must be at least {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise _problem(where, f"must be at most {schema['maxLength']} characters")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            raise _problem(where, "has an invalid form")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            raise _problem(where, f"needs at least {schema['minItems']} item(s)")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise _problem(where, f"allows at most {schema['maxItems']} items")
+        if "items" in schema:
+            for i, item in enumerate(value):
+                validate_body(schema["items"], item, f"{where}[{i}]")
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                raise _problem(f"{where}.{name}" if where else name, "is required")
+        for name, item in value.items():
+            path = f"{where}.{name}" if where else str(name)
+            if name in properties:
+                validate_body(properties[name], item, path)
+            elif schema.get("additionalProperties") is False:
+                raise _problem(path, "unknown field")
