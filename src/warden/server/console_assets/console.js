@@ -70,6 +70,20 @@
     if (!response.ok) throw new Error(data.detail || data.error_description || data.error || "request failed");
     return data;
   }
+  // list endpoints answer pages ({items, next_cursor}); the console reads up to 20 pages of 200
+  async function all(path) {
+    let items = [];
+    let cursor = null;
+    for (let page = 0; page < 20; page++) {
+      const sep = path.includes("?") ? "&" : "?";
+      const data = await api("GET", path + sep + "limit=200" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+      if (Array.isArray(data)) return data;
+      items = items.concat(data.items);
+      cursor = data.next_cursor;
+      if (!cursor) break;
+    }
+    return items;
+  }
   async function act(what, fn) {
     try {
       status(what + "...");
@@ -232,9 +246,9 @@
 
   // clients ------------------------------------------------------------------------------
   async function loadClients() {
-    [clients, apis] = await Promise.all([api("GET", "/clients"), api("GET", "/apis")]);
+    [clients, apis] = await Promise.all([all("/clients"), all("/apis")]);
     const secrets = await Promise.all(clients.slice(0, 200).map((c) =>
-      api("GET", "/clients/" + encodeURIComponent(c.client_id) + "/secrets").catch(() => [])));
+      all("/clients/" + encodeURIComponent(c.client_id) + "/secrets").catch(() => [])));
     clients.forEach((c, i) => { c.secrets = secrets[i] || []; });
     const select = $("new-client-api");
     const keep = select.value;
@@ -351,7 +365,7 @@
 
   // APIs and grants ------------------------------------------------------------------------
   async function loadApis() {
-    [apis, clients] = await Promise.all([api("GET", "/apis"), api("GET", "/clients")]);
+    [apis, clients] = await Promise.all([all("/apis"), all("/clients")]);
     fill($("apis-table").tBodies[0], apis.map((a) => el("tr", {},
       el("td", {}, el("code", {}, a.identifier)), el("td", {}, a.name), el("td", {}, a.scopes.join(" ")),
       el("td", {}, duration(a.ttl)), el("td", {}, a.alg),
@@ -371,7 +385,7 @@
 
   // signing keys -------------------------------------------------------------------------
   async function loadKeys() {
-    const keys = await api("GET", "/keys");
+    const keys = await all("/keys");
     for (const state of ["next", "active", "retired"]) {
       const items = keys.filter((k) => k.state === state).map((k) => el("li", {},
         el("code", {}, k.kid), " " + k.alg, el("br"), "created " + when(k.created_at),
