@@ -29,6 +29,7 @@ from warden.secret import Secret
 __all__ = [
     "AuditSettings",
     "ClientAuthSettings",
+    "ConsoleSettings",
     "DPoPSettings",
     "KeySettings",
     "LimitSettings",
@@ -188,6 +189,15 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The operators' web console at `<issuer>/console` (sign in with `warden console login-url`)."""
+
+    enabled: bool = True  # serve the console; off: /console answers 404 and no login URL is accepted
+    login_url_lifetime: int = 300  # seconds a one-time sign-in URL stays usable
+    session_lifetime: int = 3600  # seconds a console session lasts; then the operator signs in again
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: str = "./warden-data"  # SQLite store, key-encryption key file and CLI audit log
     database_url: Secret | None = None  # PostgreSQL URL; unset: SQLite in data_dir
@@ -207,6 +217,7 @@ class Settings:
     dpop: DPoPSettings = field(default_factory=DPoPSettings)
     mtls: MTLSSettings = field(default_factory=MTLSSettings)
     status_list: StatusListSettings = field(default_factory=StatusListSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
     @property
@@ -219,6 +230,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
     "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
     "status_list": StatusListSettings,
+    "console": ConsoleSettings,
 }
 _DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
               "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age",
@@ -377,6 +389,9 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _validate(settings: Settings) -> None:
+    for name in ("login_url_lifetime", "session_lifetime"):
+        if getattr(settings.console, name) <= 0:
+            raise ConfigError(f"setting console.{name}: expected a positive number of seconds")
     issuer = settings.issuer_url
     if not (issuer.startswith(("https://", "http://"))):
         raise ConfigError("setting issuer: expected an http(s) URL such as https://auth.example.com")

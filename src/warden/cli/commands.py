@@ -30,6 +30,7 @@ __all__ = [
     "clients_list",
     "clients_show",
     "completion",
+    "console_login_url",
     "export",
     "init",
     "keys_list",
@@ -438,4 +439,17 @@ def audit_verify(args: argparse.Namespace) -> int:
         sys.stderr.write(f"warden: {args.file}: chain broken at line {broken}: {why} ({count} events verified before it)\n")
         return 1
     print(f"{args.file}: {count} events, chain intact")
+    return 0
+
+
+# console ---------------------------------------------------------------------------
+def console_login_url(args: argparse.Namespace) -> int:
+    """Print a one-time sign-in URL for the web console (`<issuer>/console`)."""
+    settings = settings_from_args(args)
+    issuer = (args.issuer or settings.issuer_url).rstrip("/")
+    with admin_session(args) as admin:
+        login = admin.issue_console_login(issuer, lifetime=settings.console.login_url_lifetime,
+                                          can_write=not args.read_only)
+    emit({"url": login.url, "expires_at": _time(login.expires_at)}, _json(args),
+         f"{login.url}\n(works once, until {_time(login.expires_at)}; open it in a browser)")
     return 0

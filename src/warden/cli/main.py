@@ -210,6 +210,13 @@ def build_parser() -> _Parser:
              common=False, server=False)
     p.add_argument("file", help="the audit log (JSON lines written with audit.chain = true)")
 
+    console = sub.add_parser("console", help="the web console").add_subparsers(
+        dest="console_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = _add(console, "login-url", c.console_login_url,
+             "print a one-time sign-in URL for the web console (<issuer>/console)")
+    p.add_argument("--issuer", help="the server's public URL (default: setting issuer)")
+    p.add_argument("--read-only", action="store_true", help="the session may look but not change anything")
+
     p = _add(sub, "agent", c.agent, "run the token agent sidecar", common=False, server=False)
     p.add_argument("--config", dest="agent_config", required=True)
     return parser

@@ -34,6 +34,7 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError, Conflict, NotFound
 from warden.protocol.access_token import verify_own_token
 from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidToken, OAuthError
+from warden.server import admin_extra
 from warden.server.admin_schema import (
     API_IN,
     CLIENT_CREATE,
@@ -44,6 +45,7 @@ from warden.server.admin_schema import (
     Schema,
     validate_body,
 )
+from warden.server.console import console_caller
 from warden.server.http import NO_STORE, Request, Response, json_response
 from warden.server.render import render_problem
 from warden.server.runtime import Runtime
@@ -62,12 +64,17 @@ def admin_audience(issuer: str) -> str:
 
 
 class _Caller:
-    def __init__(self, client_id: str, scopes: set[str]) -> None:
-        self.client_id = client_id
-        self.can_write = "warden:admin" in scopes
+    def __init__(self, actor: str, can_write: bool) -> None:
+        self.actor = actor  # who audit events name: client:<id>, or console:<operator>#<session>
+        self.can_write = can_write
 
 
 def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
+    if b"authorization" not in request.headers and b"cookie" in request.headers:
+        caller = _Caller(*console_caller(request, rt))  # a console session, with its CSRF token
+        if write and not caller.can_write:
+            raise InsufficientScope("this console session is read-only", reason="admin_scope")
+        return caller
     scheme, _, token = (request.header(b"authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("a bearer token for the admin API is required", reason="admin_no_token")
@@ -85,7 +92,7 @@ def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
     scopes = set(str(claims.get("scope", "")).split())
     if not scopes & set(ADMIN_SCOPES):
         raise InsufficientScope("scope warden:admin or warden:admin:read is required", reason="admin_scope")
-    caller = _Caller(claims["client_id"], scopes)
+    caller = _Caller(f"client:{claims['client_id']}", "warden:admin" in scopes)
     if write and not caller.can_write:
         raise InsufficientScope("scope warden:admin is required", reason="admin_scope")
     return caller
@@ -329,6 +336,8 @@ async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[s
         from warden.server.admin_openapi import OPENAPI
 
         return json_response(200, OPENAPI(rt.issuer))
+    if admin_extra.owns(path):
+        return await admin_extra.handle(request, rt, admin_factory, path, _authorize)
     matches = [r for r in ROUTES if r.pattern.fullmatch(path)]
     if not matches:
         return _error(404, "not_found", "no such admin resource")
@@ -342,7 +351,7 @@ async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[s
         if route.body is not None:
             validate_body(route.body, body)
         params = list(route.pattern.fullmatch(path).groups())  # type: ignore[union-attr]
-        admin = admin_factory(f"client:{caller.client_id}")
+        admin = admin_factory(caller.actor)
         status, document = await asyncio.to_thread(route.handler, admin, request, body, *params)
     except InvalidToken as exc:
         # RFC 6750 §3.1: a request without credentials (or with another scheme) gets no error code.

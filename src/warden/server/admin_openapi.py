@@ -11,6 +11,7 @@ import copy
 import re
 from typing import Any
 
+from warden.server.admin_extra import extra_paths
 from warden.server.admin_schema import (
     API_IN,
     API_OUT,
@@ -129,6 +130,7 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
                                          body=KEYS_ROTATE, errors=("400", "401", "403", "503"))},
             "/tokens/revoke": {"post": _op("revokeTokens", "revoke a token by jti, or every token of a client",
                                            write, "200", revoked, body=TOKENS_REVOKE)},
+            **extra_paths(_op, read),
         },
     }
     for path, ops in doc["paths"].items():  # path parameters on each operation (path-level ones are valid

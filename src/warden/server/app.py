@@ -27,6 +27,7 @@ from warden.protocol.errors import (
 )
 from warden.server import endpoints
 from warden.server.admin_api import handle_admin
+from warden.server.console import handle_console
 from warden.server.http import BodyTooLarge, Receive, Request, Response, Scope, Send, read_body
 from warden.server.metrics import route_of
 from warden.server.render import render_error
@@ -114,6 +115,8 @@ class WardenApp:
             if route is None:
                 if request.path.startswith(ADMIN_PREFIX):
                     return await handle_admin(request, self.runtime, self.runtime.admin)
+                if request.path == "/console" or request.path.startswith("/console/"):
+                    return await handle_console(request, self.runtime)
                 if request.path.startswith(STATUS_PREFIX):
                     if request.method not in ("GET", "HEAD"):
                         raise MethodNotAllowed(reason="method_not_allowed", allow="GET")

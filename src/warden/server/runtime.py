@@ -30,6 +30,7 @@ from warden.services.audit import AuditSink, open_audit_sink
 from warden.services.auth_throttle import FailedAuthThrottle
 from warden.services.caller_auth import CallerAuthentication
 from warden.services.client_credentials_grant import ClientCredentialsGrant
+from warden.services.console_login import ConsoleLogins
 from warden.services.dpop_proofs import DPoPProofs
 from warden.services.kek import KeyMaterial, load_kek
 from warden.services.key_sources import FetchPolicy, KeySources
@@ -155,6 +156,9 @@ class Runtime:
                                                          self.issuer, self.audit, self.status_allocator)
         self.introspection = Introspection(self, auth, self.issuer, self.audit)
         self.revocation = Revocation(self, auth, self.issuer, self.audit)
+        self.console_logins = ConsoleLogins(self.material, self.clock, self.issuer,
+                                            login_url_lifetime=settings.console.login_url_lifetime,
+                                            session_lifetime=settings.console.session_lifetime)
 
     async def use_once(self, key: str, exp: float) -> bool:
         """Single use across every process on Redis when `redis_url` is set (one SET NX PX), else on the

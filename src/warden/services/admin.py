@@ -11,6 +11,7 @@ import dataclasses
 import secrets as _random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from warden.core.api import Api, validate_api
 from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, validate_client_id, validate_tenant
@@ -25,6 +26,9 @@ from warden.services.client_auth import SUPPORTED_AUTH_METHODS
 from warden.services.kek import KeyMaterial
 from warden.services.keyring import Keyring
 from warden.storage.contract import Store
+
+if TYPE_CHECKING:
+    from warden.services.console_login import LoginUrl
 
 __all__ = ["UNCHANGED", "Admin", "GrantSpec", "NewSecret", "parse_grant_spec"]
 
@@ -281,7 +285,9 @@ class Admin:
 
     def rotate_keys(self, algs: Sequence[str] | None = None) -> list[str]:
         self.keyring.ensure_keys()
-        return self.keyring.rotate(algs) if algs else self.keyring.rotate()
+        if algs:
+            return self.keyring.rotate(algs, actor=self._actor)
+        return self.keyring.rotate(actor=self._actor)  # audited as the caller, not a generic "operator"
 
     # revocation ---------------------------------------------------------------
     def revoke_jti(self, jti: str, client_id: str = "", exp: float | None = None) -> None:
@@ -308,3 +314,15 @@ class Admin:
         if self._on_revoked is not None:
             self._on_revoked("client")
         return at
+
+    # console --------------------------------------------------------------------
+    def issue_console_login(self, issuer: str, *, lifetime: int = 300, can_write: bool = True) -> LoginUrl:
+        """A one-time sign-in URL for the web console at `issuer`, signing in as this actor.
+
+        The admin API's `POST /admin/v1/console/login-urls` is the same operation over HTTP."""
+        from warden.services.console_login import ConsoleLogins
+
+        login = ConsoleLogins(self._material, self._clock, issuer, login_url_lifetime=lifetime).issue_login_url(
+            self._actor, can_write=can_write)
+        self._audit.emit("console.login_url_issued", actor=self._actor)
+        return login
