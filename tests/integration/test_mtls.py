@@ -267,6 +267,7 @@ def test_wardens_own_tls_listener_hands_the_client_certificate_to_the_applicatio
                WARDEN_MTLS_CLIENT_CA_FILE=str(ca), WARDEN_SERVER_TLS_CERT=str(crt), WARDEN_SERVER_TLS_KEY=str(key),
                WARDEN_SERVER_TLS_CLIENT_CA=str(ca), WARDEN_REGISTRY_POLL_INTERVAL="0.1")
     cli = [sys.executable, "-m", "warden.cli.main"]
+    subprocess.run([*cli, "init"], env=env, check=True, capture_output=True, timeout=60)
     subprocess.run([*cli, "apis", "create", "https://api.example", "--scopes", "read"], env=env, check=True,
                    capture_output=True)
     created = json.loads(subprocess.run(

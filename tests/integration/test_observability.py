@@ -32,6 +32,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env["WARDEN_REGISTRY_POLL_INTERVAL"] = "0.25"
     env["WARDEN_LIMITS_FAILED_AUTH_PER_MINUTE"] = "100000"
     env.update(extra)
+    # only `warden serve` and `warden init` create a data directory; the CLI steps here come first
+    subprocess.run([sys.executable, "-m", "warden.cli.main", "init"], env=env, check=True, capture_output=True,
+                   timeout=60)
     return env
 
 

@@ -148,6 +148,7 @@ def test_build_steps_install_a_server_that_answers_the_healthcheck_and_issues_to
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
+    cli("init")  # as the migration Job / compose's one-shot init does before anything else
     cli("apis", "create", "https://api.example", "--scopes", "read")
     created = json.loads(cli("clients", "create", "billing", "--grant", "https://api.example=read", "--json"))
     before = snapshot(prefix)

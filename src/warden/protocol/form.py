@@ -77,6 +77,7 @@ _REMEMBERED: dict[tuple[bytes, int], Form] = {}
 _REMEMBER_ENTRIES = 1024
 _REMEMBER_BYTES = 512  # longer bodies are parsed every time
 _CREDENTIALS = ("client_secret", "client_assertion", "token")  # secrets, assertions, tokens to introspect
+_CREDENTIAL_MARKERS = (b"secret", b"assertion", b"token", b"wsec_", b"eyJ")  # e.g. a secret pasted into client_id
 
 
 def parse_form(body: bytes, *, max_param_bytes: int = 4096) -> Form:
@@ -85,7 +86,10 @@ def parse_form(body: bytes, *, max_param_bytes: int = 4096) -> Form:
     form = _REMEMBERED.get(key)
     if form is None:
         form = _parse_form(body, max_param_bytes)
-        if len(body) <= _REMEMBER_BYTES and not any(name in form for name in _CREDENTIALS):
+        # Only bodies that carry no credential under any name, nor anything shaped like one, are kept:
+        # the remembered bytes outlive the request.
+        if len(body) <= _REMEMBER_BYTES and not any(name in form for name in _CREDENTIALS) and not any(
+                marker in body for marker in _CREDENTIAL_MARKERS):
             if len(_REMEMBERED) >= _REMEMBER_ENTRIES:
                 _REMEMBERED.clear()
             _REMEMBERED[key] = form

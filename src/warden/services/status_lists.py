@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
@@ -35,6 +37,8 @@ from warden.services.call import Call, ServingState
 from warden.settings import StatusListSettings
 
 __all__ = ["StatusAllocator", "StatusListPublisher", "status_list_uri"]
+
+log = logging.getLogger("warden.server")
 
 _FIRST_BLOCK = 16
 _LEEWAY = 60.0  # resource servers accept tokens this long past exp at most (validator leeway <= 300 is theirs)
@@ -60,6 +64,7 @@ class StatusAllocator:
         self._issuer = issuer
         self._current: dict[str, _Current] = {}
         self._reserving: dict[str, asyncio.Future[None]] = {}
+        self._warned_at = -1e9
 
     def assign_status(self, call: Call) -> Awaitable[None] | None:
         """Put the token's (list, index) on the call; waits on the store only when a block runs out."""
@@ -68,7 +73,21 @@ class StatusAllocator:
         if current is not None and self._usable(current, call):
             call.status = self._entry(current)
             return None
-        return self._reserve_then_assign(call, current)
+        return self._assign_or_degrade(call, current)
+
+    async def _assign_or_degrade(self, call: Call, current: _Current | None) -> None:
+        """A new block needs the store. While it is unreachable, tokens go out without a status entry
+        (revocable at introspection, not at resource servers) rather than not at all: the token path
+        keeps serving from the cached registry through a database outage, as it always has."""
+        try:
+            await self._reserve_then_assign(call, current)
+        except TemporarilyUnavailable:
+            call.status = None
+            now = time.monotonic()
+            if now - self._warned_at >= 60.0:
+                self._warned_at = now
+                log.warning("status list entries unavailable (store unreachable): issuing tokens without a "
+                            "status entry until it is back")
 
     def _entry(self, current: _Current) -> StatusEntry:
         list_id, idx = current.block.list_id, current.next
