@@ -65,11 +65,19 @@ def _setup(env: dict[str, str]) -> tuple[str, str]:
     return created["client_id"], created["client_secret"]
 
 
-def _traffic(server: Served, cid: str, secret: str, env: dict[str, str]) -> tuple[str, str]:
-    """Successful and failing requests of every kind; returns (new secret, a token)."""
-    assert wait_until(lambda: all(server.token(cid, secret).status_code == 200 for _ in range(4)))
+def _traffic(server: Served, cid: str, secret: str, env: dict[str, str]) -> tuple[str, str, dict[str, int]]:
+    """Successful and failing requests of every kind; returns (new secret, a token, the requests a
+    worker refused while its registry poll had not yet seen the new client, then the new secret)."""
+    settling = {"unknown_client": 0, "wrong_secret": 0}
+
+    def every_worker_accepts(candidate: str, reason: str) -> bool:
+        codes = [server.token(cid, candidate).status_code for _ in range(4)]
+        settling[reason] += codes.count(401)
+        return codes == [200] * 4
+
+    assert wait_until(lambda: every_worker_accepts(secret, "unknown_client"))
     rotated = cli_json("clients", "secrets", "rotate", cid, "--grace", "1h", env=env)["client_secret"]
-    assert wait_until(lambda: all(server.token(cid, rotated).status_code == 200 for _ in range(4)))
+    assert wait_until(lambda: every_worker_accepts(rotated, "wrong_secret"))
     for _ in range(4):
         assert server.token(cid, secret).status_code == 200  # the old secret, still in grace
     assert server.token(cid, "wrong").status_code == 401
@@ -83,7 +91,7 @@ def _traffic(server: Served, cid: str, secret: str, env: dict[str, str]) -> tupl
     assert httpx.post(f"{server.url}/oauth2/revoke", data={"token": token}, auth=(cid, rotated)).status_code == 200
     assert httpx.get(f"{server.url}/oauth2/jwks").status_code == 200
     assert httpx.get(f"{server.url}/nowhere").status_code == 404
-    return rotated, token
+    return rotated, token, settling
 
 
 def test_every_contract_series_moves_after_real_requests_with_two_workers(tmp_path: Path):
@@ -92,7 +100,7 @@ def test_every_contract_series_moves_after_real_requests_with_two_workers(tmp_pa
     try:
         cid, secret = _setup(env)
         before = _samples(httpx.get(f"{server.url}/metrics").text)
-        rotated, token = _traffic(server, cid, secret, env)
+        rotated, token, settling = _traffic(server, cid, secret, env)
         run_cli("tokens", "revoke", "--client", cid, env=env)
 
         text = httpx.get(f"{server.url}/metrics").text
@@ -106,14 +114,15 @@ def test_every_contract_series_moves_after_real_requests_with_two_workers(tmp_pa
         assert _sum(after, "warden_token_requests_total", outcome="refused") >= 4
         assert _sum(after, "warden_token_request_duration_seconds_count", outcome="refused") >= 4
         assert _sum(after, "warden_token_request_duration_seconds_bucket", outcome="issued", le="2.5") == issued
-        assert _sum(after, "warden_auth_failures_total", method="client_secret_basic", reason="wrong_secret") == 1
-        assert _sum(after, "warden_auth_failures_total", method="client_secret_basic", reason="unknown_client") == 1
+        for reason in ("wrong_secret", "unknown_client"):
+            assert _sum(after, "warden_auth_failures_total", method="client_secret_basic",
+                        reason=reason) == 1 + settling[reason], reason
         assert _sum(after, "warden_auth_failures_total", method="client_secret_post", reason="auth_method_mismatch") == 1
         assert _sum(after, "warden_introspection_requests_total", result="active") == 1
         assert _sum(after, "warden_revocation_requests_total", result="revoked") == 1
         assert _sum(after, "warden_tokens_revoked_total", kind="token") == 1
         assert _sum(after, "warden_http_requests_total", route="token", code="200") >= issued
-        assert _sum(after, "warden_http_requests_total", route="token", code="401") >= 3
+        assert _sum(after, "warden_http_requests_total", route="token", code="401") == 3 + sum(settling.values())
         assert _sum(after, "warden_http_requests_total", route="jwks", code="200") == 1
         assert _sum(after, "warden_http_requests_total", route="other", code="404") == 1
         assert _sum(after, "warden_http_requests_total", route="metrics", code="200") >= 1
@@ -188,8 +197,6 @@ def test_json_logs_every_line_of_warden_serve(tmp_path: Path):
     messages = [e["event"] for _, e in events]
     assert any("serving" in m for m in messages)  # the start-up line
     assert any("shutdown complete" in m for m in messages)
-    assert any(e.get("logger", "").startswith("alembic") for _, e in events) or \
-        any("alembic" in json.dumps(e) for _, e in events) or True  # migrations may have run in the CLI
     assert any(e["event"] == "token.issued" for s, e in events if s == "stdout")  # audit on the same sink
     assert any(e["event"] == "client.authentication_failed" for _, e in events)
     assert secret not in out + err
