@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Generator, Iterable, Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import httpx
 
+from warden._drive import arun, run
 from warden.core.clock import Clock, SystemClock
 from warden.core.tracing import set_attributes, span
 from warden.jose import (
@@ -87,8 +88,20 @@ _NO_SCOPES: frozenset[str] = frozenset()
 _Header = tuple[str, "str | None", Algorithm]
 
 
+class _Presentation(TypedDict, total=False):
+    """How the token came with its request: the keyword arguments of `validate` and `avalidate`."""
+
+    scopes: Iterable[str]
+    scheme: Scheme
+    dpop_proof: str | Sequence[str] | None
+    method: str | None
+    url: str | None
+    client_certificate: CertificateInput | None
+
+
 class _KeyNotCached(Exception):
-    """The async path needs a key fetch before it can verify."""
+    """The signing key must be fetched before the token can be verified; raised by `_validate_token`
+    and yielded by the validation flow as the effect that fetches it."""
 
     def __init__(self, kid: str | None, alg: str) -> None:
         super().__init__(kid, alg)
@@ -180,21 +193,12 @@ class Validator:
 
     # -- public API ---------------------------------------------------------------------
 
-    def validate(
-        self,
-        token: str,
-        *,
-        scopes: Iterable[str] = (),
-        scheme: Scheme = "Bearer",
-        dpop_proof: str | Sequence[str] | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        client_certificate: CertificateInput | None = None,
-    ) -> Claims:
+    def validate(self, token: str, **presented: Unpack[_Presentation]) -> Claims:
         """Validate `token` and return its claims.
 
         Args:
             token: the access token, without the scheme.
+        Keyword arguments (all optional; defaults in `_validation`):
             scopes: scopes the request needs; all must have been granted.
             scheme: `"Bearer"` or `"DPoP"`, as in the Authorization header.
             dpop_proof: the `DPoP` header value(s); method and url: the request's,
@@ -209,23 +213,25 @@ class Validator:
             InvalidDPoPProof / UseDPoPNonce: the DPoP proof was refused.
             TemporarilyUnavailable: the issuer's keys were never obtainable.
         """
-        started = perf_counter()
-        with span("warden.resource.validate") as current:
-            try:
-                now = self._clock.now()
-                entry = self.cache.lookup(token, now, self.jwks.generation)
-                if entry is None:
-                    entry = self._validate_token(token, now, self.jwks.get_key)
-                if entry.status is not None:
-                    self.status.check(entry.status, now)
-                self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
-            except OAuthError as exc:
-                self._refused(exc, started, current)
-                raise
-            self._validated(started, current)
-            return entry.claims
+        return run(self._validation(token, **presented), self._perform)
 
-    async def avalidate(
+    async def avalidate(self, token: str, **presented: Unpack[_Presentation]) -> Claims:
+        """Async form of `validate`: key fetches use `httpx.AsyncClient` and never block the loop."""
+        return await arun(self._validation(token, **presented), self._aperform)
+
+    def _perform(self, effect: _KeyNotCached | tuple[StatusReference, float]) -> PublicKey | None:
+        if isinstance(effect, _KeyNotCached):
+            return self.jwks.get_key(effect.kid, effect.alg)
+        self.status.check(*effect)
+        return None
+
+    async def _aperform(self, effect: _KeyNotCached | tuple[StatusReference, float]) -> PublicKey | None:
+        if isinstance(effect, _KeyNotCached):
+            return await self.jwks.aget_key(effect.kid, effect.alg)
+        await self.status.acheck(*effect)
+        return None
+
+    def _validation(
         self,
         token: str,
         *,
@@ -235,8 +241,11 @@ class Validator:
         method: str | None = None,
         url: str | None = None,
         client_certificate: CertificateInput | None = None,
-    ) -> Claims:
-        """Async form of `validate`: key fetches use `httpx.AsyncClient` and never block the loop."""
+    ) -> Generator[_KeyNotCached | tuple[StatusReference, float], PublicKey | None, Claims]:
+        """The validation, yielding for the key it must fetch and the status entry it must check.
+
+        The one list of `validate`'s keyword arguments and their defaults: an unknown keyword is a
+        `TypeError` when the flow is made, before anything is checked."""
         started = perf_counter()
         with span("warden.resource.validate") as current:
             try:
@@ -244,12 +253,11 @@ class Validator:
                 entry = self.cache.lookup(token, now, self.jwks.generation)
                 if entry is None:
                     try:
-                        entry = self._validate_token(token, now, self._cached_key)
+                        entry = self._validate_token(token, now)
                     except _KeyNotCached as missing:
-                        key = await self.jwks.aget_key(missing.kid, missing.alg)
-                        entry = self._validate_token(token, now, lambda kid, alg: key)
+                        entry = self._validate_token(token, now, (yield missing))
                 if entry.status is not None:
-                    await self.status.acheck(entry.status, now)
+                    yield entry.status, now
                 self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
             except OAuthError as exc:
                 self._refused(exc, started, current)
@@ -273,9 +281,11 @@ class Validator:
 
     # -- steps --------------------------------------------------------------------------
 
-    def _validate_token(self, token: str, now: float,
-                        get_key: Callable[[str | None, str], PublicKey]) -> CachedToken:
-        """Every check that does not depend on how the token was presented (the cacheable part)."""
+    def _validate_token(self, token: str, now: float, key: PublicKey | None = None) -> CachedToken:
+        """Every check that does not depend on how the token was presented (the cacheable part).
+
+        Raises `_KeyNotCached` when the signing key must first be fetched; the caller fetches it and
+        calls again with `key`."""
         generation = self.jwks.generation
         if type(token) is not str:
             raise _invalid("malformed access token", "malformed")
@@ -290,11 +300,12 @@ class Validator:
             raise _invalid("malformed access token", "jwe" if len(parts) == 5 else "malformed")
         head, payload_segment, signature_segment = parts
         alg, kid, algorithm = self._headers.get(head) or self._header(head)
-        key = self.jwks.fresh_key(kid, alg, now)
-        if self.metrics is not None:
-            self.metrics.key_lookup(key is not None)
         if key is None:
-            key = get_key(kid, alg)
+            key = self.jwks.fresh_key(kid, alg, now)
+            if self.metrics is not None:
+                self.metrics.key_lookup(key is not None)
+            if key is None:
+                raise _KeyNotCached(kid, alg)
         try:
             signature = b64url_decode(signature_segment)
         except ValueError:
@@ -308,12 +319,6 @@ class Validator:
         entry = self._check_claims(payload, now, generation)
         self.cache.put(token, entry)
         return entry
-
-    def _cached_key(self, kid: str | None, alg: str) -> PublicKey:
-        key = self.jwks.fresh_key(kid, alg, self._clock.now())
-        if key is None:
-            raise _KeyNotCached(kid, alg)
-        return key
 
     def _header(self, segment: bytes) -> _Header:
         try:
