@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from warden.core.algorithms import DEFAULT_ALG
 from warden.errors import ConfigError
 from warden.jose import ALGORITHMS, PrivateKey, encode_header, generate_private_key, public_jwk, sign_compact
 from warden.secret import Secret
@@ -54,7 +55,7 @@ class SigningKey:
         self.key_id = key_id
 
     @classmethod
-    def generate(cls, alg: str = "ES256", key_id: str | None = None) -> SigningKey:
+    def generate(cls, alg: str = DEFAULT_ALG, key_id: str | None = None) -> SigningKey:
         """Generate a fresh key for `alg`."""
         if alg not in ALGORITHMS:
             raise ConfigError(f"unsupported signing algorithm {alg!r}")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warden._toml import load_toml
+from warden.core.algorithms import DEFAULT_ALG
 from warden.core.api import Api, validate_api
 from warden.core.client_metadata import TLS_SUBJECT_FIELDS, ClientMetadata, parse_client_metadata
 from warden.core.durations import parse_duration
@@ -94,7 +95,7 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
             raise ConfigError(f"{where}: identifier is required")
         try:
             api = Api(identifier=raw["identifier"], scopes=_str_list(raw.get("scopes"), f"{where}.scopes"),
-                      token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", "ES256")),
+                      token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", DEFAULT_ALG)),
                       name=str(raw.get("name", "")), dpop_required=raw.get("dpop_required", False) is True,
                       cert_bound=raw.get("cert_bound", False) is True)
             validate_api(api)
