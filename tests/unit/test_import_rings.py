@@ -60,11 +60,11 @@ def _imports(path: pathlib.Path, *, top_level_only: bool) -> Iterator[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     nodes: list[ast.AST] = []
     if top_level_only:
-        for node in tree.body:
+        for statement in tree.body:
             # `if TYPE_CHECKING:` blocks are for the type checker only
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            if isinstance(statement, ast.If) and "TYPE_CHECKING" in ast.unparse(statement.test):
                 continue
-            nodes.extend(ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node])
+            nodes.extend(ast.walk(statement) if isinstance(statement, (ast.If, ast.Try)) else [statement])
     else:
         nodes = list(ast.walk(tree))
     for node in nodes:
