@@ -6,7 +6,7 @@ imports heavy modules inside the command that needs them; that is still a depend
 Rings, innermost first (a package may import its own modules and anything of an inner ring):
 
 0. the base: `warden` itself (`__version__` only), `warden.errors`, `warden.secret`, `warden._toml`,
-   `warden.asgi_types`, `warden._drive`
+   `warden.asgi_types`, `warden._drive`, `warden._http11`
 1. the core, no I/O: `core`, `jose`, `protocol`
 2. `settings`, `storage`, and the libraries `client` and `resource`
 3. `services` (core + storage), and the sidecar `agent` (built on `client`)
@@ -28,7 +28,7 @@ import pytest
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "warden"
 
 RING = {
-    "errors": 0, "secret": 0, "_toml": 0, "asgi_types": 0, "_drive": 0,
+    "errors": 0, "secret": 0, "_toml": 0, "asgi_types": 0, "_drive": 0, "_http11": 0,
     "core": 1, "jose": 1, "protocol": 1,
     "settings": 2, "storage": 2, "client": 2, "resource": 2,
     "services": 3, "agent": 3,
