@@ -12,8 +12,7 @@ drives one `Auth.auth_flow` from `sync_auth_flow` and `async_auth_flow`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
-from contextlib import closing
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ["arun", "run"]
 
@@ -23,37 +22,32 @@ R = TypeVar("R")  # what the flow returns
 
 def run(flow: Generator[E, Any, R], perform: Callable[[E], Any]) -> R:
     """Drive `flow`, performing each effect with the blocking `perform`."""
-    with closing(flow):
+    finished, value = _step(flow, None, None)
+    while not finished:
         try:
-            effect = next(flow)
-            while True:
-                try:
-                    reply, error = perform(effect), None
-                except BaseException as exc:  # handed to the flow, which re-raises what it does not handle
-                    reply, error = None, exc
-                effect = _resume(flow, reply, error)
-        except StopIteration as stop:
-            result: R = stop.value
-            return result
+            reply, error = perform(value), None
+        except BaseException as exc:  # handed to the flow, which re-raises what it does not handle
+            reply, error = None, exc
+        finished, value = _step(flow, reply, error)
+    return cast(R, value)
 
 
 async def arun(flow: Generator[E, Any, R], perform: Callable[[E], Awaitable[Any]]) -> R:
     """Drive `flow` on the running event loop, awaiting `perform` for each effect."""
-    with closing(flow):
+    finished, value = _step(flow, None, None)
+    while not finished:
         try:
-            effect = next(flow)
-            while True:
-                try:
-                    reply, error = await perform(effect), None
-                except BaseException as exc:  # as in `run`; a cancellation too
-                    reply, error = None, exc
-                effect = _resume(flow, reply, error)
-        except StopIteration as stop:
-            result: R = stop.value
-            return result
+            reply, error = await perform(value), None
+        except BaseException as exc:  # as in `run`: a cancellation too, so the flow's `finally` runs
+            reply, error = None, exc
+        finished, value = _step(flow, reply, error)
+    return cast(R, value)
 
 
-def _resume(flow: Generator[E, Any, R], reply: Any, error: BaseException | None) -> E:
-    if error is not None:
-        return flow.throw(error)
-    return flow.send(reply)
+def _step(flow: Generator[E, Any, R], reply: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Resume `flow` with `reply` (or throw `error` into it): (True, its result) once it has returned,
+    else (False, the next effect). A flow that raises has finished; nothing is left suspended."""
+    try:
+        return False, (flow.send(reply) if error is None else flow.throw(error))
+    except StopIteration as stop:
+        return True, stop.value

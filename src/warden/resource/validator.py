@@ -198,7 +198,7 @@ class Validator:
 
         Args:
             token: the access token, without the scheme.
-        Keyword arguments (all optional; defaults in `_validation`):
+        Keyword arguments (all optional; defaults in `_check_use`):
             scopes: scopes the request needs; all must have been granted.
             scheme: `"Bearer"` or `"DPoP"`, as in the Authorization header.
             dpop_proof: the `DPoP` header value(s); method and url: the request's,
@@ -213,11 +213,29 @@ class Validator:
             InvalidDPoPProof / UseDPoPNonce: the DPoP proof was refused.
             TemporarilyUnavailable: the issuer's keys were never obtainable.
         """
-        return run(self._validation(token, **presented), self._perform)
+        started = perf_counter()
+        with span("warden.resource.validate") as current:
+            try:
+                entry = self.cache.lookup(token, now := self._clock.now(), self.jwks.generation)
+                if entry is None or entry.status is not None:  # off the cached path: fetch a key, check a status
+                    entry = run(self._completion(token, now, entry), self._perform)
+                return self._validated(self._check_use(entry, token, **presented), started, current)
+            except OAuthError as exc:
+                self._refused(exc, started, current)
+                raise
 
     async def avalidate(self, token: str, **presented: Unpack[_Presentation]) -> Claims:
         """Async form of `validate`: key fetches use `httpx.AsyncClient` and never block the loop."""
-        return await arun(self._validation(token, **presented), self._aperform)
+        started = perf_counter()
+        with span("warden.resource.validate") as current:
+            try:
+                entry = self.cache.lookup(token, now := self._clock.now(), self.jwks.generation)
+                if entry is None or entry.status is not None:
+                    entry = await arun(self._completion(token, now, entry), self._aperform)
+                return self._validated(self._check_use(entry, token, **presented), started, current)
+            except OAuthError as exc:
+                self._refused(exc, started, current)
+                raise
 
     def _perform(self, effect: _KeyNotCached | tuple[StatusReference, float]) -> PublicKey | None:
         if isinstance(effect, _KeyNotCached):
@@ -231,45 +249,24 @@ class Validator:
         await self.status.acheck(*effect)
         return None
 
-    def _validation(
-        self,
-        token: str,
-        *,
-        scopes: Iterable[str] = (),
-        scheme: Scheme = "Bearer",
-        dpop_proof: str | Sequence[str] | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        client_certificate: CertificateInput | None = None,
-    ) -> Generator[_KeyNotCached | tuple[StatusReference, float], PublicKey | None, Claims]:
-        """The validation, yielding for the key it must fetch and the status entry it must check.
-
-        The one list of `validate`'s keyword arguments and their defaults: an unknown keyword is a
-        `TypeError` when the flow is made, before anything is checked."""
-        started = perf_counter()
-        with span("warden.resource.validate") as current:
+    def _completion(self, token: str, now: float, entry: CachedToken | None
+                    ) -> Generator[_KeyNotCached | tuple[StatusReference, float], PublicKey | None, CachedToken]:
+        """The flow past the cache: verify the token (yielding for a key to fetch), check its status entry."""
+        if entry is None:
             try:
-                now = self._clock.now()
-                entry = self.cache.lookup(token, now, self.jwks.generation)
-                if entry is None:
-                    try:
-                        entry = self._validate_token(token, now)
-                    except _KeyNotCached as missing:
-                        entry = self._validate_token(token, now, (yield missing))
-                if entry.status is not None:
-                    yield entry.status, now
-                self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
-            except OAuthError as exc:
-                self._refused(exc, started, current)
-                raise
-            self._validated(started, current)
-            return entry.claims
+                entry = self._validate_token(token, now)
+            except _KeyNotCached as missing:
+                entry = self._validate_token(token, now, (yield missing))
+        if entry.status is not None:
+            yield entry.status, now
+        return entry
 
-    def _validated(self, started: float, current: Any) -> None:
+    def _validated(self, claims: Claims, started: float, current: Any) -> Claims:
         if self.metrics is not None:
             self.metrics.validated(perf_counter() - started)
         if current is not None:
             set_attributes(current, {"warden.outcome": "valid"})
+        return claims
 
     def _refused(self, exc: OAuthError, started: float, current: Any) -> None:
         logger.debug("access token refused: %s", exc.reason)
@@ -413,13 +410,16 @@ class Validator:
         self,
         entry: CachedToken,
         token: str,
-        scopes: Iterable[str],
-        scheme: Scheme,
-        dpop_proof: str | Sequence[str] | None,
-        method: str | None,
-        url: str | None,
-        client_certificate: CertificateInput | None,
-    ) -> None:
+        *,
+        scopes: Iterable[str] = (),
+        scheme: Scheme = "Bearer",
+        dpop_proof: str | Sequence[str] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        client_certificate: CertificateInput | None = None,
+    ) -> Claims:
+        """Check how the token was presented; answer its claims. The one list of `validate`'s keyword
+        arguments and their defaults (an unknown keyword is a TypeError)."""
         if scheme != "Bearer" and scheme != "DPoP":
             raise ValueError(f"unknown scheme {scheme!r}")
         if entry.jkt is not None:
@@ -443,6 +443,7 @@ class Validator:
             for scope in scopes:
                 if scope not in granted:
                     raise InsufficientScope("insufficient scope", reason="insufficient_scope")
+        return entry.claims
 
     def _thumbprint(self, certificate: CertificateInput) -> str:
         thumbprint = self._thumbprints.get(certificate)
