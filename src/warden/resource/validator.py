@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Generator, Iterable, Sequence
+from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
@@ -89,7 +89,7 @@ _Header = tuple[str, "str | None", Algorithm]
 
 
 class _Presentation(TypedDict, total=False):
-    """How the token came with its request: the keyword arguments of `validate` and `avalidate`."""
+    """How the token came with its request: the keyword arguments of `avalidate` (those of `validate`)."""
 
     scopes: Iterable[str]
     scheme: Scheme
@@ -193,12 +193,21 @@ class Validator:
 
     # -- public API ---------------------------------------------------------------------
 
-    def validate(self, token: str, **presented: Unpack[_Presentation]) -> Claims:
+    def validate(
+        self,
+        token: str,
+        *,
+        scopes: Iterable[str] = (),
+        scheme: Scheme = "Bearer",
+        dpop_proof: str | Sequence[str] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        client_certificate: CertificateInput | None = None,
+    ) -> Claims:
         """Validate `token` and return its claims.
 
         Args:
             token: the access token, without the scheme.
-        Keyword arguments (all optional; defaults in `_check_use`):
             scopes: scopes the request needs; all must have been granted.
             scheme: `"Bearer"` or `"DPoP"`, as in the Authorization header.
             dpop_proof: the `DPoP` header value(s); method and url: the request's,
@@ -219,20 +228,23 @@ class Validator:
                 entry = self.cache.lookup(token, now := self._clock.now(), self.jwks.generation)
                 if entry is None or entry.status is not None:  # off the cached path: fetch a key, check a status
                     entry = run(self._completion(token, now, entry), self._perform)
-                return self._validated(self._check_use(entry, token, **presented), started, current)
+                claims = self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+                return self._validated(claims, started, current)
             except OAuthError as exc:
                 self._refused(exc, started, current)
                 raise
 
     async def avalidate(self, token: str, **presented: Unpack[_Presentation]) -> Claims:
-        """Async form of `validate`: key fetches use `httpx.AsyncClient` and never block the loop."""
+        """Async form of `validate` (the same keyword arguments, the same defaults): key fetches use
+        `httpx.AsyncClient` and never block the loop."""
+        arguments = _arguments(presented)
         started = perf_counter()
         with span("warden.resource.validate") as current:
             try:
                 entry = self.cache.lookup(token, now := self._clock.now(), self.jwks.generation)
                 if entry is None or entry.status is not None:
                     entry = await arun(self._completion(token, now, entry), self._aperform)
-                return self._validated(self._check_use(entry, token, **presented), started, current)
+                return self._validated(self._check_use(entry, token, *arguments), started, current)
             except OAuthError as exc:
                 self._refused(exc, started, current)
                 raise
@@ -410,16 +422,14 @@ class Validator:
         self,
         entry: CachedToken,
         token: str,
-        *,
-        scopes: Iterable[str] = (),
-        scheme: Scheme = "Bearer",
-        dpop_proof: str | Sequence[str] | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        client_certificate: CertificateInput | None = None,
+        scopes: Iterable[str],
+        scheme: Scheme,
+        dpop_proof: str | Sequence[str] | None,
+        method: str | None,
+        url: str | None,
+        client_certificate: CertificateInput | None,
     ) -> Claims:
-        """Check how the token was presented; answer its claims. The one list of `validate`'s keyword
-        arguments and their defaults (an unknown keyword is a TypeError)."""
+        """Check how the token was presented; answer its claims."""
         if scheme != "Bearer" and scheme != "DPoP":
             raise ValueError(f"unknown scheme {scheme!r}")
         if entry.jkt is not None:
@@ -456,3 +466,15 @@ class Validator:
                 self._thumbprints.clear()
             self._thumbprints[certificate] = thumbprint
         return thumbprint
+
+
+_DEFAULTS: dict[str, Any] = dict(Validator.validate.__kwdefaults__ or {})  # validate's keywords, in order
+
+
+def _arguments(presented: Mapping[str, Any]) -> tuple[Any, ...]:
+    """`avalidate`'s keywords as `_check_use` takes them: `validate`'s list and defaults, the one source."""
+    unknown = presented.keys() - _DEFAULTS.keys()
+    if unknown:
+        raise TypeError(f"avalidate() got an unexpected keyword argument {min(unknown)!r}")
+    merged = _DEFAULTS | dict(presented)
+    return tuple(merged[name] for name in _DEFAULTS)
