@@ -19,11 +19,23 @@ from typing import NoReturn
 
 from warden.errors import ConfigError
 
-__all__ = ["SECRET_ENV_VAR", "Secret"]
+__all__ = ["SECRET_ENV_VAR", "Secret", "read_small_file"]
 
 SECRET_ENV_VAR = "WARDEN_CLIENT_SECRET"
 _MASK = "**********"
 _MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def read_small_file(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
+    """The bytes of a file of at most `limit` bytes; ConfigError names `what` and the path, never the content."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {os.fspath(path)!r}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{what} {os.fspath(path)!r} is too large")
+    return data
 
 
 class Secret:
@@ -43,13 +55,7 @@ class Secret:
         Raises ConfigError (naming the path, never the content) if the file is
         missing, unreadable, too large, not UTF-8 or empty.
         """
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read(_MAX_SECRET_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"cannot read secret file {os.fspath(path)!r}: {exc.strerror}") from None
-        if len(raw) > _MAX_SECRET_FILE_BYTES:
-            raise ConfigError(f"secret file {os.fspath(path)!r} is too large")
+        raw = read_small_file(path, "secret file", _MAX_SECRET_FILE_BYTES)
         try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError:

@@ -34,7 +34,8 @@ sys.meta_path.insert(0, Block())
 
 @pytest.mark.parametrize("module", ["warden.client", "warden.resource", "warden.jose", "warden.protocol.errors",
                                     "warden.agent", "warden.cli.main", "warden.client.metrics",
-                                    "warden.resource.metrics", "warden.core.tracing", "warden.services.audit"])
+                                    "warden.resource.metrics", "warden.core.tracing", "warden.services.audit",
+                                    "warden._http11", "warden._drive"])
 def test_light_modules_import_without_server_dependencies(module: str):
     code = BLOCKER + f"import {module}\n"
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)

@@ -48,6 +48,7 @@ from warden.agent._renewal import keep_fresh, watch_files
 from warden.agent.config import AgentConfig, CredentialConfig, TCPListen, UnixListen
 from warden.client import CacheKey, ClientCredentials, RefreshPolicy, RetryPolicy, TokenError
 from warden.errors import ConfigError
+from warden.protocol.errors import HeaderFieldsTooLarge, OAuthError, RequestTimeout, TemporarilyUnavailable
 
 __all__ = ["Agent"]
 
@@ -68,6 +69,11 @@ def _json(status: int, document: dict[str, Any], *extra: tuple[str, str]) -> Res
 
 def _error(status: int, error: str, description: str, *extra: tuple[str, str]) -> Response:
     return _json(status, {"error": error, "error_description": description}, *extra)
+
+
+def _refusal(error: OAuthError) -> Response:
+    """A framing refusal, as the error class `warden serve`'s HTTP/1.1 server raises for it."""
+    return _error(error.status, error.error, error.description or error.error)
 
 
 def _consume(task: asyncio.Task[Any]) -> None:
@@ -219,7 +225,7 @@ class Agent:
         path = "other"
         try:
             if len(self._writers) > MAX_CONNECTIONS:
-                response = _error(503, "temporarily_unavailable", "too many connections")
+                response = _refusal(TemporarilyUnavailable("too many connections", reason="too_many_connections"))
             else:
                 try:
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
@@ -229,9 +235,9 @@ class Agent:
                 except asyncio.IncompleteReadError:
                     return  # the client went away
                 except asyncio.LimitOverrunError:
-                    response = _error(431, "invalid_request", "request head too large")
+                    response = _refusal(HeaderFieldsTooLarge("request head too large", reason="headers_too_large"))
                 except TimeoutError:
-                    response = _error(408, "invalid_request", "request head not received in time")
+                    response = _refusal(RequestTimeout("request head not received in time", reason="timeout"))
                 except HTTPProblem as problem:
                     response = _error(problem.status, "invalid_request", problem.message)
             status, body, content_type, extra = response

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
+from warden._http11 import DateHeader, response_head
 from warden.core.urls import is_loopback_host
 
 __all__ = [
@@ -134,15 +134,16 @@ def is_browser_request(headers: dict[str, str]) -> bool:
 def render_response(
     status: int, body: bytes, content_type: str, extra_headers: tuple[tuple[str, str], ...] = ()
 ) -> bytes:
-    """An HTTP/1.1 response that closes the connection; never cacheable, never shared cross-origin."""
-    reason = HTTPStatus(status).phrase
-    lines = [
-        f"HTTP/1.1 {status} {reason}",
-        f"Content-Type: {content_type}",
-        f"Content-Length: {len(body)}",
-        "Cache-Control: no-store",
-        "X-Content-Type-Options: nosniff",
-        "Connection: close",
-        *(f"{name}: {value}" for name, value in extra_headers),
+    """An HTTP/1.1 response that closes the connection; never cacheable, never shared cross-origin.
+
+    Framed by `warden._http11.response_head`, the framing of `warden serve`'s own server."""
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra_headers),
     ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return b"".join([*response_head(status, headers, len(body), _date(), close=True), body])
+
+
+_date = DateHeader()

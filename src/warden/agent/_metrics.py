@@ -8,7 +8,7 @@ configured audiences and subsets of configured scopes, and a fixed set of paths.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -16,6 +16,7 @@ from warden.client.metrics import FAILURE_CODES, FETCH_BUCKETS
 
 if TYPE_CHECKING:
     from warden.agent._credential import ManagedCredential
+    from warden.client import TokenStats
 
 __all__ = ["CONTENT_TYPE", "ClientCounters", "MetricFamily", "render_agent_metrics", "render_metrics"]
 
@@ -122,45 +123,35 @@ def _client_families(counters: Mapping[str, ClientCounters]) -> str:
     return render_metrics([cache, renewals, retries, failures]) + "\n".join(lines) + "\n"
 
 
+# Per credential: (name, help, value), in the order they are rendered.
+_CREDENTIAL_COUNTERS: tuple[tuple[str, str, Callable[[ManagedCredential, TokenStats], float]], ...] = (
+    ("warden_agent_cache_hits_total", "Token requests answered from the cache.", lambda c, s: c.hits),
+    ("warden_agent_cache_misses_total", "Token requests that had to wait for the authorization server.",
+     lambda c, s: c.misses),
+    ("warden_agent_token_requests_total", "HTTP requests sent to the authorization server.",
+     lambda c, s: s.requests),
+    ("warden_agent_tokens_fetched_total", "Tokens obtained.", lambda c, s: s.tokens),
+    ("warden_agent_token_renewals_total", "Tokens obtained to replace an earlier token.", lambda c, s: s.renewals),
+    ("warden_agent_token_failures_total", "Failed attempts to obtain a token.", lambda c, s: s.failures),
+    ("warden_agent_credential_reloads_total", "Credentials rebuilt after their secret or key file changed.",
+     lambda c, s: c.reloads),
+)
+
+
 def render_agent_metrics(
     credentials: Iterable[ManagedCredential], http_requests: Mapping[tuple[str, int], int],
     client_counters: Mapping[str, ClientCounters] | None = None,
 ) -> str:
     """The agent's metrics: per credential, plus HTTP requests served by path and status."""
-    hits = MetricFamily("warden_agent_cache_hits_total", "counter", "Token requests answered from the cache.")
-    misses = MetricFamily(
-        "warden_agent_cache_misses_total",
-        "counter",
-        "Token requests that had to wait for the authorization server.",
-    )
-    requests = MetricFamily(
-        "warden_agent_token_requests_total", "counter", "HTTP requests sent to the authorization server."
-    )
-    fetched = MetricFamily("warden_agent_tokens_fetched_total", "counter", "Tokens obtained.")
-    renewals = MetricFamily(
-        "warden_agent_token_renewals_total", "counter", "Tokens obtained to replace an earlier token."
-    )
-    failures = MetricFamily(
-        "warden_agent_token_failures_total", "counter", "Failed attempts to obtain a token."
-    )
-    reloads = MetricFamily(
-        "warden_agent_credential_reloads_total",
-        "counter",
-        "Credentials rebuilt after their secret or key file changed.",
-    )
+    counters = [(MetricFamily(name, "counter", text), value) for name, text, value in _CREDENTIAL_COUNTERS]
     expiry = MetricFamily(
         "warden_agent_token_expiry_seconds", "gauge", "Seconds until each cached token expires."
     )
     http = MetricFamily("warden_agent_http_requests_total", "counter", "Requests served, by path and status.")
     for cred in credentials:
         stats = cred.stats()
-        hits.add(cred.hits, credential=cred.name)
-        misses.add(cred.misses, credential=cred.name)
-        requests.add(stats.requests, credential=cred.name)
-        fetched.add(stats.tokens, credential=cred.name)
-        renewals.add(stats.renewals, credential=cred.name)
-        failures.add(stats.failures, credential=cred.name)
-        reloads.add(cred.reloads, credential=cred.name)
+        for family, value in counters:
+            family.add(value(cred, stats), credential=cred.name)
         for entry in cred.source.cache_entries():
             expiry.add(
                 round(entry.expires_in, 3),
@@ -170,5 +161,5 @@ def render_agent_metrics(
             )
     for (path, status), count in sorted(http_requests.items()):
         http.add(count, path=path, status=str(status))
-    return (render_metrics([hits, misses, requests, fetched, renewals, failures, reloads, expiry, http])
+    return (render_metrics([*(family for family, _ in counters), expiry, http])
             + _client_families(client_counters or {}))

@@ -9,7 +9,7 @@ import sys
 import time
 
 from warden.cli.context import admin_session, settings_from_args
-from warden.cli.output import emit, table
+from warden.cli.output import emit, table, view_table
 from warden.core.durations import parse_duration, render_duration
 from warden.core.redaction import redact
 from warden.errors import ConfigError
@@ -283,9 +283,8 @@ def secrets_list(args: argparse.Namespace) -> int:
         rows = admin.store.load_secrets(args.client_id)
     now = time.time()
     data = [secret_view(s, now) for s in rows]
-    emit(data, _json(args), table([(d["secret_id"], d["state"], d["hint"], d["created_at"], d["expires_at"],
-                                    d["last_used_at"]) for d in data],
-                                  ("SECRET_ID", "STATE", "HINT", "CREATED", "EXPIRES", "LAST_USED")))
+    emit(data, _json(args), view_table(data, secret_id="SECRET_ID", state="STATE", hint="HINT", created_at="CREATED",
+                                       expires_at="EXPIRES", last_used_at="LAST_USED"))
     return 0
 
 
@@ -305,9 +304,8 @@ def keys_list(args: argparse.Namespace) -> int:
         admin.keyring.ensure_keys()
         keys = admin.keys()
     data = [key_view(k) for k in keys]
-    emit(data, _json(args), table([(d["kid"], d["alg"], d["state"], d["created_at"], d["activated_at"],
-                                    d["retired_at"]) for d in data],
-                                  ("KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED")))
+    emit(data, _json(args), view_table(data, kid="KID", alg="ALG", state="STATE", created_at="CREATED",
+                                       activated_at="ACTIVATED", retired_at="RETIRED"))
     return 0
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["emit", "table"]
+__all__ = ["emit", "table", "view_table"]
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:
@@ -15,6 +15,11 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
     elif text is not None:
         sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+
+
+def view_table(views: Sequence[Mapping[str, Any]], **columns: str) -> str:
+    """A table of `views` (dictionaries), one column per keyword: the key it shows and its heading."""
+    return table([[view[key] for key in columns] for view in views], tuple(columns.values()))
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

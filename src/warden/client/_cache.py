@@ -16,9 +16,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from warden._drive import arun, run
 from warden.client._errors import TokenError
 from warden.client._flow import Clock, Decision, Token, TokenFlow
 from warden.client._messages import Reply, Send, Sleep, Step
@@ -119,6 +121,13 @@ class Flight:
         return self._outcome
 
 
+@dataclass(frozen=True)
+class _Wait:
+    """An effect: wait for another caller's exchange and receive its outcome."""
+
+    flight: Flight
+
+
 class TokenCache:
     """Flows per cache key, single flight, and the sync and async drivers."""
 
@@ -191,66 +200,35 @@ class TokenCache:
                 del self._flights[key]
         flight.finish(outcome)
 
-    def _step(self, exchange: Generator[Step, Reply, Token], reply: Reply) -> Step:
-        with self._lock:
-            step = exchange.send(reply)
-            if isinstance(step, Send):
-                self._requests += 1
-            return step
-
-    # -- threads -----------------------------------------------------------------------------
+    # -- one flow, two drivers ---------------------------------------------------------------
 
     def get(self, key: CacheKey) -> Token:
         """Return a usable token for `key`, fetching it (once, for all concurrent callers) if needed."""
-        count = True
-        while True:
-            token, flow, flight, lead, refresh_ahead = self._admit(key, count, None)
-            count = False
-            if token is not None:
-                return token
-            assert flight is not None
-            if lead:
-                return self._lead(key, flow, flight, refresh_ahead)
-            if flight.leader_loop is not None and flight.leader_loop is _running_loop():
-                # The leader is a task of the loop this thread runs: blocking here would stop it for good.
-                return self._drive(flow.exchange(refresh_ahead=False))
-            settled = self._settle(flight.wait())
-            if settled is not None:
-                return settled
-
-    def _lead(self, key: CacheKey, flow: TokenFlow, flight: Flight, refresh_ahead: bool) -> Token:
-        outcome: Outcome = None
-        try:
-            outcome = self._drive(flow.exchange(refresh_ahead=refresh_ahead))
-            return outcome
-        except TokenError as error:
-            outcome = error
-            raise
-        finally:
-            self._release(key, flight, outcome)
-
-    def _drive(self, exchange: Generator[Step, Reply, Token]) -> Token:
-        reply: Reply = None
-        try:
-            while True:
-                step = self._step(exchange, reply)
-                if isinstance(step, Sleep):
-                    self._sleep(step.seconds)
-                    reply = None
-                else:
-                    reply = self._transport.send(step.request)
-        except StopIteration as stop:
-            result: Token = stop.value
-            return result
-        finally:
-            exchange.close()
-
-    # -- asyncio -----------------------------------------------------------------------------
+        return run(self._obtain(key, None), self._perform)
 
     async def aget(self, key: CacheKey) -> Token:
         """Async twin of `get`; waiters on any event loop share one exchange."""
+        return await arun(self._obtain(key, asyncio.get_running_loop()), self._aperform)
+
+    def _perform(self, effect: Step | _Wait) -> Reply | Outcome:
+        if isinstance(effect, Send):
+            return self._transport.send(effect.request)
+        if isinstance(effect, Sleep):
+            self._sleep(effect.seconds)
+            return None
+        return effect.flight.wait()
+
+    async def _aperform(self, effect: Step | _Wait) -> Reply | Outcome:
+        if isinstance(effect, Send):
+            return await self._transport.asend(effect.request)
+        if isinstance(effect, Sleep):
+            await self._async_sleep(effect.seconds)
+            return None
+        return await effect.flight.wait_async()
+
+    def _obtain(self, key: CacheKey, loop: asyncio.AbstractEventLoop | None) -> Generator[Step | _Wait, Any, Token]:
+        """Hand out the cached token, lead an exchange, or wait for the leader's (`loop`: the caller's, if async)."""
         count = True
-        loop = asyncio.get_running_loop()
         while True:
             token, flow, flight, lead, refresh_ahead = self._admit(key, count, loop)
             count = False
@@ -258,15 +236,19 @@ class TokenCache:
                 return token
             assert flight is not None
             if lead:
-                return await self._alead(key, flow, flight, refresh_ahead)
-            settled = self._settle(await flight.wait_async())
+                return (yield from self._lead(key, flow, flight, refresh_ahead))
+            if loop is None and flight.leader_loop is not None and flight.leader_loop is _running_loop():
+                # The leader is a task of the loop this thread runs: blocking here would stop it for good.
+                return (yield from self._exchange(flow.exchange(refresh_ahead=False)))
+            settled = self._settle((yield _Wait(flight)))
             if settled is not None:
                 return settled
 
-    async def _alead(self, key: CacheKey, flow: TokenFlow, flight: Flight, refresh_ahead: bool) -> Token:
+    def _lead(self, key: CacheKey, flow: TokenFlow, flight: Flight,
+              refresh_ahead: bool) -> Generator[Step, Reply, Token]:
         outcome: Outcome = None
         try:
-            outcome = await self._adrive(flow.exchange(refresh_ahead=refresh_ahead))
+            outcome = yield from self._exchange(flow.exchange(refresh_ahead=refresh_ahead))
             return outcome
         except TokenError as error:
             outcome = error
@@ -274,21 +256,20 @@ class TokenCache:
         finally:
             self._release(key, flight, outcome)
 
-    async def _adrive(self, exchange: Generator[Step, Reply, Token]) -> Token:
-        reply: Reply = None
-        try:
-            while True:
-                step = self._step(exchange, reply)
-                if isinstance(step, Sleep):
-                    await self._async_sleep(step.seconds)
-                    reply = None
-                else:
-                    reply = await self._transport.asend(step.request)
-        except StopIteration as stop:
-            result: Token = stop.value
-            return result
-        finally:
-            exchange.close()
+    def _exchange(self, exchange: Generator[Step, Reply, Token]) -> Generator[Step, Reply, Token]:
+        """The flow's own steps, counting requests under the lock (a cancellation closes the flow)."""
+        with closing(exchange):
+            reply: Reply = None
+            try:
+                while True:
+                    with self._lock:
+                        step = exchange.send(reply)
+                        if isinstance(step, Send):
+                            self._requests += 1
+                    reply = yield step
+            except StopIteration as stop:
+                result: Token = stop.value
+                return result
 
     # -- inspection and control --------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from warden.client._keys import SigningKey
+from warden.core.algorithms import DEFAULT_ALG
 from warden.jose import jwk_thumbprint
 
 __all__ = ["DPoPKey", "access_token_hash", "htu_of"]
@@ -54,7 +55,7 @@ class DPoPKey:
         self.thumbprint = jwk_thumbprint(jwk)  # RFC 9449 §6.1 `jkt`
 
     @classmethod
-    def generate(cls, alg: str = "ES256", *, wall_clock: Callable[[], float] = time.time) -> DPoPKey:
+    def generate(cls, alg: str = DEFAULT_ALG, *, wall_clock: Callable[[], float] = time.time) -> DPoPKey:
         """A DPoPKey with a freshly generated private key."""
         return cls(SigningKey.generate(alg), wall_clock=wall_clock)
 

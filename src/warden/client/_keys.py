@@ -15,9 +15,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from warden.core.algorithms import DEFAULT_ALG
 from warden.errors import ConfigError
 from warden.jose import ALGORITHMS, PrivateKey, encode_header, generate_private_key, public_jwk, sign_compact
-from warden.secret import Secret
+from warden.secret import Secret, read_small_file
 
 __all__ = ["SigningKey", "default_alg"]
 
@@ -54,7 +55,7 @@ class SigningKey:
         self.key_id = key_id
 
     @classmethod
-    def generate(cls, alg: str = "ES256", key_id: str | None = None) -> SigningKey:
+    def generate(cls, alg: str = DEFAULT_ALG, key_id: str | None = None) -> SigningKey:
         """Generate a fresh key for `alg`."""
         if alg not in ALGORITHMS:
             raise ConfigError(f"unsupported signing algorithm {alg!r}")
@@ -69,13 +70,7 @@ class SigningKey:
         password: Secret | None = None,
     ) -> SigningKey:
         """Load a PEM (PKCS#8 or traditional) private key; ConfigError names the path, never the content."""
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(_MAX_KEY_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"cannot read private key file {os.fspath(path)!r}: {exc.strerror}") from None
-        if len(data) > _MAX_KEY_FILE_BYTES:
-            raise ConfigError(f"private key file {os.fspath(path)!r} is too large")
+        data = read_small_file(path, "private key file", _MAX_KEY_FILE_BYTES)
         try:
             key: Any = serialization.load_pem_private_key(
                 data, password=password.reveal().encode("utf-8") if password else None

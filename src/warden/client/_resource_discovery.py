@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import httpx
 
+from warden._drive import arun, run
 from warden.client._challenge import parse_challenges
 from warden.client._discovery import MAX_METADATA_BYTES, EndpointResolver, ServerMetadata
 from warden.client._errors import DISCOVERY_FAILED, NETWORK_ERROR, RESOURCE_MISMATCH, TokenError
@@ -206,51 +207,37 @@ def _challenges(response: httpx.Response) -> list[str]:
     return response.headers.get_list("www-authenticate")
 
 
+class _DiscoveryOptions(TypedDict, total=False):
+    """Keyword arguments of `discover_authorization_server` and its async form (defaults in `discover_flow`)."""
+
+    issuer: str | None
+    resource_match: ResourceMatch
+    allow_insecure_http: bool
+
+
 def discover_authorization_server(
-    response: httpx.Response,
-    *,
-    issuer: str | None = None,
-    resource_match: ResourceMatch = "exact",
-    http_client: httpx.Client | None = None,
-    timeout: float = 10.0,
-    allow_insecure_http: bool = False,
+    response: httpx.Response, *, http_client: httpx.Client | None = None, timeout: float = 10.0,
+    **options: Unpack[_DiscoveryOptions],
 ) -> Discovery:
     """From a resource server's 401, find its authorization server (RFC 9728 §5, §3.3; RFC 8414).
 
-    Raises TokenError: no `resource_metadata` in the challenge, a document naming another
-    resource (`resource_mismatch`) or issuer (`issuer_mismatch`), or a fetch that failed.
+    `issuer` (the one expected, if known), `resource_match` and `allow_insecure_http` are those
+    of `discover_flow`. Raises TokenError: no `resource_metadata` in the challenge, a document
+    naming another resource (`resource_mismatch`) or issuer (`issuer_mismatch`), or a fetch that failed.
     """
     transport = HTTPXTransport(timeout=timeout, client=http_client)
-    flow = discover_flow(_request_url(response), _challenges(response), issuer=issuer,
-                         resource_match=resource_match, allow_insecure_http=allow_insecure_http)
-    reply: Reply = None
-    try:
-        while True:
-            step = flow.send(reply)
-            reply = transport.send(step.request) if isinstance(step, Send) else None
-    except StopIteration as done:
-        result: Discovery = done.value
-        return result
+    flow = discover_flow(_request_url(response), _challenges(response), **options)
+    return run(flow, lambda step: transport.send(step.request) if isinstance(step, Send) else None)
 
 
 async def adiscover_authorization_server(
-    response: httpx.Response,
-    *,
-    issuer: str | None = None,
-    resource_match: ResourceMatch = "exact",
-    http_client: httpx.AsyncClient | None = None,
-    timeout: float = 10.0,
-    allow_insecure_http: bool = False,
+    response: httpx.Response, *, http_client: httpx.AsyncClient | None = None, timeout: float = 10.0,
+    **options: Unpack[_DiscoveryOptions],
 ) -> Discovery:
     """Async form of `discover_authorization_server`."""
     transport = HTTPXTransport(timeout=timeout, async_client=http_client)
-    flow = discover_flow(_request_url(response), _challenges(response), issuer=issuer,
-                         resource_match=resource_match, allow_insecure_http=allow_insecure_http)
-    reply: Reply = None
-    try:
-        while True:
-            step = flow.send(reply)
-            reply = await transport.asend(step.request) if isinstance(step, Send) else None
-    except StopIteration as done:
-        result: Discovery = done.value
-        return result
+
+    async def perform(step: Step) -> Reply:
+        return await transport.asend(step.request) if isinstance(step, Send) else None
+
+    return await arun(discover_flow(_request_url(response), _challenges(response), **options), perform)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -69,73 +70,72 @@ class HTTPXTransport:
     def _context(self) -> ssl.SSLContext:
         return self._ssl_context if self._ssl_context is not None else _default_ssl_context()
 
+    def _options(self) -> dict[str, Any]:
+        return {"verify": self._context(), "timeout": self._timeout, "follow_redirects": False}
+
     def send(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
         with span("warden.client.request", **_span_attributes(request)) as current:
-            reply = self._send(_traced(request))
-            _end(current, reply)
-            return reply
+            try:
+                reply = self._send(_traced(request))
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                reply = _failure(exc)
+            return _end(current, reply)
 
     def _send(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
-        try:
-            if self._client is not None:
-                return self._send_with(self._client, request)
-            with httpx.Client(
-                verify=self._context(), timeout=self._timeout, follow_redirects=False
-            ) as client:
-                return self._send_with(client, request)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return _failure(exc)
+        if self._client is not None:
+            return self._read(self._client, request)
+        with httpx.Client(**self._options()) as client:
+            return self._read(client, request)
 
-    def _send_with(self, client: httpx.Client, request: HTTPRequest) -> HTTPResponse | TransportFailure:
-        with client.stream(
-            request.method,
-            request.url,
-            headers=list(request.headers),
-            content=request.body or None,
-            timeout=self._timeout,
-            follow_redirects=False,
-        ) as response:
-            body = bytearray()
+    def _read(self, client: httpx.Client, request: HTTPRequest) -> HTTPResponse | TransportFailure:
+        with client.stream(**_stream_arguments(request, self._timeout)) as response:
+            body = _Body()
             for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
+                if not body.add(chunk):
                     return TransportFailure("response too large")
-            return _response(response.status_code, response.headers, bytes(body))
+            return body.response(response)
 
     async def asend(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
         with span("warden.client.request", **_span_attributes(request)) as current:
-            reply = await self._asend(_traced(request))
-            _end(current, reply)
-            return reply
+            try:
+                reply = await self._asend(_traced(request))
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                reply = _failure(exc)
+            return _end(current, reply)
 
     async def _asend(self, request: HTTPRequest) -> HTTPResponse | TransportFailure:
-        try:
-            if self._async_client is not None:
-                return await self._asend_with(self._async_client, request)
-            async with httpx.AsyncClient(
-                verify=self._context(), timeout=self._timeout, follow_redirects=False
-            ) as client:
-                return await self._asend_with(client, request)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return _failure(exc)
+        if self._async_client is not None:
+            return await self._aread(self._async_client, request)
+        async with httpx.AsyncClient(**self._options()) as client:
+            return await self._aread(client, request)
 
-    async def _asend_with(
-        self, client: httpx.AsyncClient, request: HTTPRequest
-    ) -> HTTPResponse | TransportFailure:
-        async with client.stream(
-            request.method,
-            request.url,
-            headers=list(request.headers),
-            content=request.body or None,
-            timeout=self._timeout,
-            follow_redirects=False,
-        ) as response:
-            body = bytearray()
+    async def _aread(self, client: httpx.AsyncClient, request: HTTPRequest) -> HTTPResponse | TransportFailure:
+        async with client.stream(**_stream_arguments(request, self._timeout)) as response:
+            body = _Body()
             async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
+                if not body.add(chunk):
                     return TransportFailure("response too large")
-            return _response(response.status_code, response.headers, bytes(body))
+            return body.response(response)
+
+
+def _stream_arguments(request: HTTPRequest, timeout: float) -> dict[str, Any]:
+    return {"method": request.method, "url": request.url, "headers": list(request.headers),
+            "content": request.body or None, "timeout": timeout, "follow_redirects": False}
+
+
+class _Body:
+    """An answer's body as it streams in, up to `MAX_RESPONSE_BYTES`."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> bool:
+        """Take `chunk`; False once the body is over the limit."""
+        self._data += chunk
+        return len(self._data) <= MAX_RESPONSE_BYTES
+
+    def response(self, response: httpx.Response) -> HTTPResponse:
+        return _response(response.status_code, response.headers, bytes(self._data))
 
 
 def _span_attributes(request: HTTPRequest) -> dict[str, str]:
@@ -153,10 +153,10 @@ def _traced(request: HTTPRequest) -> HTTPRequest:
     return dataclasses.replace(request, headers=request.headers + tuple(headers.items()))
 
 
-def _end(current: object, reply: HTTPResponse | TransportFailure) -> None:
-    if current is None:
-        return
-    if isinstance(reply, HTTPResponse):
-        set_attributes(current, {"http.response.status_code": reply.status})
-    else:
-        set_attributes(current, {"error.type": "network"})
+def _end(current: object, reply: HTTPResponse | TransportFailure) -> HTTPResponse | TransportFailure:
+    if current is not None:
+        if isinstance(reply, HTTPResponse):
+            set_attributes(current, {"http.response.status_code": reply.status})
+        else:
+            set_attributes(current, {"error.type": "network"})
+    return reply

@@ -68,15 +68,19 @@ def _rs256_sign(key: _PrivateKey, data: bytes) -> bytes:
     return key.sign(data, _PKCS1V15, _SHA256)
 
 
-def _rs256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
-    # RFC 8017 §8.2.2: the signature is k octets, k = ceil(modulus bits / 8).
+def _rsa_verify(key: _PublicKey, data: bytes, sig: bytes, scheme: padding.AsymmetricPadding) -> bool:
+    # RFC 8017 §8.2.2 and §8.1.2: the signature is k octets, k = ceil(modulus bits / 8).
     if not isinstance(key, rsa.RSAPublicKey) or len(sig) != (key.key_size + 7) // 8:
         return False
     try:
-        key.verify(sig, data, _PKCS1V15, _SHA256)
+        key.verify(sig, data, scheme, _SHA256)
     except InvalidSignature:
         return False
     return True
+
+
+def _rs256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
+    return _rsa_verify(key, data, sig, _PKCS1V15)
 
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -88,13 +92,7 @@ def _ps256_sign(key: _PrivateKey, data: bytes) -> bytes:
 
 
 def _ps256_verify(key: _PublicKey, data: bytes, sig: bytes) -> bool:
-    if not isinstance(key, rsa.RSAPublicKey) or len(sig) != (key.key_size + 7) // 8:
-        return False
-    try:
-        key.verify(sig, data, _PSS, _SHA256)
-    except InvalidSignature:
-        return False
-    return True
+    return _rsa_verify(key, data, sig, _PSS)
 
 
 def _eddsa_sign(key: _PrivateKey, data: bytes) -> bytes:

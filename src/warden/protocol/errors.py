@@ -52,10 +52,21 @@ def safe_description(text: str, limit: int = 200) -> str:
 
 
 class OAuthError(WardenError):
-    """An error with a registered OAuth error code."""
+    """An error with a registered OAuth error code.
+
+    A subclass names its wire code and HTTP status in its bases, `class InvalidClient(OAuthError,
+    error="invalid_client", status=401)`; either may be left to what it inherits.
+    """
 
     error: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400
+
+    def __init_subclass__(cls, *, error: str | None = None, status: int | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if error is not None:
+            cls.error = error
+        if status is not None:
+            cls.status = status
 
     def __init__(self, description: str | None = None, *, reason: Reason | None = None) -> None:
         self.description = safe_description(description) if description else None
@@ -63,49 +74,40 @@ class OAuthError(WardenError):
         super().__init__(self.description or self.error)
 
 
-class InvalidRequest(OAuthError):
-    error = "invalid_request"
+class InvalidRequest(OAuthError, error="invalid_request"):
+    """RFC 6749 §5.2."""
 
 
-class InvalidClient(OAuthError):
+class InvalidClient(OAuthError, error="invalid_client", status=401):
     """401; the renderer adds `WWW-Authenticate` when the client used HTTP Basic (§5.2)."""
 
-    error = "invalid_client"
-    status = 401
+
+class InvalidGrant(OAuthError, error="invalid_grant"):
+    """RFC 6749 §5.2."""
 
 
-class InvalidGrant(OAuthError):
-    error = "invalid_grant"
+class UnauthorizedClient(OAuthError, error="unauthorized_client"):
+    """RFC 6749 §5.2."""
 
 
-class UnauthorizedClient(OAuthError):
-    error = "unauthorized_client"
+class UnsupportedGrantType(OAuthError, error="unsupported_grant_type"):
+    """RFC 6749 §5.2."""
 
 
-class UnsupportedGrantType(OAuthError):
-    error = "unsupported_grant_type"
+class InvalidScope(OAuthError, error="invalid_scope"):
+    """RFC 6749 §5.2."""
 
 
-class InvalidScope(OAuthError):
-    error = "invalid_scope"
-
-
-class InvalidTarget(OAuthError):
+class InvalidTarget(OAuthError, error="invalid_target"):
     """RFC 8707 §2."""
 
-    error = "invalid_target"
 
-
-class InvalidDPoPProof(OAuthError):
+class InvalidDPoPProof(OAuthError, error="invalid_dpop_proof"):
     """RFC 9449 §5."""
 
-    error = "invalid_dpop_proof"
 
-
-class UseDPoPNonce(OAuthError):
+class UseDPoPNonce(OAuthError, error="use_dpop_nonce"):
     """RFC 9449 §8; `nonce` is what the renderer sends in the `DPoP-Nonce` header."""
-
-    error = "use_dpop_nonce"
 
     def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  nonce: str | None = None) -> None:
@@ -113,59 +115,40 @@ class UseDPoPNonce(OAuthError):
         self.nonce = nonce
 
 
-class InvalidToken(OAuthError):
+class InvalidToken(OAuthError, error="invalid_token", status=401):
     """RFC 6750 §3.1: the access token is expired, revoked, malformed or otherwise invalid."""
 
-    error = "invalid_token"
-    status = 401
 
-
-class InsufficientScope(OAuthError):
+class InsufficientScope(OAuthError, error="insufficient_scope", status=403):
     """RFC 6750 §3.1."""
 
-    error = "insufficient_scope"
-    status = 403
+
+class _RetryLater(OAuthError):
+    """An answer with `Retry-After` (RFC 9110 §10.2.3): `retry_after` seconds."""
+
+    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
+                 retry_after: float = 1.0) -> None:
+        super().__init__(description, reason=reason)
+        self.retry_after = retry_after
 
 
-class TemporarilyUnavailable(OAuthError):
+class TemporarilyUnavailable(_RetryLater, error="temporarily_unavailable", status=503):
     """503 with Retry-After: infrastructure trouble is never reported as an auth failure."""
 
-    error = "temporarily_unavailable"
-    status = 503
 
-    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
-                 retry_after: float = 1.0) -> None:
-        super().__init__(description, reason=reason)
-        self.retry_after = retry_after
-
-
-class SlowDown(OAuthError):
+class SlowDown(_RetryLater, error="slow_down", status=429):
     """429 with Retry-After: a rate limit was reached."""
-
-    error = "slow_down"
-    status = 429
-
-    def __init__(self, description: str | None = None, *, reason: Reason | None = None,
-                 retry_after: float = 1.0) -> None:
-        super().__init__(description, reason=reason)
-        self.retry_after = retry_after
 
 
 # HTTP-level answers (RFC 9110 §15, RFC 6585 §5): not OAuth codes, but rendered the same way, by the one
 # renderer of each side. Framing refusals keep the `invalid_request` code in the body.
 
-class EndpointNotFound(OAuthError):
+class EndpointNotFound(OAuthError, error="not_found", status=404):
     """404: no endpoint at this path."""
 
-    error = "not_found"
-    status = 404
 
-
-class MethodNotAllowed(OAuthError):
+class MethodNotAllowed(OAuthError, error="method_not_allowed", status=405):
     """405 with Allow (RFC 9110 §15.5.6)."""
-
-    error = "method_not_allowed"
-    status = 405
 
     def __init__(self, description: str | None = None, *, reason: Reason | None = None,
                  allow: str = "GET") -> None:
@@ -173,45 +156,29 @@ class MethodNotAllowed(OAuthError):
         self.allow = allow
 
 
-class RequestTimeout(InvalidRequest):
+class RequestTimeout(InvalidRequest, status=408):
     """408: the request did not arrive in time (RFC 9110 §15.5.9)."""
 
-    status = 408
 
-
-class ContentTooLarge(InvalidRequest):
+class ContentTooLarge(InvalidRequest, status=413):
     """413: the request body is over the limit (RFC 9110 §15.5.14)."""
 
-    status = 413
 
-
-class URITooLong(InvalidRequest):
+class URITooLong(InvalidRequest, status=414):
     """414: the request target is over the limit (RFC 9110 §15.5.15)."""
 
-    status = 414
 
-
-class HeaderFieldsTooLarge(InvalidRequest):
+class HeaderFieldsTooLarge(InvalidRequest, status=431):
     """431: the header section is over the limit (RFC 6585 §5)."""
 
-    status = 431
 
-
-class NotImplementedCoding(InvalidRequest):
+class NotImplementedCoding(InvalidRequest, status=501):
     """501: a transfer coding the server does not implement (RFC 9112 §6.1)."""
 
-    status = 501
 
-
-class ServerError(OAuthError):
+class ServerError(OAuthError, error="server_error", status=500):
     """500: a bug, never a client problem; the description carries only a correlation id."""
 
-    error = "server_error"
-    status = 500
 
-
-class StateConflict(OAuthError):
+class StateConflict(OAuthError, error="conflict", status=409):
     """409: the request conflicts with what is stored (a record changed under it)."""
-
-    error = "conflict"
-    status = 409

@@ -1,6 +1,7 @@
 """Bounded HTTP retrieval of issuer metadata and JWK Sets (RFC 8414 §3, RFC 7517 §5, RFC 9111 §5.2).
 
-Sync and async forms of the same steps: stream a response with a size limit
+Flows (`discover`) yield `Get` effects that a sync or async driver performs with
+`get_sync` or `get_async`: stream a response with a size limit
 and an overall deadline, read JSON documents, find `jwks_uri` in the issuer's
 metadata (requiring its `issuer` to equal the configured one, RFC 8414 §3.3),
 and turn `Cache-Control` into a bounded lifetime. Every failure is a
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,9 +22,12 @@ import httpx
 __all__ = [
     "MAX_METADATA_BYTES",
     "FetchError",
+    "Get",
     "Response",
-    "discover_sync",
+    "discover",
     "discovery_urls",
+    "fetch_async",
+    "fetch_sync",
     "get_async",
     "get_sync",
     "json_document",
@@ -37,6 +41,15 @@ _FAILURES = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError)
 
 class FetchError(Exception):
     """Discovery or JWKS retrieval failed; the message is safe to log."""
+
+
+@dataclass(frozen=True)
+class Get:
+    """An effect of a fetch flow: GET `url`, reading at most `limit` bytes; answered with a `Response`."""
+
+    url: str
+    limit: int
+    accept: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -91,38 +104,67 @@ def _check_head(response: httpx.Response, limit: int) -> None:
         raise FetchError("response too large")
 
 
+class _Body:
+    """The body of a streamed response, refused once it grows past `limit` or reading passes `deadline`."""
+
+    def __init__(self, response: httpx.Response, limit: int, deadline: float) -> None:
+        _check_head(response, limit)
+        self._response = response
+        self._limit = limit
+        self._deadline = deadline
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self._data += chunk
+        if len(self._data) > self._limit or time.monotonic() > self._deadline:
+            raise FetchError("response too large or too slow")
+
+    def read(self) -> Response:
+        return Response(self._response.status_code, self._response.headers, bytes(self._data))
+
+
 def get_sync(client: httpx.Client, url: str, *, limit: int, timeout: float,
              accept: str = "application/json") -> Response:
     """GET `url`, reading at most `limit` bytes within twice `timeout` seconds overall."""
     deadline = time.monotonic() + 2 * timeout
     try:
         with client.stream("GET", url, headers={"Accept": accept}, timeout=timeout) as response:
-            _check_head(response, limit)
-            body = bytearray()
+            body = _Body(response, limit, deadline)
             for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > limit or time.monotonic() > deadline:
-                    raise FetchError("response too large or too slow")
-            return Response(response.status_code, response.headers, bytes(body))
+                body.add(chunk)
+            return body.read()
     except _FAILURES as exc:
         raise FetchError(type(exc).__name__) from None
 
 
-async def get_async(client: httpx.AsyncClient, url: str, *, limit: int, timeout: float) -> Response:
+async def get_async(client: httpx.AsyncClient, url: str, *, limit: int, timeout: float,
+                    accept: str = "application/json") -> Response:
     """Async form of `get_sync`."""
     deadline = time.monotonic() + 2 * timeout
     try:
-        async with client.stream("GET", url, headers={"Accept": "application/json"},
-                                 timeout=timeout) as response:
-            _check_head(response, limit)
-            body = bytearray()
+        async with client.stream("GET", url, headers={"Accept": accept}, timeout=timeout) as response:
+            body = _Body(response, limit, deadline)
             async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > limit or time.monotonic() > deadline:
-                    raise FetchError("response too large or too slow")
-            return Response(response.status_code, response.headers, bytes(body))
+                body.add(chunk)
+            return body.read()
     except _FAILURES as exc:
         raise FetchError(type(exc).__name__) from None
+
+
+def fetch_sync(client: httpx.Client | None, get: Get, timeout: float) -> Response:
+    """Perform `get` with `client`, or with a client opened for it alone."""
+    if client is not None:
+        return get_sync(client, get.url, limit=get.limit, timeout=timeout, accept=get.accept)
+    with httpx.Client(timeout=timeout, follow_redirects=False) as own:
+        return get_sync(own, get.url, limit=get.limit, timeout=timeout, accept=get.accept)
+
+
+async def fetch_async(client: httpx.AsyncClient | None, get: Get, timeout: float) -> Response:
+    """Async form of `fetch_sync`."""
+    if client is None:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as own:
+            return await get_async(own, get.url, limit=get.limit, timeout=timeout, accept=get.accept)
+    return await get_async(client, get.url, limit=get.limit, timeout=timeout, accept=get.accept)
 
 
 def json_document(response: Response, what: str) -> dict[str, Any]:
@@ -153,10 +195,10 @@ def jwks_uri_from(response: Response, issuer: str) -> str:
     return jwks_uri
 
 
-def discover_sync(get: Callable[[str], Response], issuer: str) -> str:
-    """Try each metadata location; the first that exists must name `issuer`."""
+def discover(issuer: str, *, limit: int = MAX_METADATA_BYTES) -> Generator[Get, Response, str]:
+    """A flow: try each metadata location; the first that exists must name `issuer`."""
     for url in discovery_urls(issuer):
-        response = get(url)
+        response = yield Get(url, limit)
         if response.status != 404:
             return jwks_uri_from(response, issuer)
     raise FetchError("no authorization server metadata found")

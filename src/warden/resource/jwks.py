@@ -26,12 +26,13 @@ import concurrent.futures
 import logging
 import math
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from warden._drive import arun, run
 from warden.core.algorithms import VERIFY_ALGS
 from warden.core.clock import Clock, SystemClock
 from warden.jose import ALGORITHMS, PublicKey, load_public_jwk
@@ -40,15 +41,14 @@ from warden.protocol.errors import InvalidToken, TemporarilyUnavailable
 if TYPE_CHECKING:
     from warden.resource.metrics import ResourceMetrics
 from warden.resource._fetch import (
-    MAX_METADATA_BYTES,
     FetchError,
+    Get,
     Response,
-    discover_sync,
+    discover,
     discovery_urls,
-    get_async,
-    get_sync,
+    fetch_async,
+    fetch_sync,
     json_document,
-    jwks_uri_from,
     lifetime,
 )
 
@@ -60,6 +60,7 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = VERIFY_ALGS
 _MAX_KEYS = 100
 
 _KeyIndex = dict[tuple[str | None, str], PublicKey]
+_Effect = Get | concurrent.futures.Future[None]  # a GET to perform, or another caller's fetch to wait for
 
 
 class JWKSCache:
@@ -150,53 +151,61 @@ class JWKSCache:
             InvalidToken: no key with that `kid` is usable with `alg`.
             TemporarilyUnavailable: no key set could ever be obtained from the issuer.
         """
-        key = self.peek(kid, alg)
-        if key is not None:
-            return key
-        flight, owner = self._claim(kid, alg)
-        if owner:
-            assert flight is not None
-            self._run_sync(flight)
-        elif flight is not None and (kid, alg) not in self._keys:
-            concurrent.futures.wait([flight], timeout=self._wait_timeout())
-        return self._resolve(kid, alg)
+        return run(self._key(kid, alg), self._perform)
 
     async def aget_key(self, kid: str | None, alg: str) -> PublicKey:
         """Async form of `get_key`: fetches with `httpx.AsyncClient`, never blocks the loop."""
-        key = self.peek(kid, alg)
-        if key is not None:
-            return key
-        flight, owner = self._claim(kid, alg)
-        if owner:
-            assert flight is not None
-            await self._run_async(flight)
-        elif flight is not None and (kid, alg) not in self._keys:
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(flight), self._wait_timeout())
-            except TimeoutError:
-                pass
-        return self._resolve(kid, alg)
+        return await arun(self._key(kid, alg), self._aperform)
 
     def refresh(self) -> None:
         """Fetch the key set now, ignoring the cooldown (e.g. after a key compromise, F09)."""
-        flight, owner = self._claim(None, "", force=True)
-        if owner:
-            assert flight is not None
-            self._run_sync(flight)
-        elif flight is not None:
-            concurrent.futures.wait([flight], timeout=self._wait_timeout())
+        run(self._update(None, "", force=True), self._perform)
 
     async def arefresh(self) -> None:
         """Async form of `refresh`."""
-        flight, owner = self._claim(None, "", force=True)
+        await arun(self._update(None, "", force=True), self._aperform)
+
+    # -- the flows and their two drivers ------------------------------------------------
+
+    def _key(self, kid: str | None, alg: str) -> Generator[_Effect, Response | None, PublicKey]:
+        key = self.peek(kid, alg)
+        if key is not None:
+            return key
+        yield from self._update(kid, alg, force=False)
+        return self._resolve(kid, alg)
+
+    def _update(self, kid: str | None, alg: str, *, force: bool) -> Generator[_Effect, Response | None, None]:
+        """Fetch the key set, or wait for the fetch in flight, unless the cooldown forbids it."""
+        flight, owner = self._claim(kid, alg, force=force)
         if owner:
             assert flight is not None
-            await self._run_async(flight)
-        elif flight is not None:
             try:
-                await asyncio.wait_for(asyncio.wrap_future(flight), self._wait_timeout())
-            except TimeoutError:
-                pass
+                if self._jwks_uri is None:
+                    self._jwks_uri = yield from discover(self.issuer)
+                response = yield Get(self._jwks_uri, self._max_bytes)
+                assert response is not None
+                self._install(response)
+            except FetchError as exc:
+                self._failed(exc)
+            finally:
+                self._land(flight)
+        elif flight is not None and (force or (kid, alg) not in self._keys):
+            yield flight
+
+    def _perform(self, effect: _Effect) -> Response | None:
+        if isinstance(effect, Get):
+            return fetch_sync(self._http_client, effect, self._timeout)
+        concurrent.futures.wait([effect], timeout=self._wait_timeout())
+        return None
+
+    async def _aperform(self, effect: _Effect) -> Response | None:
+        if isinstance(effect, Get):
+            return await fetch_async(self._async_http_client, effect, self._timeout)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(effect), self._wait_timeout())
+        except TimeoutError:
+            pass
+        return None
 
     def _wait_timeout(self) -> float:
         return 3 * self._timeout + 1.0  # discovery + JWKS, plus slack
@@ -233,39 +242,6 @@ class JWKSCache:
 
     # -- fetching -------------------------------------------------------------------------
 
-    def _run_sync(self, flight: concurrent.futures.Future[None]) -> None:
-        try:
-            client = self._http_client or httpx.Client(timeout=self._timeout, follow_redirects=False)
-            try:
-                if self._jwks_uri is None:
-                    self._jwks_uri = discover_sync(
-                        lambda url: get_sync(client, url, limit=MAX_METADATA_BYTES, timeout=self._timeout),
-                        self.issuer)
-                self._install(get_sync(client, self._jwks_uri, limit=self._max_bytes, timeout=self._timeout))
-            finally:
-                if client is not self._http_client:
-                    client.close()
-        except FetchError as exc:
-            self._failed(exc)
-        finally:
-            self._land(flight)
-
-    async def _run_async(self, flight: concurrent.futures.Future[None]) -> None:
-        try:
-            client = self._async_http_client or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
-            try:
-                if self._jwks_uri is None:
-                    self._jwks_uri = await self._adiscover(client)
-                self._install(await get_async(client, self._jwks_uri, limit=self._max_bytes,
-                                              timeout=self._timeout))
-            finally:
-                if client is not self._async_http_client:
-                    await client.aclose()
-        except FetchError as exc:
-            self._failed(exc)
-        finally:
-            self._land(flight)
-
     def _land(self, flight: concurrent.futures.Future[None]) -> None:
         with self._lock:
             self._flight = None
@@ -276,13 +252,6 @@ class JWKSCache:
             self.metrics.jwks_fetched(False)
         state = "serving the last good key set" if self._keys else "no key set yet"
         logger.warning("JWKS refresh for %s failed (%s); %s", self.issuer, exc, state)
-
-    async def _adiscover(self, client: httpx.AsyncClient) -> str:
-        for url in discovery_urls(self.issuer):
-            response = await get_async(client, url, limit=MAX_METADATA_BYTES, timeout=self._timeout)
-            if response.status != 404:
-                return jwks_uri_from(response, self.issuer)
-        raise FetchError("no authorization server metadata found")
 
     # -- key set ---------------------------------------------------------------------------
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
 from warden.protocol.errors import InvalidDPoPProof, InvalidRequest, InvalidToken, OAuthError, UseDPoPNonce
 from warden.resource._render import MISSING_TOKEN, ErrorResponse, render_error
 from warden.resource.claims import Claims
 from warden.resource.mtls import CertificateInput
-from warden.resource.validator import Scheme, Validator
+from warden.resource.validator import Scheme, Validator, _Presentation
 
 __all__ = [
     "Credentials",
@@ -85,45 +86,49 @@ def parse_credentials(headers: Iterable[tuple[str, str]], query: str = "") -> Cr
     return Credentials(scheme, token, tuple(proofs))
 
 
-def validate_request(
-    validator: Validator,
+class _RequestParts(TypedDict):
+    """The keyword arguments of `validate_request` and `avalidate_request`."""
+
+    method: str
+    url: str
+    headers: Iterable[tuple[str, str]]
+    client_certificate: NotRequired[CertificateInput | None]
+    scopes: NotRequired[Iterable[str]]
+
+
+def _presented(
     *,
     method: str,
     url: str,
     headers: Iterable[tuple[str, str]],
     client_certificate: CertificateInput | None = None,
     scopes: Iterable[str] = (),
-) -> Claims:
+) -> tuple[str, _Presentation]:
+    """The token of a request and how it was presented (for `Validator.validate`)."""
+    credentials = parse_credentials(headers, urlsplit(url).query)
+    return credentials.token, {
+        "scopes": scopes, "scheme": credentials.scheme, "dpop_proof": credentials.dpop_proofs,
+        "method": method, "url": url, "client_certificate": client_certificate,
+    }
+
+
+def validate_request(validator: Validator, **request: Unpack[_RequestParts]) -> Claims:
     """Validate the credentials of one request; see `parse_credentials` and `Validator.validate`.
 
-    Args:
+    Keyword arguments:
         method / url: the request as the client addressed it (DPoP `htm`/`htu`).
         headers: every header field as (name, value).
         client_certificate: the TLS client certificate, if any.
         scopes: scopes the request needs.
     """
-    credentials = parse_credentials(headers, urlsplit(url).query)
-    return validator.validate(
-        credentials.token, scopes=scopes, scheme=credentials.scheme, dpop_proof=credentials.dpop_proofs,
-        method=method, url=url, client_certificate=client_certificate,
-    )
+    token, presented = _presented(**request)
+    return validator.validate(token, **presented)
 
 
-async def avalidate_request(
-    validator: Validator,
-    *,
-    method: str,
-    url: str,
-    headers: Iterable[tuple[str, str]],
-    client_certificate: CertificateInput | None = None,
-    scopes: Iterable[str] = (),
-) -> Claims:
+async def avalidate_request(validator: Validator, **request: Unpack[_RequestParts]) -> Claims:
     """Async form of `validate_request`."""
-    credentials = parse_credentials(headers, urlsplit(url).query)
-    return await validator.avalidate(
-        credentials.token, scopes=scopes, scheme=credentials.scheme, dpop_proof=credentials.dpop_proofs,
-        method=method, url=url, client_certificate=client_certificate,
-    )
+    token, presented = _presented(**request)
+    return await validator.avalidate(token, **presented)
 
 
 def presented_scheme(headers: Iterable[tuple[str, str]]) -> Scheme:

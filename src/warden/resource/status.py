@@ -33,7 +33,7 @@ from warden.core.clock import Clock, SystemClock
 from warden.jose import JoseError, parse_compact
 from warden.protocol.errors import InvalidToken, TemporarilyUnavailable
 from warden.protocol.status_list import MEDIA_TYPE, STATUSLIST_TYP, VALID, StatusList, StatusReference
-from warden.resource._fetch import FetchError, get_sync, lifetime
+from warden.resource._fetch import FetchError, Get, fetch_sync, lifetime
 from warden.resource.jwks import JWKSCache
 
 __all__ = ["StatusListCache", "StatusPolicy"]
@@ -91,21 +91,22 @@ class StatusListCache:
 
     def check(self, ref: StatusReference, now: float) -> None:
         """Refuse a token whose entry is not VALID; may fetch the list (blocking)."""
-        entry = self._entries.get(ref.uri)
-        if entry is not None and now < entry.refresh_at:
-            if entry.lst[ref.idx] if ref.idx < entry.lst.size else True:
-                self._refuse(ref, entry)
-            return
-        self._decide(ref, now, self._current(ref.uri, now, wait=True))
+        if not self._answered(ref, now):
+            self._decide(ref, now, self._current(ref.uri, now, wait=True))
 
     async def acheck(self, ref: StatusReference, now: float) -> None:
         """`check` for async code: a fetch it must wait for runs in a thread, never on the loop."""
+        if not self._answered(ref, now):
+            self._decide(ref, now, await asyncio.to_thread(self._current, ref.uri, now, True))
+
+    def _answered(self, ref: StatusReference, now: float) -> bool:
+        """Answer from a list not yet due for refresh (the cached path); False when one is needed."""
         entry = self._entries.get(ref.uri)
-        if entry is not None and now < entry.refresh_at:
-            if entry.lst[ref.idx] if ref.idx < entry.lst.size else True:
-                self._refuse(ref, entry)
-            return
-        self._decide(ref, now, await asyncio.to_thread(self._current, ref.uri, now, True))
+        if entry is None or now >= entry.refresh_at:
+            return False
+        if entry.lst[ref.idx] if ref.idx < entry.lst.size else True:
+            self._refuse(ref, entry)
+        return True
 
     def _decide(self, ref: StatusReference, now: float, entry: _Entry | None) -> None:
         if entry is None or now >= entry.usable_until:
@@ -172,13 +173,8 @@ class StatusListCache:
             event.set()
 
     def _get(self, uri: str) -> tuple[bytes, httpx.Headers]:
-        client = self._http_client or httpx.Client(timeout=self.policy.timeout, follow_redirects=False)
-        try:
-            response = get_sync(client, uri, limit=self.policy.max_token_bytes, timeout=self.policy.timeout,
-                                accept=MEDIA_TYPE)
-        finally:
-            if client is not self._http_client:
-                client.close()
+        response = fetch_sync(self._http_client, Get(uri, self.policy.max_token_bytes, MEDIA_TYPE),
+                              self.policy.timeout)
         if response.status != 200:
             raise FetchError(f"HTTP {response.status}")
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()

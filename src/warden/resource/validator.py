@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import httpx
 
+from warden._drive import arun, run
 from warden.core.clock import Clock, SystemClock
 from warden.core.tracing import set_attributes, span
 from warden.jose import (
@@ -87,8 +88,20 @@ _NO_SCOPES: frozenset[str] = frozenset()
 _Header = tuple[str, "str | None", Algorithm]
 
 
+class _Presentation(TypedDict, total=False):
+    """How the token came with its request: the keyword arguments of `avalidate` (those of `validate`)."""
+
+    scopes: Iterable[str]
+    scheme: Scheme
+    dpop_proof: str | Sequence[str] | None
+    method: str | None
+    url: str | None
+    client_certificate: CertificateInput | None
+
+
 class _KeyNotCached(Exception):
-    """The async path needs a key fetch before it can verify."""
+    """The signing key must be fetched before the token can be verified; raised by `_validate_token`
+    and yielded by the validation flow as the effect that fetches it."""
 
     def __init__(self, kid: str | None, alg: str) -> None:
         super().__init__(kid, alg)
@@ -212,56 +225,60 @@ class Validator:
         started = perf_counter()
         with span("warden.resource.validate") as current:
             try:
-                now = self._clock.now()
-                entry = self.cache.lookup(token, now, self.jwks.generation)
-                if entry is None:
-                    entry = self._validate_token(token, now, self.jwks.get_key)
-                if entry.status is not None:
-                    self.status.check(entry.status, now)
-                self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+                entry = self.cache.lookup(token, now := self._clock.now(), self.jwks.generation)
+                if entry is None or entry.status is not None:  # off the cached path: fetch a key, check a status
+                    entry = run(self._completion(token, now, entry), self._perform)
+                claims = self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+                return self._validated(claims, started, current)
             except OAuthError as exc:
                 self._refused(exc, started, current)
                 raise
-            self._validated(started, current)
-            return entry.claims
 
-    async def avalidate(
-        self,
-        token: str,
-        *,
-        scopes: Iterable[str] = (),
-        scheme: Scheme = "Bearer",
-        dpop_proof: str | Sequence[str] | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        client_certificate: CertificateInput | None = None,
-    ) -> Claims:
-        """Async form of `validate`: key fetches use `httpx.AsyncClient` and never block the loop."""
+    async def avalidate(self, token: str, **presented: Unpack[_Presentation]) -> Claims:
+        """Async form of `validate` (the same keyword arguments, the same defaults): key fetches use
+        `httpx.AsyncClient` and never block the loop."""
+        arguments = _arguments(presented)
         started = perf_counter()
         with span("warden.resource.validate") as current:
             try:
-                now = self._clock.now()
-                entry = self.cache.lookup(token, now, self.jwks.generation)
-                if entry is None:
-                    try:
-                        entry = self._validate_token(token, now, self._cached_key)
-                    except _KeyNotCached as missing:
-                        key = await self.jwks.aget_key(missing.kid, missing.alg)
-                        entry = self._validate_token(token, now, lambda kid, alg: key)
-                if entry.status is not None:
-                    await self.status.acheck(entry.status, now)
-                self._check_use(entry, token, scopes, scheme, dpop_proof, method, url, client_certificate)
+                entry = self.cache.lookup(token, now := self._clock.now(), self.jwks.generation)
+                if entry is None or entry.status is not None:
+                    entry = await arun(self._completion(token, now, entry), self._aperform)
+                return self._validated(self._check_use(entry, token, *arguments), started, current)
             except OAuthError as exc:
                 self._refused(exc, started, current)
                 raise
-            self._validated(started, current)
-            return entry.claims
 
-    def _validated(self, started: float, current: Any) -> None:
+    def _perform(self, effect: _KeyNotCached | tuple[StatusReference, float]) -> PublicKey | None:
+        if isinstance(effect, _KeyNotCached):
+            return self.jwks.get_key(effect.kid, effect.alg)
+        self.status.check(*effect)
+        return None
+
+    async def _aperform(self, effect: _KeyNotCached | tuple[StatusReference, float]) -> PublicKey | None:
+        if isinstance(effect, _KeyNotCached):
+            return await self.jwks.aget_key(effect.kid, effect.alg)
+        await self.status.acheck(*effect)
+        return None
+
+    def _completion(self, token: str, now: float, entry: CachedToken | None
+                    ) -> Generator[_KeyNotCached | tuple[StatusReference, float], PublicKey | None, CachedToken]:
+        """The flow past the cache: verify the token (yielding for a key to fetch), check its status entry."""
+        if entry is None:
+            try:
+                entry = self._validate_token(token, now)
+            except _KeyNotCached as missing:
+                entry = self._validate_token(token, now, (yield missing))
+        if entry.status is not None:
+            yield entry.status, now
+        return entry
+
+    def _validated(self, claims: Claims, started: float, current: Any) -> Claims:
         if self.metrics is not None:
             self.metrics.validated(perf_counter() - started)
         if current is not None:
             set_attributes(current, {"warden.outcome": "valid"})
+        return claims
 
     def _refused(self, exc: OAuthError, started: float, current: Any) -> None:
         logger.debug("access token refused: %s", exc.reason)
@@ -273,9 +290,11 @@ class Validator:
 
     # -- steps --------------------------------------------------------------------------
 
-    def _validate_token(self, token: str, now: float,
-                        get_key: Callable[[str | None, str], PublicKey]) -> CachedToken:
-        """Every check that does not depend on how the token was presented (the cacheable part)."""
+    def _validate_token(self, token: str, now: float, key: PublicKey | None = None) -> CachedToken:
+        """Every check that does not depend on how the token was presented (the cacheable part).
+
+        Raises `_KeyNotCached` when the signing key must first be fetched; the caller fetches it and
+        calls again with `key`."""
         generation = self.jwks.generation
         if type(token) is not str:
             raise _invalid("malformed access token", "malformed")
@@ -290,11 +309,12 @@ class Validator:
             raise _invalid("malformed access token", "jwe" if len(parts) == 5 else "malformed")
         head, payload_segment, signature_segment = parts
         alg, kid, algorithm = self._headers.get(head) or self._header(head)
-        key = self.jwks.fresh_key(kid, alg, now)
-        if self.metrics is not None:
-            self.metrics.key_lookup(key is not None)
         if key is None:
-            key = get_key(kid, alg)
+            key = self.jwks.fresh_key(kid, alg, now)
+            if self.metrics is not None:
+                self.metrics.key_lookup(key is not None)
+            if key is None:
+                raise _KeyNotCached(kid, alg)
         try:
             signature = b64url_decode(signature_segment)
         except ValueError:
@@ -308,12 +328,6 @@ class Validator:
         entry = self._check_claims(payload, now, generation)
         self.cache.put(token, entry)
         return entry
-
-    def _cached_key(self, kid: str | None, alg: str) -> PublicKey:
-        key = self.jwks.fresh_key(kid, alg, self._clock.now())
-        if key is None:
-            raise _KeyNotCached(kid, alg)
-        return key
 
     def _header(self, segment: bytes) -> _Header:
         try:
@@ -414,7 +428,8 @@ class Validator:
         method: str | None,
         url: str | None,
         client_certificate: CertificateInput | None,
-    ) -> None:
+    ) -> Claims:
+        """Check how the token was presented; answer its claims."""
         if scheme != "Bearer" and scheme != "DPoP":
             raise ValueError(f"unknown scheme {scheme!r}")
         if entry.jkt is not None:
@@ -438,6 +453,7 @@ class Validator:
             for scope in scopes:
                 if scope not in granted:
                     raise InsufficientScope("insufficient scope", reason="insufficient_scope")
+        return entry.claims
 
     def _thumbprint(self, certificate: CertificateInput) -> str:
         thumbprint = self._thumbprints.get(certificate)
@@ -450,3 +466,15 @@ class Validator:
                 self._thumbprints.clear()
             self._thumbprints[certificate] = thumbprint
         return thumbprint
+
+
+_DEFAULTS: dict[str, Any] = dict(Validator.validate.__kwdefaults__ or {})  # validate's keywords, in order
+
+
+def _arguments(presented: Mapping[str, Any]) -> tuple[Any, ...]:
+    """`avalidate`'s keywords as `_check_use` takes them: `validate`'s list and defaults, the one source."""
+    unknown = presented.keys() - _DEFAULTS.keys()
+    if unknown:
+        raise TypeError(f"avalidate() got an unexpected keyword argument {min(unknown)!r}")
+    merged = _DEFAULTS | dict(presented)
+    return tuple(merged[name] for name in _DEFAULTS)

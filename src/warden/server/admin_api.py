@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
+from warden.core.algorithms import DEFAULT_ALG
 from warden.core.client import AuthMethod
 from warden.core.client_metadata import parse_client_metadata
 from warden.core.durations import parse_duration
@@ -198,7 +199,7 @@ def _list_apis(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[in
 
 def _put_api(admin: Admin, request: Request, body: dict[str, Any], identifier: str) -> tuple[int, Any]:
     api, changed = admin.save_api(identifier, body["scopes"], ttl=parse_duration(body.get("ttl", 900)),
-                                  alg=body.get("alg", "ES256"), name=body.get("name", ""),
+                                  alg=body.get("alg", DEFAULT_ALG), name=body.get("name", ""),
                                   dpop_required=body.get("dpop_required", False),
                                   cert_bound=body.get("cert_bound", False))
     return 200, api_view(api) | {"changed": changed}

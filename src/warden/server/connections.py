@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Protocol
 
+from warden._http11 import DateHeader
 from warden.server.http import Request, Response
 
 log = logging.getLogger("warden.server")
@@ -67,8 +66,7 @@ class ConnectionSet:
         self.limits = limits
         self.connections: set[Connection] = set()
         self.draining = False
-        self._date_second = -1
-        self._date = b""
+        self.date_header = DateHeader()  # the `date:` line of every answer
         self._outbox: list[tuple[asyncio.Transport, bytes, bool]] = []
 
     def post(self, transport: asyncio.Transport, data: bytes, close: bool) -> None:
@@ -93,12 +91,6 @@ class ConnectionSet:
                 if close:
                     transport.close()  # sends what is buffered, then closes
 
-    def date_header(self) -> bytes:
-        second = int(time.time())
-        if second != self._date_second:
-            self._date_second = second
-            self._date = b"date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
-        return self._date
 
     def sweep(self, now: float) -> None:
         """Close idle and too-slow connections (called about once a second)."""

@@ -41,12 +41,12 @@ import socket
 import struct
 import termios
 from collections import deque
-from http import HTTPStatus
 from typing import cast
 from urllib.parse import unquote
 
 import httptools
 
+from warden._http11 import response_head
 from warden.protocol.errors import (
     HeaderFieldsTooLarge,
     InvalidRequest,
@@ -85,18 +85,6 @@ def _unsent(transport: asyncio.Transport) -> int:
 
 
 _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)  # SIOCOUTQ on Linux: unsent plus unacknowledged bytes
-_STATUS_LINES: dict[int, bytes] = {}
-
-
-def _status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        line = _STATUS_LINES[status] = f"HTTP/1.1 {status} {phrase}\r\n".encode("ascii")
-    return line
 
 
 class _Refused(Exception):
@@ -347,15 +335,8 @@ class H1Connection(asyncio.Protocol):
             return
         keep_alive = item.keep_alive and not self._shared.draining and not (self._closing and not self._queue)
         body = response.body
-        head = [_status_line(response.status)]
-        for name, value in response.headers:
-            head += (name, b": ", value, b"\r\n")
-        head += (b"content-length: ", str(len(body)).encode("ascii"), b"\r\n", self._shared.date_header())
-        if not keep_alive:
-            head.append(b"connection: close\r\n")
-        elif item.http10:
-            head.append(b"connection: keep-alive\r\n")
-        head.append(b"\r\n")
+        head = response_head(response.status, response.headers, len(body), self._shared.date_header(),
+                             close=not keep_alive, http10=item.http10)
         if not item.head:
             head.append(body)
         self._shared.post(transport, b"".join(head), not keep_alive)

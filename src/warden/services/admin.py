@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from warden.core.algorithms import DEFAULT_ALG
 from warden.core.api import Api, validate_api
 from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, validate_client_id, validate_tenant
 from warden.core.client_metadata import ClientMetadata
@@ -87,7 +88,7 @@ class Admin:
         return self._clock.now()
 
     # APIs ---------------------------------------------------------------------
-    def save_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = "ES256",
+    def save_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = DEFAULT_ALG,
                  name: str = "", dpop_required: bool = False, cert_bound: bool = False) -> tuple[Api, bool]:
         """Create or update an API; returns (api, changed)."""
         old = self.store.load_api(identifier)

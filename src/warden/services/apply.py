@@ -25,10 +25,12 @@ that is returned once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from warden._toml import load_toml
+from warden.core.algorithms import DEFAULT_ALG
 from warden.core.api import Api, validate_api
 from warden.core.client_metadata import TLS_SUBJECT_FIELDS, ClientMetadata, parse_client_metadata
 from warden.core.durations import parse_duration
@@ -83,18 +85,25 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _tables(data: dict[str, Any], name: str, keys: set[str], required: str, missing: str,
+            within: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """The `[[name]]` tables of `data` with where each stands (`apis[0]`), each with only `keys` and a string `required`."""
+    for i, raw in enumerate(data.get(name, [])):
+        where = f"{within}.{name}[{i}]" if within else f"{name}[{i}]"
+        _check_keys(raw, keys, where)
+        if not isinstance(raw.get(required), str):
+            raise ConfigError(f"{where}: {required} {missing}")
+        yield where, raw
+
+
 def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
     data = load_toml(path, "apply file")
     _check_keys(data, {"apis", "clients"}, path)
     apis: list[Api] = []
-    for i, raw in enumerate(data.get("apis", [])):
-        where = f"apis[{i}]"
-        _check_keys(raw, _API_KEYS, where)
-        if not isinstance(raw.get("identifier"), str):
-            raise ConfigError(f"{where}: identifier is required")
+    for where, raw in _tables(data, "apis", _API_KEYS, "identifier", "is required"):
         try:
             api = Api(identifier=raw["identifier"], scopes=_str_list(raw.get("scopes"), f"{where}.scopes"),
-                      token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", "ES256")),
+                      token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", DEFAULT_ALG)),
                       name=str(raw.get("name", "")), dpop_required=raw.get("dpop_required", False) is True,
                       cert_bound=raw.get("cert_bound", False) is True)
             validate_api(api)
@@ -102,17 +111,9 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
             raise ConfigError(f"{where}: {exc}") from None
         apis.append(api)
     clients: list[DesiredClient] = []
-    for i, raw in enumerate(data.get("clients", [])):
-        where = f"clients[{i}]"
-        _check_keys(raw, _CLIENT_KEYS, where)
-        if not isinstance(raw.get("client_id"), str):
-            raise ConfigError(f"{where}: client_id is required (it keeps apply idempotent)")
-        grants = []
-        for j, g in enumerate(raw.get("grants", [])):
-            _check_keys(g, {"api", "scopes"}, f"{where}.grants[{j}]")
-            if not isinstance(g.get("api"), str):
-                raise ConfigError(f"{where}.grants[{j}]: api is required")
-            grants.append(GrantSpec(g["api"], _str_list(g.get("scopes"), f"{where}.grants[{j}].scopes")))
+    for where, raw in _tables(data, "clients", _CLIENT_KEYS, "client_id", "is required (it keeps apply idempotent)"):
+        grants = [GrantSpec(g["api"], _str_list(g.get("scopes"), f"{at}.scopes"))
+                  for at, g in _tables(raw, "grants", {"api", "scopes"}, "api", "is required", within=where)]
         enabled = raw.get("enabled", True)
         rate = raw.get("rate_limit")
         if not isinstance(enabled, bool):

@@ -8,7 +8,7 @@ the failed-authentication throttle around them (`auth_throttle`) and audits fail
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from cryptography.x509.verification import Store as CertificateStore
 
@@ -21,10 +21,10 @@ from warden.services.auth_throttle import FailedAuthThrottle, claimed_identity
 from warden.services.call import Call, ServingState
 from warden.services.client_auth import authenticate_client
 from warden.services.key_sources import KeySources
-from warden.services.steps import Step
+from warden.services.steps import Step, run_steps
 from warden.services.tls_auth import authenticate_certificate
 
-__all__ = ["CallerAuthentication"]
+__all__ = ["AuthenticatedEndpoint", "CallerAuthentication"]
 
 _SECURITY_REASONS = frozenset({"secret_expired", "secret_revoked"})
 
@@ -118,3 +118,31 @@ class CallerAuthentication:
                          client_id=redact(client_id)[:128] if client_id else None, source=call.source,
                          severity="security" if error.reason in _SECURITY_REASONS else None)
         return error
+
+
+class AuthenticatedEndpoint:
+    """A use case whose steps begin with the caller's authentication (token, introspection, revocation).
+
+    Holds what such an endpoint works from, and runs its steps so that a refusal passes through
+    `CallerAuthentication.on_failure` (the throttle and the audit of failed authentication) first.
+    """
+
+    def __init__(self, state: ServingState, auth: CallerAuthentication, issuer: str, audit: AuditSink) -> None:
+        self._state = state
+        self._auth = auth
+        self._issuer = issuer
+        self._audit = audit
+
+    async def _run_steps(self, steps: Sequence[Step[Call]], call: Call,
+                         runner: Callable[[Sequence[Step[Call]], Call], Awaitable[None]] = run_steps) -> None:
+        try:
+            await runner(steps, call)
+        except OAuthError as exc:
+            error = self._auth.on_failure(call, exc)
+            self._refused(call, error)
+            if error is exc:
+                raise
+            raise error from None
+
+    def _refused(self, call: Call, error: OAuthError) -> None:
+        """Called with the error about to be raised; the endpoint may audit it."""

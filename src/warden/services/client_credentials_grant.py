@@ -15,28 +15,25 @@ from warden.protocol.errors import InvalidClient, OAuthError, SlowDown, Temporar
 from warden.protocol.mtls import certificate_thumbprint
 from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
-from warden.services.caller_auth import CallerAuthentication
+from warden.services.caller_auth import AuthenticatedEndpoint, CallerAuthentication
 from warden.services.dpop_proofs import DPoPProofs
 from warden.services.ratelimit import RateLimiter
 from warden.services.status_lists import StatusAllocator
-from warden.services.steps import Step, run_steps, run_traced_steps, tracing_active
+from warden.services.steps import Step, run_traced_steps, tracing_active
 from warden.services.tokens import IssuedToken, decide_issuance, issue_token, sign_token
 from warden.settings import LimitSettings
 
 __all__ = ["ClientCredentialsGrant"]
 
 
-class ClientCredentialsGrant:
+class ClientCredentialsGrant(AuthenticatedEndpoint):
     def __init__(self, state: ServingState, auth: CallerAuthentication, dpop: DPoPProofs,
                  rate_limiter: RateLimiter, limits: LimitSettings, issuer: str, audit: AuditSink,
                  status: StatusAllocator | None = None) -> None:
         """`status` gives each token its Token Status List entry; None leaves the claim out."""
-        self._state = state
-        self._auth = auth
+        super().__init__(state, auth, issuer, audit)
         self._rate_limiter = rate_limiter
         self._limits = limits
-        self._issuer = issuer
-        self._audit = audit
         self.steps: tuple[Step[Call], ...] = (
             self.require_serving,
             *auth.steps,
@@ -52,24 +49,20 @@ class ClientCredentialsGrant:
 
     async def run(self, call: Call) -> IssuedToken:
         """Issue a token for `call`, or raise the OAuthError that refuses it (audited either way)."""
-        try:
-            if tracing_active():
-                await run_traced_steps(self.traced_steps, call)
-            else:
-                await run_steps(self.steps, call)
-        except OAuthError as exc:
-            error = self._auth.on_failure(call, exc)
-            if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
-                self._audit.emit("token.denied", outcome="denied", reason=error.reason, source=call.source,
-                                 client_id=call.caller.client.client_id if call.caller else None, error=error.error)
-            if error is exc:
-                raise
-            raise error from None
+        if tracing_active():
+            await self._run_steps(self.traced_steps, call, run_traced_steps)
+        else:
+            await self._run_steps(self.steps, call)
         issued = call.issued
         assert issued is not None
         self._audit.emit("token.issued", client_id=call.authenticated.client.client_id, source=call.source, jti=issued.jti,
                          aud=list(issued.audiences), scope=issued.scope, kid=issued.kid)
         return issued
+
+    def _refused(self, call: Call, error: OAuthError) -> None:
+        if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
+            self._audit.emit("token.denied", outcome="denied", reason=error.reason, source=call.source,
+                             client_id=call.caller.client.client_id if call.caller else None, error=error.error)
 
     def require_serving(self, call: Call) -> None:
         if not self._state.is_serving():

@@ -45,7 +45,15 @@ from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
-__all__ = ["WAYS", "InProcessRateLimiter", "RateLimiter", "SharedBuckets", "SharedMemoryRateLimiter"]
+__all__ = [
+    "WAYS",
+    "InProcessRateLimiter",
+    "RateLimiter",
+    "SharedBuckets",
+    "SharedMemoryRateLimiter",
+    "TokenBuckets",
+    "refilled",
+]
 
 WAYS = 4  # slots per set
 _SLOT = struct.Struct("<Qddd")  # fingerprint, tokens, last update, when the bucket is full again
@@ -68,7 +76,32 @@ class RateLimiter(Protocol):
         ...
 
 
-class _BucketTable:
+def refilled(tokens: float, stamp: float, rate: float, burst: float, now: float) -> float:
+    """What a bucket that held `tokens` at `stamp` holds at `now`, refilled at `rate` per second up to `burst`."""
+    elapsed = now - stamp
+    return min(burst, tokens + elapsed * rate) if elapsed > 0 else min(burst, tokens)
+
+
+class TokenBuckets:
+    """The token-bucket math every `RateLimiter` shares; a backend says where a bucket lives (`_spend`)."""
+
+    def take(self, key: str, rate: float, burst: float, now: float) -> float:
+        return self._spend(key, rate, burst, now, True) if rate > 0 else 0.0
+
+    def peek(self, key: str, rate: float, burst: float, now: float) -> float:
+        return self._spend(key, rate, burst, now, False) if rate > 0 else 0.0
+
+    def _spend(self, key: str, rate: float, burst: float, now: float, take: bool) -> float:
+        """Find `key`'s bucket and pass its tokens to `_decide`; `rate` is positive."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _decide(tokens: float, rate: float) -> float:
+        """0.0 if a bucket holding `tokens` may give one, else the seconds until it can (a refusal takes nothing)."""
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+
+
+class _BucketTable(TokenBuckets):
     """The token-bucket table over a buffer; where the buffer and locks live is the caller's choice."""
 
     def __init__(self, buffer: Any, locks: Sequence[AbstractContextManager[Any]], hash_key: bytes, sets: int) -> None:
@@ -91,15 +124,7 @@ class _BucketTable:
             self._fingerprints[key] = fingerprint
         return fingerprint
 
-    def take(self, key: str, rate: float, burst: float, now: float) -> float:
-        return self._spend(key, rate, burst, now, True)
-
-    def peek(self, key: str, rate: float, burst: float, now: float) -> float:
-        return self._spend(key, rate, burst, now, False)
-
     def _spend(self, key: str, rate: float, burst: float, now: float, take: bool) -> float:
-        if rate <= 0:
-            return 0.0
         fingerprint = self._fingerprints.get(key) or self._fingerprint(key)
         index = fingerprint & self._set_mask
         offset = index * _SET_BYTES
@@ -108,20 +133,15 @@ class _BucketTable:
             fingerprints = slots[::_FIELDS]  # slicing and searching in C: cheaper than a loop of four
             if fingerprint in fingerprints:
                 way = fingerprints.index(fingerprint) * _FIELDS
-                tokens = burst
-                if slots[way + 3] > now:  # still refilling; otherwise it is as good as new
-                    elapsed = now - slots[way + 2]
-                    refilled = slots[way + 1] + elapsed * rate if elapsed > 0 else slots[way + 1]
-                    if refilled < burst:
-                        tokens = refilled
+                # still refilling; otherwise it is as good as new
+                tokens = refilled(slots[way + 1], slots[way + 2], rate, burst, now) if slots[way + 3] > now else burst
             else:  # take over the slot that is full again soonest (see the module docstring)
                 full_at = slots[3::_FIELDS]
                 way = full_at.index(min(full_at)) * _FIELDS
                 tokens = burst
-            if tokens < 1.0:
-                return (1.0 - tokens) / rate  # a refused request takes nothing
-            if not take:
-                return 0.0
+            wait = self._decide(tokens, rate)
+            if wait or not take:
+                return wait
             tokens -= 1.0
             _SLOT.pack_into(self._buffer, offset + way * 8, fingerprint, tokens, now, now + (burst - tokens) / rate)
             return 0.0

@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 from warden.protocol.errors import TemporarilyUnavailable
+from warden.services.ratelimit import TokenBuckets, refilled
 
 __all__ = ["ClusterRateLimiter", "SharedState"]
 
@@ -148,7 +149,7 @@ class _Bucket:
         self.rate, self.burst, self.touched = rate, burst, now
 
 
-class ClusterRateLimiter:
+class ClusterRateLimiter(TokenBuckets):
     """Token buckets that hold once for the cluster: local decisions, settled with Redis in batches.
 
     Used on the event loop's thread only (takes and the settle task share state without locks).
@@ -170,16 +171,8 @@ class ClusterRateLimiter:
         self._settle_sha: str | None = None
         self._forgot_at = 0.0
 
-    # the RateLimiter seam --------------------------------------------------------
-    def take(self, key: str, rate: float, burst: float, now: float) -> float:
-        return self._spend(key, rate, burst, now, True)
-
-    def peek(self, key: str, rate: float, burst: float, now: float) -> float:
-        return self._spend(key, rate, burst, now, False)
-
+    # the RateLimiter seam (take and peek: TokenBuckets) ------------------------
     def _spend(self, key: str, rate: float, burst: float, now: float, take: bool) -> float:
-        if rate <= 0:
-            return 0.0
         bucket = self._buckets.get(key)
         shared = self._shared.up
         if not shared:  # each participant enforces its share
@@ -190,23 +183,20 @@ class ClusterRateLimiter:
         elif bucket.rate != rate or bucket.burst != burst:
             bucket.rate, bucket.burst = rate, burst
             bucket.level = min(bucket.level, burst)
-        elapsed = now - bucket.stamp
-        if elapsed > 0:
-            bucket.level = min(burst, bucket.level + elapsed * rate)
-            bucket.stamp = now
+        bucket.level = refilled(bucket.level, bucket.stamp, rate, burst, now)
+        bucket.stamp = max(bucket.stamp, now)
         bucket.touched = now
         if shared:
             self._dirty.add(key)
             self._wake.set()
         if shared and bucket.level < burst / 2 + 1:  # near the limit: what other nodes take matters now
             self._watched[key] = time.monotonic() + _WATCH
-        if bucket.level < 1.0:
-            return (1.0 - bucket.level) / rate
-        if take:
+        wait = self._decide(bucket.level, rate)
+        if take and not wait:
             bucket.level -= 1.0
             if shared:
                 bucket.unsent += 1.0
-        return 0.0
+        return wait
 
     # settling -------------------------------------------------------------------
     def start(self) -> None:

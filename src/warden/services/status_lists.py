@@ -55,13 +55,20 @@ class _Current:
     open_until: float  # reserved_at + block_window
 
 
-class StatusAllocator:
-    """Gives each token an entry (the token endpoint's `assign_status` step)."""
+class _StatusLists:
+    """What both sides of the status lists work from: the settings, the serving state, the issuer."""
 
     def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str) -> None:
         self._settings = settings
         self._state = state
         self._issuer = issuer
+
+
+class StatusAllocator(_StatusLists):
+    """Gives each token an entry (the token endpoint's `assign_status` step)."""
+
+    def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str) -> None:
+        super().__init__(settings, state, issuer)
         self._current: dict[str, _Current] = {}
         self._reserving: dict[str, asyncio.Future[None]] = {}
         self._warned_at = -1e9
@@ -154,13 +161,11 @@ class _Rendered:
     token: str | None  # None: no such list
 
 
-class StatusListPublisher:
+class StatusListPublisher(_StatusLists):
     """Serves `GET /oauth2/status/{id}`: the signed Status List Token, re-rendered every publish interval."""
 
     def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str) -> None:
-        self._settings = settings
-        self._state = state
-        self._issuer = issuer
+        super().__init__(settings, state, issuer)
         self._rendered: dict[int, _Rendered] = {}
         self._rendering: dict[int, asyncio.Task[_Rendered]] = {}
 

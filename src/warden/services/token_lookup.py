@@ -20,33 +20,22 @@ from collections.abc import Sequence
 
 from warden.core.revocation import RevokedToken, status_entry_of_jti
 from warden.protocol.access_token import verify_own_token
-from warden.protocol.errors import OAuthError, UnauthorizedClient
+from warden.protocol.errors import UnauthorizedClient
 from warden.protocol.revocation import parse_token_reference
 from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
-from warden.services.caller_auth import CallerAuthentication
-from warden.services.steps import Step, run_steps
+from warden.services.caller_auth import AuthenticatedEndpoint, CallerAuthentication
+from warden.services.steps import Step
 from warden.services.token_state import token_audiences, token_state
 
 __all__ = ["Introspection", "Revocation"]
 
 
-class _TokenLookup:
-    def __init__(self, state: ServingState, auth: CallerAuthentication, issuer: str, audit: AuditSink) -> None:
-        self._state = state
-        self._auth = auth
-        self._issuer = issuer
-        self._audit = audit
-        self.steps: Sequence[Step[Call]] = ()
+class _TokenLookup(AuthenticatedEndpoint):
+    steps: Sequence[Step[Call]] = ()
 
     async def run(self, call: Call) -> None:
-        try:
-            await run_steps(self.steps, call)
-        except OAuthError as exc:
-            error = self._auth.on_failure(call, exc)
-            if error is exc:
-                raise
-            raise error from None
+        await self._run_steps(self.steps, call)
 
     @staticmethod
     def read_token(call: Call) -> None:

@@ -22,10 +22,13 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Executable,
+    Row,
     Table,
     bindparam,
     case,
@@ -154,6 +157,16 @@ class SqlStore:
         with self._transaction(write=False) as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    def _first(self, query: Executable) -> Row[Any] | None:
+        """The first row `query` reads in a read-only transaction."""
+        with self._transaction(write=False) as conn:
+            return conn.execute(query).first()
+
+    def _rows(self, query: Executable) -> list[Row[Any]]:
+        """Every row `query` reads in a read-only transaction."""
+        with self._transaction(write=False) as conn:
+            return list(conn.execute(query))
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -172,13 +185,11 @@ class SqlStore:
             self._log(conn, [(ChangeKind.API, api.identifier)])
 
     def load_api(self, identifier: str) -> Api | None:
-        with self._transaction(write=False) as conn:
-            row = conn.execute(select(apis).where(apis.c.identifier == identifier)).first()
+        row = self._first(select(apis).where(apis.c.identifier == identifier))
         return None if row is None else api_from_row(row)
 
     def load_apis(self) -> list[Api]:
-        with self._transaction(write=False) as conn:
-            return [api_from_row(row) for row in conn.execute(select(apis).order_by(apis.c.identifier))]
+        return [api_from_row(row) for row in self._rows(select(apis).order_by(apis.c.identifier))]
 
     def delete_api(self, identifier: str) -> None:
         with self._transaction() as conn:
@@ -249,13 +260,11 @@ class SqlStore:
             self._log(conn, [(ChangeKind.CLIENT, client_id)])
 
     def load_client(self, client_id: str) -> Client | None:
-        with self._transaction(write=False) as conn:
-            row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
+        row = self._first(select(clients).where(clients.c.client_id == client_id))
         return None if row is None else client_from_row(row)
 
     def load_clients(self) -> list[Client]:
-        with self._transaction(write=False) as conn:
-            return [client_from_row(row) for row in conn.execute(select(clients).order_by(clients.c.client_id))]
+        return [client_from_row(row) for row in self._rows(select(clients).order_by(clients.c.client_id))]
 
     def load_grants(self, client_id: str | None = None) -> list[Grant]:
         g = grants_table.c
@@ -296,8 +305,7 @@ class SqlStore:
         query = select(client_secrets).order_by(c.client_id, c.created_at, c.secret_id)
         if client_id is not None:
             query = query.where(c.client_id == client_id)
-        with self._transaction(write=False) as conn:
-            return [secret_from_row(row) for row in conn.execute(query)]
+        return [secret_from_row(row) for row in self._rows(query)]
 
     def record_secret_use(self, uses: dict[str, float]) -> None:
         if not uses:
@@ -357,8 +365,7 @@ class SqlStore:
 
     def load_keys(self) -> list[SigningKey]:
         query = select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.kid)
-        with self._transaction(write=False) as conn:
-            return [key_from_row(row) for row in conn.execute(query)]
+        return [key_from_row(row) for row in self._rows(query)]
 
     # revocation ---------------------------------------------------------------
     def revoke_token(self, revoked: RevokedToken) -> None:
@@ -437,8 +444,7 @@ class SqlStore:
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         c = change_log.c
         query = select(change_log).where(c.seq > seq).order_by(c.seq).limit(limit)
-        with self._transaction(write=False) as conn:
-            return [Change(row.seq, ChangeKind(row.kind), row.key, row.at) for row in conn.execute(query)]
+        return [Change(row.seq, ChangeKind(row.kind), row.key, row.at) for row in self._rows(query)]
 
     def latest_change(self) -> int:
         with self._transaction(write=False) as conn:

@@ -1,9 +1,7 @@
 """Client authentication metadata (JWKS, jwks_uri, federated identities, DPoP binding) and the
 single-use record of client assertions.
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-26
+Created 2026-11-26.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,6 @@
 """Per-API sender-constraint requirements: DPoP proofs and certificate-bound tokens.
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-26
+Created 2026-11-26.
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,6 @@
 """Token Status Lists: index blocks per client, and where a revoked token's status lives.
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-02
+Created 2026-12-02.
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
