@@ -121,7 +121,8 @@
     if (!session) return;
     const left = session.expires_at - Date.now() / 1000;
     if (left <= 0) return signedOut();
-    $("session-info").textContent = "Signed in as " + session.operator + (session.can_write ? "" : " (read-only)") +
+    $("session-info").textContent = "Signed in as " + session.operator +
+      (session.tenant ? " (tenant " + session.tenant + ")" : "") + (session.can_write ? "" : " (read-only)") +
       " \u00b7 session ends in " + countdown(left);
   }
   async function start() {
