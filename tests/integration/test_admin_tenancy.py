@@ -8,6 +8,7 @@ without a rule here fails `test_every_admin_route_has_a_tenant_rule`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -381,3 +382,22 @@ def test_a_global_admin_still_reaches_every_tenant(world: World):
     assert world.root.post("/tokens/revoke", json={"client_id": world.a1}).status_code == 200
     assert world.root.put(f"/apis/{q(world.shared_api)}", json={"scopes": ["read", "write"],
                                                                 "name": "Shared"}).status_code == 200
+
+
+def test_a_tenant_admin_created_with_the_cli_administers_its_tenant_only(sqlite_server: LiveServer, capsys,
+                                                                          monkeypatch):
+    from warden.cli.main import main
+
+    monkeypatch.setenv("WARDEN_AUDIT_SINK", str(sqlite_server.audit_path))
+    data_dir = sqlite_server.settings.data_dir
+    admin_api = f"{sqlite_server.issuer}/admin/v1"
+    assert main(["clients", "create", "acme-ops", "--grant", f"{admin_api}=warden:admin", "--tenant", "acme",
+                 "--json", "--data-dir", data_dir]) == 0
+    ops = json.loads(capsys.readouterr().out)
+    theirs, _ = sqlite_server.client({admin_api: "warden:admin:read"}, name="globex reader", tenant="globex")
+    sqlite_server.wait_for_client(ops["client_id"])
+    token = sqlite_server.token(ops["client_id"], ops["client_secret"], resource=admin_api).json()["access_token"]
+    with httpx.Client(base_url=admin_api, headers={"authorization": f"Bearer {token}"}, timeout=10) as api:
+        assert {c["client_id"] for c in api.get("/clients").json()["items"]} == {ops["client_id"]}
+        assert api.get(f"/clients/{theirs}").status_code == 404
+        assert api.post("/clients", json={"name": "x", "tenant": "globex"}).status_code == 403
