@@ -107,7 +107,10 @@ def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
         raise InsufficientScope("scope warden:admin or warden:admin:read is required", reason="admin_scope")
     # The caller's tenant is its client's, now (an active token implies a known, enabled client); a token
     # minted under another tenant assignment is stale, so it cannot carry an old, wider reach.
-    tenant = rt.registry.clients[claims["client_id"]].client.tenant
+    entry = rt.registry.clients.get(claims["client_id"])
+    if entry is None:  # removed since token_state looked
+        raise InvalidToken("the access token is not active", reason="admin_inactive_token")
+    tenant = entry.client.tenant
     if claims.get("tenant") != tenant:
         raise InvalidToken("the access token was issued for another tenant", reason="admin_tenant_changed")
     caller = _Caller(f"client:{claims['client_id']}", "warden:admin" in scopes, tenant)
