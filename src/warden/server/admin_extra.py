@@ -153,7 +153,7 @@ async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str, Ad
             raise InsufficientScope("a console session cannot mint sign-in URLs", reason="admin_scope")
         read_only = _login_options(request)
         login = rt.console_logins.issue_login_url(caller.actor, can_write=caller.can_write and not read_only)
-        rt.audit.emit("console.login_url_issued", actor=caller.actor, source=request.source)
+        rt.audit.emit("console.login_url_issued", actor=caller.actor, source=request.source, tenant=caller.tenant)
         return json_response(201, {"url": login.url, "expires_at": render_time(login.expires_at)}, NO_STORE)
     except InvalidToken as exc:
         return _error(401, exc.error, exc.description or "",

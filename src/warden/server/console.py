@@ -138,15 +138,22 @@ async def _login(request: Request, rt: Runtime) -> Response:
         return _message_page(400, "Sign-in link already used",
                              "Each sign-in link works once. Run `warden console login-url` for a new one.")
     session, cookie = rt.console_logins.open_session(operator, can_write)
+    try:
+        tenant = _session_tenant(session, rt)
+    except InvalidToken:
+        rt.audit.emit("console.login", outcome="failure", reason="invalid_ticket", actor=operator,
+                      source=request.source)
+        return _message_page(400, "Sign-in link not valid",
+                             "The admin client that made this sign-in link is disabled or deleted.")
     rt.audit.emit("console.login", actor=session.actor, source=request.source, session_id=session.session_id,
-                  can_write=can_write)
+                  can_write=can_write, tenant=tenant)
     return Response(303, b"", [(b"location", f"{PREFIX}/".encode()), *NO_STORE, *_SECURITY_HEADERS,
                                _set_cookie(rt, cookie, rt.settings.console.session_lifetime)])
 
 
 async def _logout(request: Request, rt: Runtime) -> Response:
-    actor, _, _ = console_caller(request, rt)  # a cross-site page cannot sign an operator out either
-    rt.audit.emit("console.logout", actor=actor, source=request.source)
+    actor, _, tenant = console_caller(request, rt)  # a cross-site page cannot sign an operator out either
+    rt.audit.emit("console.logout", actor=actor, source=request.source, tenant=tenant)
     return Response(204, b"", [*NO_STORE, *_SECURITY_HEADERS, _set_cookie(rt, "", 0)])
 
 
