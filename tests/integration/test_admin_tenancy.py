@@ -358,6 +358,9 @@ def test_tenant_admin_changes_are_audited_with_the_tenant(world: World):
     world.server.token(world.b1, world.b1_secret)
     issued = [e for e in world.server.audit_events() if e["event"] == "token.issued" and e["client_id"] == world.b1]
     assert issued and issued[-1]["tenant"] == BETA
+    assert world.server.token(world.a1, "wrong" * 8).status_code == 401
+    failed = world.alpha.get("/audit", params={"event": "client.authentication_failed"}).json()["events"]
+    assert [(e["client_id"], e["tenant"]) for e in failed] == [(world.a1, ALPHA)]
 
 
 def test_an_admin_token_minted_before_its_client_moved_tenant_is_refused(world: World):
