@@ -7,7 +7,7 @@ in the CLI, and a generic 500/503 with a logged correlation id in the server.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "Conflict", "NotFound", "StorageError", "StorageUnavailable", "WardenError"]
+__all__ = ["ConfigError", "Conflict", "Forbidden", "NotFound", "StorageError", "StorageUnavailable", "WardenError"]
 
 
 class WardenError(Exception):
@@ -32,3 +32,7 @@ class NotFound(WardenError):
 
 class Conflict(WardenError):
     """The change would violate a uniqueness or state rule (likewise not a storage failure)."""
+
+
+class Forbidden(WardenError):
+    """The caller may not make this change (a tenant admin reaching outside its tenant): 403."""

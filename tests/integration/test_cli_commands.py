@@ -222,3 +222,23 @@ def test_no_abbreviations_json_errors_help_examples_and_completion(run, tmp_path
     for shell in ("bash", "zsh", "fish"):
         code, out, _ = _raw("completion", shell)
         assert code == 0 and "secrets" in out and "--dry-run" in out.replace("-l dry-run", "--dry-run")
+
+
+def test_apis_belong_to_a_tenant_and_grants_stay_inside_it(run):
+    made = run("apis", "create", "https://acme.example", "--scopes", "read", "--tenant", "acme", "--json")
+    assert made["tenant"] == "acme"
+    run("apis", "create", "https://shared.example", "--scopes", "read", "--json")
+    _, err = run("clients", "create", "x", "--tenant", "globex", "--grant", "https://acme.example=read", expect=2)
+    assert err.count("\n") == 1 and "belongs to tenant acme" in err
+    client = run("clients", "create", "app", "--tenant", "acme", "--grant", "https://acme.example=read",
+                 "--grant", "https://shared.example=read", "--json")
+    assert client["tenant"] == "acme"
+    _, err = run("apis", "update", "https://acme.example", "--tenant", "globex", expect=2)
+    assert "outside tenant globex" in err
+    assert run("apis", "update", "https://acme.example", "--shared", "--json")["tenant"] is None
+    assert run("apis", "update", "https://acme.example", "--tenant", "acme", "--json")["tenant"] == "acme"
+    out, _ = run("apis", "list")
+    assert "TENANT" in out.splitlines()[0] and "acme" in out
+    with pytest.raises(SystemExit) as exited:  # argparse refuses the pair before any command runs
+        run("apis", "update", "https://acme.example", "--tenant", "acme", "--shared")
+    assert exited.value.code == 2

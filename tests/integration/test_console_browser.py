@@ -200,3 +200,31 @@ def test_the_console_is_keyboard_usable_and_every_control_is_labelled(browser: B
     assert any(c.name == "typed" for c in console.admin.store.load_clients())
     assert violations == []
 
+
+
+def test_a_tenant_admins_console_shows_only_its_tenant(browser: Browser, console: LiveServer,
+                                                       artefacts: Callable[[Page, str], None]):
+    import httpx
+
+    api = console.api("read")
+    console.admin.save_api("https://globex-only.example", ["read"], tenant="globex")
+    console.client({api: "read"}, name="acme billing", tenant="acme")
+    console.client({api: "read"}, name="globex billing", tenant="globex")
+    admin_api = f"{console.issuer}/admin/v1"
+    ops_id, ops_secret = console.client({admin_api: "warden:admin"}, name="acme ops", tenant="acme")
+    token = console.token(ops_id, ops_secret, resource=admin_api).json()["access_token"]
+    minted = httpx.post(f"{console.url}/admin/v1/console/login-urls", headers={"authorization": f"Bearer {token}"})
+    assert minted.status_code == 201
+    violations: list[str] = []
+    page = new_page(browser, violations)
+    page.goto(minted.json()["url"])
+    page.wait_for_selector("#nav:not([hidden])")
+    assert "(tenant acme)" in page.inner_text("#session-info")
+    open_page(page, "clients")
+    page.wait_for_selector("#clients-table >> text=acme billing")
+    assert "globex" not in page.inner_text("#clients-table")
+    open_page(page, "apis")
+    page.wait_for_selector(f"#apis-table >> text={api}")
+    assert "globex-only" not in page.inner_text("#apis-table") and "shared" in page.inner_text("#apis-table")
+    artefacts(page, "tenant-clients")
+    assert violations == []

@@ -193,3 +193,68 @@ def test_cli_console_login_url_prints_a_working_url(console: LiveServer, capsys,
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["url"].startswith(f"{console.url}/console/login?t=wcl_")
     assert console.http.get(f"{console.url}{path_of(out['url'])}").status_code == 303
+
+
+def _mint(live: LiveServer, admin_id: str, secret: str) -> str:
+    """A console sign-in URL minted over the admin API by the admin client `admin_id`."""
+    admin_api = f"{live.issuer}/admin/v1"
+    token = live.token(admin_id, secret, resource=admin_api).json()["access_token"]
+    minted = live.http.post(f"{live.url}/admin/v1/console/login-urls", headers={"authorization": f"Bearer {token}"})
+    assert minted.status_code == 201, minted.text
+    url: str = minted.json()["url"]
+    return url
+
+
+def _tenant_admin_session(live: LiveServer, tenant: str) -> tuple[httpx.Client, str, str, str]:
+    """A console session opened from a URL minted by a new admin client of `tenant`:
+    (browser, csrf token, the admin client's id and secret)."""
+    admin_id, secret = live.client({f"{live.issuer}/admin/v1": "warden:admin"}, name=f"{tenant}-ops", tenant=tenant)
+    browser = httpx.Client(base_url=live.url, timeout=10)
+    assert browser.get(path_of(_mint(live, admin_id, secret))).status_code == 303
+    csrf = re.search(r'name="warden-csrf" content="([^"]+)"', browser.get("/console/").text)
+    assert csrf
+    return browser, csrf.group(1), admin_id, secret
+
+
+def test_a_tenant_admins_console_lists_and_changes_only_its_tenant(console: LiveServer):
+    api = console.api("read")
+    mine, _ = console.client({api: "read"}, name="alpha app", tenant="alpha")
+    theirs, _ = console.client({api: "read"}, name="beta app", tenant="beta")
+    untenanted, _ = console.client({api: "read"}, name="global app")
+    browser, csrf, admin_id, admin_secret = _tenant_admin_session(console, "alpha")
+    with closing(browser):
+        headers = {"x-warden-csrf": csrf}
+        session = browser.get("/console/session").json()
+        assert session["tenant"] == "alpha" and session["operator"] == f"client:{admin_id}"
+        listed = {c["client_id"] for c in browser.get("/admin/v1/clients", headers=headers).json()["items"]}
+        assert listed == {mine, admin_id}
+        assert browser.get(f"/admin/v1/clients/{theirs}", headers=headers).status_code == 404
+        assert browser.get(f"/admin/v1/clients/{untenanted}", headers=headers).status_code == 404
+        moved = browser.patch(f"/admin/v1/clients/{mine}", headers=headers, json={"tenant": "beta"})
+        assert moved.status_code == 403 and moved.json()["error"] == "forbidden"
+        made = browser.post("/admin/v1/clients", headers=headers, json={"name": "made in the console"})
+        assert made.status_code == 201 and made.json()["tenant"] == "alpha"
+        events = browser.get("/admin/v1/audit", headers=headers, params={"limit": 1000}).json()["events"]
+        assert events and {e["tenant"] for e in events} == {"alpha"}
+        assert theirs not in str(events) and untenanted not in str(events)
+        # the session has its admin client's reach, now: disabling the client ends it
+        assert any(e["event"] == "console.login" for e in events)  # its own sign-in, with its tenant
+        unused = _mint(console, admin_id, admin_secret)
+        # the session has its admin client's reach, now: disabling the client ends it, and its unused URLs
+        console.admin.update_client(admin_id, enabled=False)
+        console.sync()
+        assert browser.get("/admin/v1/clients", headers=headers).status_code == 401
+        assert browser.get("/console/session").json() == {"signed_in": False}
+        late = console.http.get(f"{console.url}{path_of(unused)}")
+        assert late.status_code == 400 and "set-cookie" not in late.headers and "disabled or deleted" in late.text
+
+
+def test_a_global_console_session_still_lists_every_tenant(console: LiveServer):
+    api = console.api("read")
+    ids = {console.client({api: "read"}, tenant=t)[0] for t in ("alpha", "beta")}
+    browser, csrf = sign_in(console)  # `warden console login-url`: the local operator, global
+    with closing(browser):
+        assert browser.get("/console/session").json()["tenant"] is None
+        listed = {c["client_id"] for c in browser.get("/admin/v1/clients",
+                                                      headers={"x-warden-csrf": csrf}).json()["items"]}
+        assert ids <= listed

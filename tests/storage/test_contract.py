@@ -7,6 +7,7 @@ the last section covers opening SQL stores from URLs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -85,9 +86,11 @@ def test_migrate_again_is_a_noop_that_keeps_data(store: Store) -> None:
 # APIs --------------------------------------------------------------------------------
 def test_save_api_round_trips_every_field(store: Store) -> None:
     saved = Api(API_A, ("write", "read", "admin:all"), token_ttl=300, alg="EdDSA", name="Orders",
-                created_at=T0)
+                created_at=T0, tenant="acme")
     store.save_api(saved)
     assert store.load_api(API_A) == saved
+    store.save_api(dataclasses.replace(saved, tenant=None))  # back to shared, in place
+    assert store.load_api(API_A) == dataclasses.replace(saved, tenant=None)
     assert store.load_api("https://unknown.example") is None
 
 

@@ -100,7 +100,8 @@ def apis_create(args: argparse.Namespace) -> int:
         if admin.store.load_api(args.identifier) is not None:
             raise Conflict(f"API {args.identifier} already exists; change it with `warden apis update`")
         api, changed = admin.save_api(args.identifier, scopes, ttl=ttl, alg=args.alg, name=args.name,
-                                      dpop_required=args.require_dpop, cert_bound=args.cert_bound)
+                                      dpop_required=args.require_dpop, cert_bound=args.cert_bound,
+                                      tenant=args.tenant)
     emit(_api_dict(api) | {"changed": changed}, _json(args),
          f"created API {api.identifier} (scopes: {' '.join(api.scopes)}, "
          f"ttl {render_duration(api.token_ttl)}, {api.alg})")
@@ -120,7 +121,8 @@ def apis_update(args: argparse.Namespace) -> int:
             args.identifier, scopes, ttl=old.token_ttl if ttl is None else ttl,
             alg=args.alg or old.alg, name=old.name if args.name is None else args.name,
             dpop_required=old.dpop_required if args.require_dpop is None else args.require_dpop,
-            cert_bound=old.cert_bound if args.cert_bound is None else args.cert_bound)
+            cert_bound=old.cert_bound if args.cert_bound is None else args.cert_bound,
+            tenant=None if args.shared else args.tenant if args.tenant is not None else old.tenant)
     emit(_api_dict(api) | {"changed": changed}, _json(args),
          f"{'updated' if changed else 'unchanged'} API {api.identifier} (scopes: {' '.join(api.scopes)}, "
          f"ttl {render_duration(api.token_ttl)}, {api.alg})")
@@ -131,8 +133,8 @@ def apis_list(args: argparse.Namespace) -> int:
     with admin_session(args) as admin:
         apis = admin.store.load_apis()
     emit([_api_dict(a) for a in apis], _json(args),
-         table([(a.identifier, " ".join(a.scopes), render_duration(a.token_ttl), a.alg) for a in apis],
-               ("IDENTIFIER", "SCOPES", "TTL", "ALG")))
+         table([(a.identifier, " ".join(a.scopes), render_duration(a.token_ttl), a.alg, a.tenant or "-")
+                for a in apis], ("IDENTIFIER", "SCOPES", "TTL", "ALG", "TENANT")))
     return 0
 
 

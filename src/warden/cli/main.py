@@ -104,6 +104,8 @@ def build_parser() -> _Parser:
     p.add_argument("--name", default="")
     p.add_argument("--require-dpop", action="store_true", help="issue tokens for this API only against a DPoP proof")
     p.add_argument("--cert-bound", action="store_true", help="bind tokens for this API to the client certificate")
+    p.add_argument("--tenant", help="the tenant the API belongs to: only its clients can be granted it "
+                                    "(default: shared by every tenant)")
     p = _add(apis, "update", c.apis_update, "change an existing API; options not given keep their value",
              examples=["warden apis update https://orders.example --ttl 1h",
                        'warden apis update https://orders.example --scopes "read write admin"'])
@@ -114,6 +116,9 @@ def build_parser() -> _Parser:
     p.add_argument("--name")
     p.add_argument("--require-dpop", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--cert-bound", action=argparse.BooleanOptionalAction, default=None)
+    owner = p.add_mutually_exclusive_group()
+    owner.add_argument("--tenant", help="move the API into this tenant (every client granted it must be of it)")
+    owner.add_argument("--shared", action="store_true", help="make the API shared by every tenant")
     _add(apis, "list", c.apis_list, "list APIs", examples=["warden apis list --json"])
     p = _add(apis, "delete", c.apis_delete, "delete an API that no client is granted")
     p.add_argument("identifier")
@@ -127,7 +132,8 @@ def build_parser() -> _Parser:
     p.add_argument("--grant", action="append", default=[], metavar="IDENTIFIER=scope1,scope2",
                    help="allowed scopes of one API; repeat for several (the first is the default)")
     p.add_argument("--auth-method", default="client_secret_basic")
-    p.add_argument("--tenant")
+    p.add_argument("--tenant", help="the client's tenant: its tokens carry it; with the admin grant, the "
+                                    "client administers that tenant only")
     p.add_argument("--client-id", help="choose the id instead of generating one")
     p.add_argument("--rate-limit", type=float, help="token requests per second (default: server setting)")
     p.add_argument("--jwks", help="JWKS file of the client's public keys (private_key_jwt)")

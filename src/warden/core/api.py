@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from warden.core.algorithms import DEFAULT_ALG, SIGNING_ALGS
+from warden.core.client import validate_tenant
 from warden.core.scope import is_scope_token
 
 __all__ = ["DEFAULT_ALG", "RESERVED_SCOPE_PREFIX", "SIGNING_ALGS", "Api", "is_reserved_scope",
@@ -29,6 +30,7 @@ class Api:
     created_at: float = 0.0
     dpop_required: bool = False  # tokens for this API are issued only against a DPoP proof (RFC 9449)
     cert_bound: bool = False  # tokens for this API are bound to the client certificate (RFC 8705 §3)
+    tenant: str | None = None  # None: shared by every tenant; else only that tenant's clients are granted it
 
 
 def validate_identifier(identifier: str) -> None:
@@ -66,5 +68,7 @@ def validate_api(api: Api) -> None:
         raise ValueError("duplicate scope names")
     if not MIN_TTL <= api.token_ttl <= MAX_TTL:
         raise ValueError(f"token lifetime must be between {MIN_TTL}s and {MAX_TTL}s")
+    if api.tenant is not None:
+        validate_tenant(api.tenant)
     if api.alg not in SIGNING_ALGS:
         raise ValueError(f"signing algorithm must be one of {', '.join(SIGNING_ALGS)}")

@@ -18,6 +18,7 @@ Reason = Literal[
     "admin_inactive_token",
     "admin_no_token",
     "admin_scope",
+    "admin_tenant_changed",
     "alg",
     "assertion_alg",
     "assertion_aud",

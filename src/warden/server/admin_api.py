@@ -12,6 +12,13 @@ Grant it like any other API:
 Sender-constrained tokens (DPoP, certificate-bound) are refused here for now rather
 than accepted as bearer tokens (RFC 9449 §7.2). Every change goes through the same
 `Admin` service as the CLI and is audited with the calling client as the actor.
+
+Tenant-scoped administration: an admin client with a tenant (its registry entry, which must
+agree with the token's `tenant` claim; a token minted before the client moved is refused)
+acts within that tenant only (core/tenancy.py): other tenants' clients are absent from lists
+and answer 404, creating or moving anything into another tenant answers 403, signing keys are
+read-only and tokens are revoked by client only. A console session inherits the tenant of the
+admin client that minted its sign-in URL.
 Request bodies are checked against the schemas in admin_schema.py (the ones the OpenAPI
 document publishes) before anything is read or stored. Lists take `limit` and an opaque
 `cursor` and answer `{"items", "next_cursor"}`. Errors are RFC 9457 problem details
@@ -32,7 +39,8 @@ from warden.core.algorithms import DEFAULT_ALG
 from warden.core.client import AuthMethod
 from warden.core.client_metadata import parse_client_metadata
 from warden.core.durations import parse_duration
-from warden.errors import ConfigError, Conflict, NotFound
+from warden.core.tenancy import AdminScope
+from warden.errors import ConfigError, Conflict, Forbidden, NotFound
 from warden.protocol.access_token import verify_own_token
 from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidToken, OAuthError
 from warden.server import admin_extra
@@ -50,7 +58,7 @@ from warden.server.console import console_caller
 from warden.server.http import NO_STORE, Request, Response, json_response
 from warden.server.render import render_problem
 from warden.server.runtime import Runtime
-from warden.services.admin import Admin, GrantSpec
+from warden.services.admin import UNCHANGED, Admin, GrantSpec
 from warden.services.token_state import token_state
 from warden.services.views import api_view, client_view, key_view, render_time, secret_view
 
@@ -65,9 +73,14 @@ def admin_audience(issuer: str) -> str:
 
 
 class _Caller:
-    def __init__(self, actor: str, can_write: bool) -> None:
+    def __init__(self, actor: str, can_write: bool, tenant: str | None = None) -> None:
         self.actor = actor  # who audit events name: client:<id>, or console:<operator>#<session>
         self.can_write = can_write
+        self.tenant = tenant  # None: a global admin
+
+    @property
+    def scope(self) -> AdminScope:
+        return AdminScope(self.tenant)
 
 
 def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
@@ -93,7 +106,15 @@ def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
     scopes = set(str(claims.get("scope", "")).split())
     if not scopes & set(ADMIN_SCOPES):
         raise InsufficientScope("scope warden:admin or warden:admin:read is required", reason="admin_scope")
-    caller = _Caller(f"client:{claims['client_id']}", "warden:admin" in scopes)
+    # The caller's tenant is its client's, now (an active token implies a known, enabled client); a token
+    # minted under another tenant assignment is stale, so it cannot carry an old, wider reach.
+    entry = rt.registry.clients.get(claims["client_id"])
+    if entry is None:  # removed since token_state looked
+        raise InvalidToken("the access token is not active", reason="admin_inactive_token")
+    tenant = entry.client.tenant
+    if claims.get("tenant") != tenant:
+        raise InvalidToken("the access token was issued for another tenant", reason="admin_tenant_changed")
+    caller = _Caller(f"client:{claims['client_id']}", "warden:admin" in scopes, tenant)
     if write and not caller.can_write:
         raise InsufficientScope("scope warden:admin is required", reason="admin_scope")
     return caller
@@ -194,14 +215,15 @@ Handler = Callable[..., tuple[int, Any]]
 
 def _list_apis(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
     query = _query(request, _LIST_QUERY)
-    return 200, _page([(a.identifier, api_view(a)) for a in admin.store.load_apis()], query)
+    return 200, _page([(a.identifier, api_view(a)) for a in admin.apis()], query)
 
 
 def _put_api(admin: Admin, request: Request, body: dict[str, Any], identifier: str) -> tuple[int, Any]:
     api, changed = admin.save_api(identifier, body["scopes"], ttl=parse_duration(body.get("ttl", 900)),
                                   alg=body.get("alg", DEFAULT_ALG), name=body.get("name", ""),
                                   dpop_required=body.get("dpop_required", False),
-                                  cert_bound=body.get("cert_bound", False))
+                                  cert_bound=body.get("cert_bound", False),
+                                  tenant=body.get("tenant", UNCHANGED))
     return 200, api_view(api) | {"changed": changed}
 
 
@@ -213,10 +235,10 @@ def _delete_api(admin: Admin, request: Request, body: dict[str, Any], identifier
 def _list_clients(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
     query = _query(request, _CLIENT_QUERY)
     grants: dict[str, list[Any]] = {}
-    for grant in admin.store.load_grants():
+    for grant in admin.grants():
         grants.setdefault(grant.client_id, []).append(grant)
     name = query.get("name", "").lower()
-    chosen = [c for c in admin.store.load_clients()
+    chosen = [c for c in admin.clients()
               if name in c.name.lower() and query.get("tenant", c.tenant) == c.tenant
               and query.get("enabled", c.enabled) == c.enabled
               and query.get("auth_method", c.auth_method.value) == c.auth_method.value]
@@ -226,16 +248,17 @@ def _list_clients(admin: Admin, request: Request, body: dict[str, Any]) -> tuple
 def _create_client(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
     client, secret = admin.create_client(
         body["name"], _grants(body.get("grants", [])), auth_method=body.get("auth_method", "client_secret_basic"),
-        tenant=body.get("tenant"), client_id=body.get("client_id"), enabled=body.get("enabled", True),
+        tenant=body.get("tenant", UNCHANGED), client_id=body.get("client_id"),
+        enabled=body.get("enabled", True),
         rate_limit=body.get("rate_limit"), metadata=_metadata(admin, body.get("metadata")))
-    view = client_view(client, admin.store.load_grants(client.client_id))
+    view = client_view(client, admin.grants(client.client_id))
     if secret is not None:
         view |= {"client_secret": secret.secret, "secret_id": secret.secret_id}  # shown once
     return 201, view
 
 
 def _get_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
-    return 200, client_view(admin.client(client_id), admin.store.load_grants(client_id))
+    return 200, client_view(admin.client(client_id), admin.grants(client_id))
 
 
 def _patch_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
@@ -246,7 +269,7 @@ def _patch_client(admin: Admin, request: Request, body: dict[str, Any], client_i
     if "metadata" in body:
         options["metadata"] = _metadata(admin, body["metadata"])
     changed = admin.update_client(client_id, **options)
-    return 200, client_view(admin.client(client_id), admin.store.load_grants(client_id)) | {"changed": changed}
+    return 200, client_view(admin.client(client_id), admin.grants(client_id)) | {"changed": changed}
 
 
 def _delete_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
@@ -256,9 +279,8 @@ def _delete_client(admin: Admin, request: Request, body: dict[str, Any], client_
 
 def _list_secrets(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
     query = _query(request, _LIST_QUERY)
-    admin.client(client_id)
     now = admin.now()
-    return 200, _page([(s.secret_id, secret_view(s, now)) for s in admin.store.load_secrets(client_id)], query)
+    return 200, _page([(s.secret_id, secret_view(s, now)) for s in admin.secrets(client_id)], query)
 
 
 def _rotate_secret(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
@@ -330,7 +352,7 @@ def _api_words(message: str) -> str:
                          message)
 
 
-async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[str], Admin]) -> Response:
+async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[str, AdminScope], Admin]) -> Response:
     """Answer one `/admin/v1/...` request."""
     path = request.path[len(_PREFIX):]
     if path == "/openapi.json" and request.method == "GET":
@@ -352,7 +374,7 @@ async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[s
         if route.body is not None:
             validate_body(route.body, body)
         params = list(route.pattern.fullmatch(path).groups())  # type: ignore[union-attr]
-        admin = admin_factory(caller.actor)
+        admin = admin_factory(caller.actor, caller.scope)
         status, document = await asyncio.to_thread(route.handler, admin, request, body, *params)
     except InvalidToken as exc:
         # RFC 6750 §3.1: a request without credentials (or with another scheme) gets no error code.
@@ -365,6 +387,8 @@ async def handle_admin(request: Request, rt: Runtime, admin_factory: Callable[[s
         return _error(exc.status, exc.error, exc.description or exc.error)
     except NotFound as exc:
         return _error(404, "not_found", str(exc))
+    except Forbidden as exc:
+        return _error(403, "forbidden", _api_words(str(exc)))
     except Conflict as exc:
         return _error(409, "conflict", _api_words(str(exc)))
     except (ConfigError, ValueError) as exc:

@@ -11,6 +11,8 @@
   console sessions, so a session cannot extend itself.
 
 Authorization is the admin API's own (`_authorize` is passed in), errors have its JSON shape.
+A tenant admin (core/tenancy.py) reads only events whose `tenant` is its own, and only its
+tenant's revocations; the sign-in URL it mints opens a session with the same reach.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from warden.errors import ConfigError, NotFound
+from warden.core.tenancy import AdminScope
+from warden.errors import ConfigError, Forbidden, NotFound
 from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidToken, OAuthError
 from warden.server.http import NO_STORE, Request, Response, json_response
 from warden.server.render import render_problem
@@ -72,7 +75,7 @@ def _audit_sources(rt: Runtime) -> list[str]:
     return sources
 
 
-def _list_audit(rt: Runtime, query: dict[str, str]) -> dict[str, Any]:
+def _list_audit(rt: Runtime, query: dict[str, str], scope: AdminScope) -> dict[str, Any]:
     try:
         limit = int(query.get("limit", "100"))
     except ValueError:
@@ -93,6 +96,8 @@ def _list_audit(rt: Runtime, query: dict[str, str]) -> dict[str, Any]:
             except ValueError:
                 continue
             if not isinstance(item, dict) or not str(item.get("event", "")).startswith(event):
+                continue
+            if not scope.is_global and item.get("tenant") != scope.tenant:
                 continue
             if actor and actor not in str(item.get("actor", "")):
                 continue
@@ -120,18 +125,17 @@ def _login_options(request: Request) -> bool:
 
 
 def _list_revocations(admin: Admin) -> dict[str, Any]:
-    now = admin.now()
     tokens = [{"jti": r.jti, "client_id": r.client_id, "expires_at": render_time(r.exp)}
-              for r in admin.store.load_revoked_tokens(now)]
+              for r in admin.revoked_tokens()]
     clients = [{"client_id": c.client_id, "name": c.name, "tokens_revoked_before": render_time(c.revoked_before)}
-               for c in admin.store.load_clients() if c.revoked_before is not None]
+               for c in admin.clients() if c.revoked_before is not None]
     return {"tokens": tokens, "clients": clients}
 
 
 _error = render_problem  # the admin API's RFC 9457 problem details
 
 
-async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str], Admin], path: str,
+async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str, AdminScope], Admin], path: str,
                  authorize: Callable[[Request, Runtime, bool], Any]) -> Response:
     method, writes = _PATHS[path]
     if request.method != method:
@@ -140,16 +144,16 @@ async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str], A
     try:
         caller = authorize(request, rt, writes)
         if path == "/audit":
-            document = await asyncio.to_thread(_list_audit, rt, _query(request))
+            document = await asyncio.to_thread(_list_audit, rt, _query(request), caller.scope)
             return json_response(200, document, NO_STORE)
-        admin = admin_factory(caller.actor)
+        admin = admin_factory(caller.actor, caller.scope)
         if path == "/revocations":
             return json_response(200, await asyncio.to_thread(_list_revocations, admin), NO_STORE)
         if caller.actor.startswith("console:"):
             raise InsufficientScope("a console session cannot mint sign-in URLs", reason="admin_scope")
         read_only = _login_options(request)
         login = rt.console_logins.issue_login_url(caller.actor, can_write=caller.can_write and not read_only)
-        rt.audit.emit("console.login_url_issued", actor=caller.actor, source=request.source)
+        rt.audit.emit("console.login_url_issued", actor=caller.actor, source=request.source, tenant=caller.tenant)
         return json_response(201, {"url": login.url, "expires_at": render_time(login.expires_at)}, NO_STORE)
     except InvalidToken as exc:
         return _error(401, exc.error, exc.description or "",
@@ -158,6 +162,8 @@ async def handle(request: Request, rt: Runtime, admin_factory: Callable[[str], A
         return _error(exc.status, exc.error, exc.description or exc.error)
     except NotFound as exc:
         return _error(404, "not_found", str(exc))
+    except Forbidden as exc:
+        return _error(403, "forbidden", str(exc))
     except (ConfigError, ValueError) as exc:
         return _error(400, "invalid_request", str(exc))
 

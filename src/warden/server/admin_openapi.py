@@ -29,7 +29,7 @@ from warden.server.admin_schema import (
 __all__ = ["OPENAPI"]
 
 _PROBLEM_REF = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-_ERRORS = {"400": "invalid request", "401": "no active admin token", "403": "insufficient scope",
+_ERRORS = {"400": "invalid request", "401": "no active admin token", "403": "insufficient scope, or outside the caller's tenant",
            "404": "not found", "409": "conflict with the stored state", "503": "the store is unavailable"}
 
 
@@ -83,7 +83,11 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
                  "properties": {"activated": {"type": "array", "items": {"type": "string"}}}}
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "Warden admin API", "version": "1"},
+        "info": {"title": "Warden admin API", "version": "1", "description": (
+            "An admin client with a tenant acts within that tenant only: other tenants' clients are absent "
+            "from lists and answer 404; naming another tenant (or none) for a client or an API answers 403; "
+            "it sees shared APIs and its tenant's, changes only its tenant's, and can grant only those; signing "
+            "keys are read-only to it and it revokes tokens by client_id only (403 for jti).")},
         "servers": [{"url": f"{issuer}/admin/v1"}],
         "components": {
             "securitySchemes": {"wardenToken": {"type": "oauth2", "description": (
@@ -99,7 +103,7 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
             "/apis/{identifier}": {
                 "parameters": _path("identifier"),
                 "put": _op("putApi", "create or update an API", write, "200", ref["Api"], body=API_IN,
-                           errors=("400", "401", "403", "503")),
+                           errors=("400", "401", "403", "409", "503")),
                 "delete": _op("deleteApi", "delete an API no client is granted", write, "204", None,
                               errors=("401", "403", "404", "409", "503"))},
             "/clients": {

@@ -53,7 +53,9 @@ _CLIENT_FIELDS: dict[str, Schema] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200},
     "grants": {"type": "array", "maxItems": 100, "items": _GRANT},
     "auth_method": {"type": "string", "enum": [m.value for m in AuthMethod]},
-    "tenant": {"type": ["string", "null"], "pattern": _TENANT},
+    "tenant": {"type": ["string", "null"], "pattern": _TENANT, "description": (
+        "omitted on create: the caller's tenant (none for a global admin); a tenant admin cannot name another "
+        "tenant or null (403)")},
     "enabled": {"type": "boolean"},
     "rate_limit": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000,
                    "description": "token requests per second; null for the server's default"},
@@ -65,7 +67,10 @@ CLIENT_PATCH: Schema = {"type": "object", "additionalProperties": False, "proper
 API_IN: Schema = {"type": "object", "required": ["scopes"], "additionalProperties": False, "properties": {
     "scopes": _STR_LIST, "ttl": _DURATION, "alg": {"type": "string", "enum": list(SIGNING_ALGS)},
     "name": {"type": "string", "maxLength": 200}, "dpop_required": {"type": "boolean"},
-    "cert_bound": {"type": "boolean"}}}
+    "cert_bound": {"type": "boolean"},
+    "tenant": {"type": ["string", "null"], "pattern": _TENANT, "description": (
+        "the tenant the API belongs to (only its clients can be granted it); null: shared by every tenant. "
+        "Omitted: an existing API keeps its tenant, a new one gets the caller's (none for a global admin)")}}}
 SECRET_ROTATE: Schema = {"type": "object", "additionalProperties": False, "properties": {"grace": _DURATION}}
 KEYS_ROTATE: Schema = {"type": "object", "additionalProperties": False, "properties": {
     "algs": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(SIGNING_ALGS)}}}}
@@ -82,6 +87,7 @@ API_OUT: Schema = {"type": "object", "required": ["identifier", "scopes", "ttl",
     "identifier": {"type": "string"}, "name": {"type": "string"}, "scopes": {"type": "array", "items": {
         "type": "string"}}, "ttl": {"type": "integer"}, "alg": {"type": "string"},
     "dpop_required": {"type": "boolean"}, "cert_bound": {"type": "boolean"}, "created_at": _TIME,
+    "tenant": {"type": ["string", "null"], "description": "null: a shared API"},
     "changed": {"type": "boolean"}}}
 CLIENT_OUT: Schema = {"type": "object", "required": ["client_id", "name", "enabled", "auth_method"], "properties": {
     "client_id": {"type": "string"}, "name": {"type": "string"}, "enabled": {"type": "boolean"},

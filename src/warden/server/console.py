@@ -12,6 +12,10 @@ the console page of this session was given). The cookie is HttpOnly, SameSite=St
 (and named `__Host-...`) when the issuer is https; no admin token ever reaches JavaScript.
 Requests the browser marks as cross-site (`Sec-Fetch-Site`) are refused as well.
 
+A session opened from a URL an admin client minted has that client's reach: its tenant, read
+from the registry on every request (so moving, disabling or deleting the client takes effect
+in its sessions at once: a disabled or deleted client's sessions are refused).
+
 Every page is served with a strict Content-Security-Policy (no inline script or style, nothing
 from another origin) and is not cacheable.
 """
@@ -72,8 +76,19 @@ def _session(request: Request, rt: Runtime) -> ConsoleSession | None:
     return rt.console_logins.load_session(value) if value else None
 
 
-def console_caller(request: Request, rt: Runtime) -> tuple[str, bool]:
-    """(actor, can_write) of the console session behind an admin API request; raises when refused."""
+def _session_tenant(session: ConsoleSession, rt: Runtime) -> str | None:
+    """The tenant of the admin client that minted the session's URL; None for the CLI (global)."""
+    kind, _, client_id = session.operator.partition(":")
+    if kind != "client":
+        return None
+    entry = rt.registry.clients.get(client_id)
+    if entry is None or not entry.client.enabled:
+        raise InvalidToken("the console session's admin client is disabled or gone", reason="console_no_session")
+    return entry.client.tenant
+
+
+def console_caller(request: Request, rt: Runtime) -> tuple[str, bool, str | None]:
+    """(actor, can_write, tenant) of the console session behind an admin API request; raises when refused."""
     if not rt.settings.console.enabled:
         raise InvalidToken("a bearer token for the admin API is required", reason="admin_no_token")
     session = _session(request, rt)
@@ -84,7 +99,7 @@ def console_caller(request: Request, rt: Runtime) -> tuple[str, bool]:
     token = request.header(CSRF_HEADER)
     if not token or not rt.console_logins.is_csrf_valid(session, token):
         raise CsrfRefused("the CSRF token is missing or wrong", reason="console_csrf")
-    return session.actor, session.can_write
+    return session.actor, session.can_write, _session_tenant(session, rt)
 
 
 def _page(status: int, body: bytes, content_type: bytes = b"text/html; charset=utf-8",
@@ -123,15 +138,22 @@ async def _login(request: Request, rt: Runtime) -> Response:
         return _message_page(400, "Sign-in link already used",
                              "Each sign-in link works once. Run `warden console login-url` for a new one.")
     session, cookie = rt.console_logins.open_session(operator, can_write)
+    try:
+        tenant = _session_tenant(session, rt)
+    except InvalidToken:
+        rt.audit.emit("console.login", outcome="failure", reason="invalid_ticket", actor=operator,
+                      source=request.source)
+        return _message_page(400, "Sign-in link not valid",
+                             "The admin client that made this sign-in link is disabled or deleted.")
     rt.audit.emit("console.login", actor=session.actor, source=request.source, session_id=session.session_id,
-                  can_write=can_write)
+                  can_write=can_write, tenant=tenant)
     return Response(303, b"", [(b"location", f"{PREFIX}/".encode()), *NO_STORE, *_SECURITY_HEADERS,
                                _set_cookie(rt, cookie, rt.settings.console.session_lifetime)])
 
 
 async def _logout(request: Request, rt: Runtime) -> Response:
-    actor, _ = console_caller(request, rt)  # a cross-site page cannot sign an operator out either
-    rt.audit.emit("console.logout", actor=actor, source=request.source)
+    actor, _, tenant = console_caller(request, rt)  # a cross-site page cannot sign an operator out either
+    rt.audit.emit("console.logout", actor=actor, source=request.source, tenant=tenant)
     return Response(204, b"", [*NO_STORE, *_SECURITY_HEADERS, _set_cookie(rt, "", 0)])
 
 
@@ -139,8 +161,13 @@ def _session_info(request: Request, rt: Runtime) -> Response:
     session = _session(request, rt)
     if session is None:
         return json_response(401, {"signed_in": False}, [*NO_STORE, *_SECURITY_HEADERS])
+    try:
+        tenant = _session_tenant(session, rt)
+    except InvalidToken:
+        return json_response(401, {"signed_in": False}, [*NO_STORE, *_SECURITY_HEADERS])
     return json_response(200, {"signed_in": True, "operator": session.operator, "can_write": session.can_write,
-                               "session_id": session.session_id, "expires_at": session.expires_at},
+                               "session_id": session.session_id, "expires_at": session.expires_at,
+                               "tenant": tenant},
                          [*NO_STORE, *_SECURITY_HEADERS])
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from cryptography.x509.verification import Store as CertificateStore
 
 from warden.core.clock import Clock, SystemClock
+from warden.core.tenancy import AdminScope
 from warden.errors import ConfigError, StorageError
 from warden.protocol.dpop import DPOP_ALGS, DPoPNonces
 from warden.protocol.errors import TemporarilyUnavailable
@@ -203,12 +204,12 @@ class Runtime:
                 log.warning("API %s defines reserved scope names (%s); the admin API ignores them, and the API "
                             "cannot be updated until they are removed", api.identifier, " ".join(reserved))
 
-    def admin(self, actor: str) -> Admin:
-        """The administrative use cases, acting as `actor` (audited)."""
+    def admin(self, actor: str, scope: AdminScope | None = None) -> Admin:
+        """The administrative use cases, acting as `actor` (audited) within `scope` (default: global)."""
         if self.store is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready")
         return Admin(self.store, self.material, self.clock, self.audit, actor, dev_mode=self.settings.dev_mode,
-                     on_revoked=lambda kind: self.metrics.revoked_tokens(kind).inc())
+                     on_revoked=lambda kind: self.metrics.revoked_tokens(kind).inc(), scope=scope)
 
     async def start(self) -> None:
         try:

@@ -1,8 +1,16 @@
-"""Administrative use cases shared by the CLI, `warden apply` and (later) the admin API.
+"""Administrative use cases shared by the CLI, `warden apply` and the admin API.
 
 Every change is validated by the core rules, written through the store (which
-logs it for cache invalidation) and audited with the acting principal.
-Plaintext secrets are returned exactly once, to the caller that created them.
+logs it for cache invalidation) and audited with the acting principal and the
+tenant of what it changed. Plaintext secrets are returned exactly once, to the
+caller that created them.
+
+An `Admin` acts within an `AdminScope` (core/tenancy.py): a global admin (the CLI on
+the local store, an admin client without a tenant) reaches everything; a tenant
+admin only its tenant's clients and APIs (plus shared APIs, read-only), and objects
+outside its reach are reported as not found. Readers go through the methods here
+(`apis`, `clients`, `grants`, `secrets`, `revoked_tokens`), not the store, so the
+scope applies to every caller, `apply`/`export` included.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from warden.core.clock import Clock
 from warden.core.keys import SigningKey
 from warden.core.revocation import RevokedToken, status_entry_of_jti
 from warden.core.secrets import ClientSecret, generate_secret, hash_secret
-from warden.errors import ConfigError, NotFound
+from warden.core.tenancy import AdminScope, grant_crosses_tenant
+from warden.errors import ConfigError, Conflict, Forbidden, NotFound
 from warden.services.audit import AuditSink
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
 from warden.services.kek import KeyMaterial
@@ -73,9 +82,11 @@ def parse_grant_spec(text: str) -> GrantSpec:
 class Admin:
     def __init__(self, store: Store, material: KeyMaterial, clock: Clock, audit: AuditSink,
                  actor: str = "cli", *, dev_mode: bool = False,
-                 on_revoked: Callable[[str], None] | None = None) -> None:
-        """`on_revoked` hears of each revocation made, with its kind (`token` or `client`), for metrics."""
+                 on_revoked: Callable[[str], None] | None = None, scope: AdminScope | None = None) -> None:
+        """`on_revoked` hears of each revocation made, with its kind (`token` or `client`), for metrics.
+        `scope`: the caller's reach (default: global)."""
         self.dev_mode = dev_mode  # allows plain-http jwks_uri on loopback
+        self.scope = scope or AdminScope()
         self.store = store
         self._material = material
         self._clock = clock
@@ -87,14 +98,43 @@ class Admin:
     def now(self) -> float:
         return self._clock.now()
 
+    @property
+    def tenant(self) -> str | None:
+        """The caller's tenant; None for a global admin."""
+        return self.scope.tenant
+
+    def _tenant_refused(self, what: str, tenant: str | None) -> Forbidden:
+        target = f"tenant {tenant}" if tenant is not None else "no tenant (shared)"
+        return Forbidden(f"an admin of tenant {self.scope.tenant} cannot put {what} into {target}")
+
     # APIs ---------------------------------------------------------------------
+    def apis(self) -> list[Api]:
+        """The APIs this caller sees: all, or the shared ones and its tenant's."""
+        return [a for a in self.store.load_apis() if self.scope.sees_api(a)]
+
+    def api(self, identifier: str) -> Api:
+        api = self.store.load_api(identifier)
+        if api is None or not self.scope.sees_api(api):
+            raise NotFound(f"no API {identifier}")
+        return api
+
     def save_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = DEFAULT_ALG,
-                 name: str = "", dpop_required: bool = False, cert_bound: bool = False) -> tuple[Api, bool]:
-        """Create or update an API; returns (api, changed)."""
+                 name: str = "", dpop_required: bool = False, cert_bound: bool = False,
+                 tenant: str | _Unchanged | None = UNCHANGED) -> tuple[Api, bool]:
+        """Create or update an API; returns (api, changed). `tenant`: None makes it shared; UNCHANGED
+        keeps an existing API's and gives a new one the caller's tenant (none for a global admin)."""
         old = self.store.load_api(identifier)
+        if old is not None and not self.scope.sees_api(old):
+            raise Conflict(f"API identifier {identifier} is already in use")  # identifiers are global
+        if old is not None and not self.scope.may_change_api(old):
+            raise Forbidden(f"API {identifier} is shared by every tenant; only a global admin changes it")
+        if isinstance(tenant, _Unchanged):
+            tenant = old.tenant if old is not None else self.scope.default_tenant()
+        if not self.scope.may_assign(tenant):
+            raise self._tenant_refused(f"API {identifier}", tenant)
         api = Api(identifier=identifier, scopes=tuple(scopes), token_ttl=ttl, alg=alg, name=name,
                   created_at=old.created_at if old else self._clock.now(), dpop_required=dpop_required,
-                  cert_bound=cert_bound)
+                  cert_bound=cert_bound, tenant=tenant)
         try:
             validate_api(api)
         except ValueError as exc:
@@ -107,23 +147,37 @@ class Admin:
             if in_use:
                 raise ConfigError(f"scopes {', '.join(sorted(removed))} are still granted to "
                                   f"{len(in_use)} client(s); remove those grants first")
+            if api.tenant is not None and api.tenant != old.tenant:
+                clients = {c.client_id: c for c in self.store.load_clients()}
+                outside = sorted(g.client_id for g in self.store.load_grants() if g.api == identifier
+                                 and g.client_id in clients and clients[g.client_id].tenant != api.tenant)
+                if outside:
+                    raise ConfigError(f"API {identifier} is granted to {len(outside)} client(s) outside tenant "
+                                      f"{api.tenant} (e.g. {outside[0]}); remove those grants first")
         self.store.save_api(api)
         self._audit.emit("api.updated" if old else "api.created", actor=self._actor, api=identifier,
-                         scopes=list(api.scopes), ttl=ttl, alg=alg)
+                         scopes=list(api.scopes), ttl=ttl, alg=alg, tenant=api.tenant)
         return api, True
 
     def delete_api(self, identifier: str) -> None:
+        api = self.api(identifier)
+        if not self.scope.may_change_api(api):
+            raise Forbidden(f"API {identifier} is shared by every tenant; only a global admin deletes it")
         self.store.delete_api(identifier)
-        self._audit.emit("api.deleted", actor=self._actor, api=identifier)
+        self._audit.emit("api.deleted", actor=self._actor, api=identifier, tenant=api.tenant)
 
     # clients ------------------------------------------------------------------
-    def _grants(self, client_id: str, specs: Sequence[GrantSpec]) -> list[Grant]:
+    def _grants(self, client_id: str, specs: Sequence[GrantSpec], tenant: str | None) -> list[Grant]:
+        """Grant rows for a client of `tenant`; another tenant's API is unknown to a tenant admin."""
         seen: set[str] = set()
         grants = []
         for position, spec in enumerate(specs):
             api = self.store.load_api(spec.api)
-            if api is None:
+            if api is None or not self.scope.sees_api(api):
                 raise ConfigError(f"grant names unknown API {spec.api!r} (create it with `warden apis create`)")
+            if grant_crosses_tenant(tenant, api):
+                raise ConfigError(f"API {spec.api!r} belongs to tenant {api.tenant}; only clients of that "
+                                  "tenant can be granted it")
             if spec.api in seen:
                 raise ConfigError(f"API {spec.api!r} is granted twice; list all its scopes in one grant")
             seen.add(spec.api)
@@ -146,12 +200,16 @@ class Admin:
         return secret, NewSecret(secret.secret_id, client_id, plaintext, expires_at)
 
     def create_client(self, name: str, grants: Sequence[GrantSpec], *,
-                      auth_method: str = AuthMethod.CLIENT_SECRET_BASIC.value, tenant: str | None = None,
+                      auth_method: str = AuthMethod.CLIENT_SECRET_BASIC.value,
+                      tenant: str | _Unchanged | None = UNCHANGED,
                       client_id: str | None = None, enabled: bool = True,
                       rate_limit: float | None = None,
                       metadata: ClientMetadata | None = None,
                       secret: str | None = None) -> tuple[Client, NewSecret | None]:
-        """`secret`: use this plaintext (e.g. from the operator's vault) instead of generating one."""
+        """`secret`: use this plaintext (e.g. from the operator's vault) instead of generating one.
+        `tenant`: UNCHANGED (the default) is the caller's own tenant, none for a global admin."""
+        if isinstance(tenant, _Unchanged):
+            tenant = self.scope.default_tenant()
         method = self._method(auth_method)
         metadata = metadata or ClientMetadata()
         self._check_metadata(method, metadata)
@@ -162,11 +220,13 @@ class Admin:
                 validate_tenant(tenant)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if not self.scope.may_assign(tenant):
+            raise self._tenant_refused("a client", tenant)
         if not name.strip() or len(name) > 200:
             raise ConfigError("client name must be 1-200 characters")
         client = Client(client_id=client_id, name=name, auth_method=method, enabled=enabled, tenant=tenant,
                         rate_limit=rate_limit, created_at=self._clock.now(), metadata=metadata)
-        grant_rows = self._grants(client_id, grants)
+        grant_rows = self._grants(client_id, grants, tenant)
         secret_rows: list[ClientSecret] = []
         new_secret = None
         if secret is not None and method not in SECRET_METHODS:
@@ -226,6 +286,8 @@ class Admin:
                     validate_tenant(tenant)
                 except ValueError as exc:
                     raise ConfigError(str(exc)) from None
+            if not self.scope.may_assign(tenant):
+                raise self._tenant_refused(f"client {client_id}", tenant)
             changes["tenant"] = tenant
         if auth_method is not None and self._method(auth_method) is not client.auth_method:
             changes["auth_method"] = self._method(auth_method)
@@ -237,32 +299,55 @@ class Admin:
             method = changes.get("auth_method", client.auth_method)
             # a client switched to a secret method has none until `warden clients secrets rotate`
             self._check_metadata(method, changes.get("metadata", client.metadata))  # type: ignore[arg-type]
+        tenant_after: str | None = changes.get("tenant", client.tenant)  # type: ignore[assignment]
+        # grants are checked against the tenant the client will have, before anything is written
+        new = self._grants(client_id, grants, tenant_after) if grants is not None else None
+        if new is None and "tenant" in changes:
+            for grant in self.store.load_grants(client_id):
+                api = self.store.load_api(grant.api)
+                if api is not None and grant_crosses_tenant(tenant_after, api):
+                    raise ConfigError(f"client {client_id} is granted API {grant.api!r} of tenant {api.tenant}; "
+                                      "change its grants in the same update")
         changed = False
         if changes:
             self.store.update_client(dataclasses.replace(client, **changes))  # type: ignore[arg-type]
             event = {True: "client.enabled", False: "client.disabled"}.get(changes.get("enabled"),  # type: ignore
                                                                            "client.updated")
-            self._audit.emit(event, actor=self._actor, client_id=client_id, fields=sorted(changes))
+            self._audit.emit(event, actor=self._actor, client_id=client_id, fields=sorted(changes),
+                             tenant=tenant_after)
             changed = True
-        if grants is not None:
-            new = self._grants(client_id, grants)
-            if [(g.api, g.scopes, g.position) for g in new] != [
-                    (g.api, g.scopes, g.position) for g in self.store.load_grants(client_id)]:
-                self.store.set_grants(client_id, new)
-                self._audit.emit("client.grants_changed", actor=self._actor, client_id=client_id,
-                                 grants=[g.api for g in new])
-                changed = True
+        if new is not None and [(g.api, g.scopes, g.position) for g in new] != [
+                (g.api, g.scopes, g.position) for g in self.store.load_grants(client_id)]:
+            self.store.set_grants(client_id, new)
+            self._audit.emit("client.grants_changed", actor=self._actor, client_id=client_id,
+                             grants=[g.api for g in new], tenant=tenant_after)
+            changed = True
         return changed
 
     def client(self, client_id: str) -> Client:
+        """The client, if this caller sees it; another tenant's client is reported as missing."""
         client = self.store.load_client(client_id)
-        if client is None:
+        if client is None or not self.scope.sees_client(client):
             raise NotFound(f"no client {client_id}")
         return client
 
+    def clients(self) -> list[Client]:
+        return [c for c in self.store.load_clients() if self.scope.sees_client(c)]
+
+    def grants(self, client_id: str | None = None) -> list[Grant]:
+        """Grants of one client (which must be visible), or of every client this caller sees."""
+        if client_id is not None:
+            self.client(client_id)
+            return self.store.load_grants(client_id)
+        if self.scope.is_global:
+            return self.store.load_grants()
+        visible = {c.client_id for c in self.clients()}
+        return [g for g in self.store.load_grants() if g.client_id in visible]
+
     def delete_client(self, client_id: str) -> None:
+        client = self.client(client_id)
         self.store.delete_client(client_id)
-        self._audit.emit("client.deleted", actor=self._actor, client_id=client_id)
+        self._audit.emit("client.deleted", actor=self._actor, client_id=client_id, tenant=client.tenant)
 
     # secrets ------------------------------------------------------------------
     def rotate_secret(self, client_id: str, grace: int) -> NewSecret:
@@ -273,18 +358,31 @@ class Admin:
         row, new = self._new_secret(client_id)
         self.store.add_secret(row, expire_others_at=self._clock.now() + grace)
         self._audit.emit("client.secret_rotated", actor=self._actor, client_id=client_id,
-                         secret_id=row.secret_id, grace_seconds=grace)
+                         secret_id=row.secret_id, grace_seconds=grace, tenant=client.tenant)
         return new
 
+    def secrets(self, client_id: str) -> list[ClientSecret]:
+        self.client(client_id)
+        return self.store.load_secrets(client_id)
+
     def revoke_secret(self, client_id: str, secret_id: str) -> None:
+        client = self.client(client_id)
         self.store.revoke_secret(client_id, secret_id, self._clock.now())
-        self._audit.emit("client.secret_revoked", actor=self._actor, client_id=client_id, secret_id=secret_id)
+        self._audit.emit("client.secret_revoked", actor=self._actor, client_id=client_id, secret_id=secret_id,
+                         tenant=client.tenant)
 
     # keys ---------------------------------------------------------------------
+    def _global_only(self, what: str) -> None:
+        if not self.scope.is_global:
+            raise Forbidden(f"{what} is for global admins; an admin of tenant {self.scope.tenant} cannot do it")
+
     def keys(self) -> list[SigningKey]:
+        """Signing keys' public metadata; every admin may read it (the JWKS is public anyway)."""
         return self.store.load_keys()
 
     def rotate_keys(self, algs: Sequence[str] | None = None) -> list[str]:
+        """Refused to a tenant admin: the signing keys sign every tenant's tokens."""
+        self._global_only("rotating signing keys")
         self.keyring.ensure_keys()
         if algs:
             return self.keyring.rotate(algs, actor=self._actor)
@@ -292,7 +390,9 @@ class Admin:
 
     # revocation ---------------------------------------------------------------
     def revoke_jti(self, jti: str, client_id: str = "", exp: float | None = None) -> None:
-        """Revoke one token by `jti`; kept until the token's expiry (the longest lifetime if unknown)."""
+        """Revoke one token by `jti`; kept until the token's expiry (the longest lifetime if unknown).
+        Refused to a tenant admin: a jti alone does not say whose token it is (see core/tenancy.py)."""
+        self._global_only("revoking a token by jti")
         if not jti or len(jti) > 256:
             raise ConfigError("jti must be 1-256 characters")
         if exp is None:
@@ -302,7 +402,9 @@ class Admin:
         self.store.revoke_token(RevokedToken(jti=jti, client_id=client_id, exp=exp,
                                              status_list=entry[0] if entry else None,
                                              status_idx=entry[1] if entry else None))
-        self._audit.emit("token.revoked", actor=self._actor, client_id=client_id or None, jti=jti)
+        owner = self.store.load_client(client_id) if client_id else None
+        self._audit.emit("token.revoked", actor=self._actor, client_id=client_id or None, jti=jti,
+                         tenant=owner.tenant if owner else None)
         if self._on_revoked is not None:
             self._on_revoked("token")
 
@@ -311,10 +413,18 @@ class Admin:
         client = self.client(client_id)
         at = self._clock.now()
         self.store.update_client(dataclasses.replace(client, revoked_before=at))
-        self._audit.emit("client.tokens_revoked", actor=self._actor, client_id=client_id)
+        self._audit.emit("client.tokens_revoked", actor=self._actor, client_id=client_id, tenant=client.tenant)
         if self._on_revoked is not None:
             self._on_revoked("client")
         return at
+
+    def revoked_tokens(self) -> list[RevokedToken]:
+        """Unexpired revocations by jti; a tenant admin sees those naming its tenant's clients."""
+        revoked = self.store.load_revoked_tokens(self._clock.now())
+        if self.scope.is_global:
+            return revoked
+        visible = {c.client_id for c in self.clients()}
+        return [r for r in revoked if r.client_id in visible]
 
     # console --------------------------------------------------------------------
     def issue_console_login(self, issuer: str, *, lifetime: int = 300, can_write: bool = True) -> LoginUrl:

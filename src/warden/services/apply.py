@@ -5,6 +5,7 @@
     scopes = ["read", "write"]
     ttl = "15m"            # optional, default 15m
     alg = "ES256"          # optional
+    tenant = "acme"        # optional: only that tenant's clients can be granted it; absent: see below
 
     [[clients]]
     client_id = "billing"  # required: the stable key that makes apply idempotent
@@ -17,7 +18,10 @@
     # federated = [{ issuer = "https://k8s.example", subject = "system:serviceaccount:ns:app" }]
 
 Listed APIs and clients are created or updated; unlisted ones are left alone unless
-`prune` is set. A second run with the same file changes nothing. The whole file is
+`prune` is set. An absent `tenant` means the applying admin's own: none (a shared API, a
+client without tenant) for a global admin, its tenant for a tenant admin, whose apply and
+export reach only its tenant's clients and APIs (core/tenancy.py; shared APIs can be granted
+but are neither exported nor changed, and another tenant's objects are out of reach). A second run with the same file changes nothing. The whole file is
 validated before anything is written, and a client created by apply gets a secret
 that is returned once.
 """
@@ -39,7 +43,7 @@ from warden.services.admin import Admin, GrantSpec, NewSecret
 
 __all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "export_state", "parse_apply_file"]
 
-_API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound"}
+_API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound", "tenant"}
 _METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
                   "tls_client_certificate_bound_access_tokens", *TLS_SUBJECT_FIELDS)
 _CLIENT_KEYS = {"client_id", "name", "auth_method", "tenant", "enabled", "grants", "rate_limit", *_METADATA_KEYS}
@@ -96,6 +100,13 @@ def _tables(data: dict[str, Any], name: str, keys: set[str], required: str, miss
         yield where, raw
 
 
+def _tenant(raw: dict[str, Any], where: str) -> str | None:
+    tenant = raw.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        raise ConfigError(f"{where}.tenant: expected a string")
+    return tenant
+
+
 def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
     data = load_toml(path, "apply file")
     _check_keys(data, {"apis", "clients"}, path)
@@ -105,7 +116,7 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
             api = Api(identifier=raw["identifier"], scopes=_str_list(raw.get("scopes"), f"{where}.scopes"),
                       token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", DEFAULT_ALG)),
                       name=str(raw.get("name", "")), dpop_required=raw.get("dpop_required", False) is True,
-                      cert_bound=raw.get("cert_bound", False) is True)
+                      cert_bound=raw.get("cert_bound", False) is True, tenant=_tenant(raw, where))
             validate_api(api)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
@@ -126,7 +137,7 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         clients.append(DesiredClient(raw["client_id"], str(raw.get("name", raw["client_id"])),
-                                     str(raw.get("auth_method", "client_secret_basic")), raw.get("tenant"),
+                                     str(raw.get("auth_method", "client_secret_basic")), _tenant(raw, where),
                                      enabled, tuple(grants), float(rate) if rate is not None else None, metadata))
     ids = [c.client_id for c in clients]
     idents = [a.identifier for a in apis]
@@ -138,7 +149,8 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
 
 
 def _rehearsal(admin: Admin) -> Admin:
-    """An Admin over an in-memory copy of the store's APIs, clients and grants, for a full trial run."""
+    """An Admin over an in-memory copy of the store's APIs, clients and grants, for a full trial run,
+    with the same reach as `admin`."""
     from warden.services.audit import AuditSink
     from warden.storage.memory import MemoryStore
 
@@ -148,7 +160,7 @@ def _rehearsal(admin: Admin) -> Admin:
     grants = admin.store.load_grants()
     for client in admin.store.load_clients():
         copy.create_client(client, [g for g in grants if g.client_id == client.client_id], [])
-    return Admin(copy, admin._material, admin._clock, AuditSink(), dev_mode=admin.dev_mode)
+    return Admin(copy, admin._material, admin._clock, AuditSink(), dev_mode=admin.dev_mode, scope=admin.scope)
 
 
 def _client_diff(current: Any, grants_now: list[tuple[str, tuple[str, ...]]], client: DesiredClient) -> list[str]:
@@ -166,7 +178,8 @@ def _client_diff(current: Any, grants_now: list[tuple[str, tuple[str, ...]]], cl
 def _api_diff(old: Api, api: Api) -> list[str]:
     pairs = [("scopes", list(old.scopes), list(api.scopes)), ("ttl", old.token_ttl, api.token_ttl),
              ("alg", old.alg, api.alg), ("name", old.name, api.name),
-             ("dpop_required", old.dpop_required, api.dpop_required), ("cert_bound", old.cert_bound, api.cert_bound)]
+             ("dpop_required", old.dpop_required, api.dpop_required), ("cert_bound", old.cert_bound, api.cert_bound),
+             ("tenant", old.tenant, api.tenant)]
     return [f"{name}: {a!r} -> {b!r}" for name, a, b in pairs if a != b]
 
 
@@ -185,25 +198,33 @@ def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_r
 
 
 def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str, str] | None) -> ApplyResult:
+    import dataclasses
+
     from warden.core.api import is_reserved_scope
+    from warden.errors import Conflict
 
     result = ApplyResult()
     store = admin.store
-    existing_apis = {a.identifier: a for a in store.load_apis()}
-    declared = {a.identifier for a in state.apis}
+    existing_apis = {a.identifier: a for a in admin.apis()}
+    # an absent tenant is the applying admin's own (TOML has no null)
+    apis = [a if a.tenant is not None else dataclasses.replace(a, tenant=admin.tenant) for a in state.apis]
+    declared = {a.identifier for a in apis}
     for client in state.clients:  # validate grants against the APIs as they will be
         for grant in client.grants:
             if grant.api not in declared and grant.api not in existing_apis:
                 raise ConfigError(f"client {client.client_id}: grant names unknown API {grant.api!r}")
-    for api in state.apis:
+    for api in apis:
         old = existing_apis.get(api.identifier)
         if old is None or _api_diff(old, api):
             detail = f" ({'; '.join(_api_diff(old, api))})" if old else ""
             result.changes.append(f"{'update' if old else 'create'} api {api.identifier}{detail}")
             admin.save_api(api.identifier, api.scopes, ttl=api.token_ttl, alg=api.alg, name=api.name,
-                           dpop_required=api.dpop_required, cert_bound=api.cert_bound)
-    for client in state.clients:
+                           dpop_required=api.dpop_required, cert_bound=api.cert_bound, tenant=api.tenant)
+    clients = [c if c.tenant is not None else dataclasses.replace(c, tenant=admin.tenant) for c in state.clients]
+    for client in clients:
         current = store.load_client(client.client_id)
+        if current is not None and not admin.scope.sees_client(current):
+            raise Conflict(f"client id {client.client_id} is already in use")  # ids are global
         if current is None:
             result.changes.append(f"create client {client.client_id}")
             _, secret = admin.create_client(client.name, client.grants, auth_method=client.auth_method,
@@ -224,12 +245,13 @@ def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str,
                                 metadata=client.metadata)
     if prune:
         wanted = {c.client_id for c in state.clients}
-        for current in store.load_clients():
+        for current in admin.clients():
             if current.client_id not in wanted:
                 result.changes.append(f"delete client {current.client_id}")
                 admin.delete_client(current.client_id)
         for identifier, api in existing_apis.items():
-            if identifier not in declared and not any(is_reserved_scope(s) for s in api.scopes):
+            if (identifier not in declared and admin.scope.may_change_api(api)
+                    and not any(is_reserved_scope(s) for s in api.scopes)):
                 result.changes.append(f"delete api {identifier}")
                 admin.delete_api(identifier)
     return result
@@ -237,22 +259,24 @@ def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str,
 
 def export_state(admin: Admin) -> str:
     """The store's APIs and clients as an apply file; applying it to the same store changes nothing.
-    The built-in admin API is left out (every server registers it itself); secrets never appear."""
+    The built-in admin API is left out (every server registers it itself); secrets never appear.
+    A tenant admin exports its tenant's APIs and clients only (not the shared APIs)."""
     from warden.core.api import is_reserved_scope
     from warden.core.client_metadata import render_client_metadata
 
     lines: list[str] = ["# written by `warden export`; apply with `warden apply FILE`", ""]
-    for api in sorted(admin.store.load_apis(), key=lambda a: a.identifier):
-        if any(is_reserved_scope(s) for s in api.scopes):
+    for api in sorted(admin.apis(), key=lambda a: a.identifier):
+        if any(is_reserved_scope(s) for s in api.scopes) or not admin.scope.may_change_api(api):
             continue
         lines += ["[[apis]]", f"identifier = {_toml(api.identifier)}", f"scopes = {_toml(list(api.scopes))}",
                   f"ttl = {api.token_ttl}", f"alg = {_toml(api.alg)}"]
         lines += [f"name = {_toml(api.name)}"] if api.name else []
         lines += ["dpop_required = true"] if api.dpop_required else []
         lines += ["cert_bound = true"] if api.cert_bound else []
+        lines += [f"tenant = {_toml(api.tenant)}"] if api.tenant is not None else []
         lines.append("")
-    grants = admin.store.load_grants()
-    for client in sorted(admin.store.load_clients(), key=lambda c: c.client_id):
+    grants = admin.grants()
+    for client in sorted(admin.clients(), key=lambda c: c.client_id):
         lines += ["[[clients]]", f"client_id = {_toml(client.client_id)}", f"name = {_toml(client.name)}",
                   f"auth_method = {_toml(client.auth_method.value)}",
                   f"enabled = {'true' if client.enabled else 'false'}"]

@@ -113,10 +113,12 @@ class CallerAuthentication:
         self._throttle.record_failure(call.source, call.identity, call.now)
         presented = call.presented
         client_id = (presented.client_id or None) if presented else None  # assertions may omit client_id
+        known = self._state.registry.clients.get(client_id) if client_id else None
         self._audit.emit("client.authentication_failed", outcome="denied", reason=error.reason,
                          # redact before cutting, so a secret cut at the bound is not left unrecognisable
                          client_id=redact(client_id)[:128] if client_id else None, source=call.source,
-                         severity="security" if error.reason in _SECURITY_REASONS else None)
+                         severity="security" if error.reason in _SECURITY_REASONS else None,
+                         tenant=known.client.tenant if known else None)  # audit only: answers stay identical
         return error
 
 

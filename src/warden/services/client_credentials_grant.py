@@ -56,13 +56,15 @@ class ClientCredentialsGrant(AuthenticatedEndpoint):
         issued = call.issued
         assert issued is not None
         self._audit.emit("token.issued", client_id=call.authenticated.client.client_id, source=call.source, jti=issued.jti,
-                         aud=list(issued.audiences), scope=issued.scope, kid=issued.kid)
+                         aud=list(issued.audiences), scope=issued.scope, kid=issued.kid,
+                         tenant=call.authenticated.client.tenant)
         return issued
 
     def _refused(self, call: Call, error: OAuthError) -> None:
         if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
             self._audit.emit("token.denied", outcome="denied", reason=error.reason, source=call.source,
-                             client_id=call.caller.client.client_id if call.caller else None, error=error.error)
+                             client_id=call.caller.client.client_id if call.caller else None, error=error.error,
+                             tenant=call.caller.client.tenant if call.caller else None)
 
     def require_serving(self, call: Call) -> None:
         if not self._state.is_serving():

@@ -81,7 +81,8 @@ class Revocation(_TokenLookup):
         claims, caller = call.claims, call.authenticated.client.client_id
         if claims is not None and claims["exp"] > call.now and claims["client_id"] != caller:
             self._audit.emit("token.revocation_refused", outcome="denied", reason="foreign_token", actor=caller,
-                             client_id=caller, source=call.source, jti=claims["jti"])
+                             client_id=caller, source=call.source, jti=claims["jti"],
+                             tenant=call.authenticated.client.tenant)
             raise UnauthorizedClient("the token was not issued to this client", reason="foreign_token")
 
     async def revoke(self, call: Call) -> None:
@@ -100,5 +101,6 @@ class Revocation(_TokenLookup):
             registry.add_revoked(revoked)  # effective here at once, elsewhere via the change log
 
         await asyncio.to_thread(record)
-        self._audit.emit("token.revoked", actor=caller, client_id=caller, source=call.source, jti=revoked.jti)
+        self._audit.emit("token.revoked", actor=caller, client_id=caller, source=call.source, jti=revoked.jti,
+                         tenant=call.authenticated.client.tenant)
         call.token_state = "revoked"

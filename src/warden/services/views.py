@@ -26,7 +26,7 @@ def render_time(value: float | None) -> str | None:
 def api_view(api: Api) -> dict[str, Any]:
     return {"identifier": api.identifier, "name": api.name, "scopes": list(api.scopes), "ttl": api.token_ttl,
             "alg": api.alg, "dpop_required": api.dpop_required, "cert_bound": api.cert_bound,
-            "created_at": render_time(api.created_at)}
+            "tenant": api.tenant, "created_at": render_time(api.created_at)}
 
 
 def client_view(client: Client, grants: Sequence[Grant]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def split_scopes(text: str) -> tuple[str, ...]:
 def api_from_row(row: Row[object]) -> Api:
     m = row._mapping
     return Api(m["identifier"], split_scopes(m["scopes"]), m["token_ttl"], m["alg"], m["name"], m["created_at"],
-               bool(m["dpop_required"]), bool(m["cert_bound"]))
+               bool(m["dpop_required"]), bool(m["cert_bound"]), m["tenant"])
 
 
 def client_values(client: Client) -> dict[str, object]:

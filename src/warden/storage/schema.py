@@ -72,6 +72,7 @@ apis = Table(
     Column("created_at", Float, nullable=False),
     Column("dpop_required", Boolean, nullable=False, server_default=false()),
     Column("cert_bound", Boolean, nullable=False, server_default=false()),
+    Column("tenant", Text, nullable=True),  # None: a shared API
 )
 
 clients = Table(

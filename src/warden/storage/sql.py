@@ -174,12 +174,12 @@ class SqlStore:
     def save_api(self, api: Api) -> None:
         values = {"identifier": api.identifier, "scopes": join_scopes(api.scopes), "token_ttl": api.token_ttl,
                   "alg": api.alg, "name": api.name, "created_at": api.created_at,
-                  "dpop_required": api.dpop_required, "cert_bound": api.cert_bound}
+                  "dpop_required": api.dpop_required, "cert_bound": api.cert_bound, "tenant": api.tenant}
         stmt = self._insert(apis).values(values)
         stmt = stmt.on_conflict_do_update(  # an update keeps the original created_at
             index_elements=[apis.c.identifier],
             set_={name: stmt.excluded[name] for name in ("scopes", "token_ttl", "alg", "name", "dpop_required",
-                                                          "cert_bound")})
+                                                          "cert_bound", "tenant")})
         with self._transaction() as conn:
             conn.execute(stmt)
             self._log(conn, [(ChangeKind.API, api.identifier)])

@@ -121,7 +121,8 @@
     if (!session) return;
     const left = session.expires_at - Date.now() / 1000;
     if (left <= 0) return signedOut();
-    $("session-info").textContent = "Signed in as " + session.operator + (session.can_write ? "" : " (read-only)") +
+    $("session-info").textContent = "Signed in as " + session.operator +
+      (session.tenant ? " (tenant " + session.tenant + ")" : "") + (session.can_write ? "" : " (read-only)") +
       " \u00b7 session ends in " + countdown(left);
   }
   async function start() {
@@ -368,7 +369,7 @@
     [apis, clients] = await Promise.all([all("/apis"), all("/clients")]);
     fill($("apis-table").tBodies[0], apis.map((a) => el("tr", {},
       el("td", {}, el("code", {}, a.identifier)), el("td", {}, a.name), el("td", {}, a.scopes.join(" ")),
-      el("td", {}, duration(a.ttl)), el("td", {}, a.alg),
+      el("td", {}, duration(a.ttl)), el("td", {}, a.alg), el("td", {}, a.tenant || "shared"),
       el("td", {}, clients.flatMap((c) => c.grants.filter((g) => g.api === a.identifier)
         .map((g) => c.name + " (" + g.scopes.join(" ") + ")")).join(", ") || "nobody"))));
   }
