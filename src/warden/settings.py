@@ -40,6 +40,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StatusListSettings",
+    "TokenExchangeSettings",
     "TrustedIssuer",
     "environment_names",
     "is_secret_field",
@@ -167,6 +168,15 @@ class StatusListSettings:
 
 
 @dataclass(frozen=True)
+class TokenExchangeSettings:
+    """Token exchange (RFC 8693) for clients allowed to exchange (`--allow-token-exchange`): a token
+    exchanged from another keeps its `sub` and names the chain of requesting clients in `act`."""
+
+    enabled: bool = True  # accept the token exchange grant (each client still needs permission)
+    max_act_depth: int = 3  # longest delegation chain: actors named in an exchanged token's act claim
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
@@ -217,6 +227,7 @@ class Settings:
     dpop: DPoPSettings = field(default_factory=DPoPSettings)
     mtls: MTLSSettings = field(default_factory=MTLSSettings)
     status_list: StatusListSettings = field(default_factory=StatusListSettings)
+    token_exchange: TokenExchangeSettings = field(default_factory=TokenExchangeSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
@@ -230,6 +241,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
     "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
     "status_list": StatusListSettings,
+    "token_exchange": TokenExchangeSettings,
     "console": ConsoleSettings,
 }
 _DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
@@ -425,6 +437,8 @@ def _validate(settings: Settings) -> None:
     if sl.ttl < 1 or sl.block_window < 1 or not 0 < sl.publish_interval <= sl.ttl:
         raise ConfigError("setting status_list: ttl and block_window must be at least 1s and "
                           "publish_interval between 0 and ttl")
+    if settings.token_exchange.max_act_depth < 1:
+        raise ConfigError("setting token_exchange.max_act_depth: expected at least 1")
     if settings.redis_url is not None and not settings.redis_url.reveal().startswith(("redis://", "rediss://")):
         raise ConfigError("setting redis_url: expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
     if settings.log.format not in ("text", "json"):

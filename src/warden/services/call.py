@@ -17,6 +17,7 @@ from warden.protocol.client_credentials import TokenRequest
 from warden.protocol.dpop import VerifiedProof
 from warden.protocol.form import Form
 from warden.protocol.revocation import TokenReference
+from warden.protocol.token_exchange import TokenExchangeRequest
 from warden.services.auth_throttle import ANONYMOUS
 from warden.services.registry import ClientEntry, Registry
 from warden.services.tokens import IssuedToken
@@ -61,6 +62,7 @@ class Call:
     identity: str = ANONYMOUS
     caller: ClientEntry | None = None
     token_request: TokenRequest | None = None
+    exchange_request: TokenExchangeRequest | None = None  # token exchange: the request; `claims`: the subject's
     proof: VerifiedProof | None = None
     status: StatusEntry | None = None  # the token's Token Status List entry
     issued: IssuedToken | None = None
