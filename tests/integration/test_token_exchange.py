@@ -290,3 +290,25 @@ def test_revoking_the_exchanged_token_by_jti_leaves_the_subject_token_active(sql
     assert revoked.status_code == 200
     assert not _introspect(sqlite_server, exchanged, cast.broker)
     assert _introspect(sqlite_server, cast.subject, cast.caller)
+
+
+# -- permission through the admin API ------------------------------------------------------------------
+def test_the_admin_api_grants_and_withdraws_the_permission(sqlite_server: LiveServer) -> None:
+    cast = _cast(sqlite_server)
+    admin_api = f"{sqlite_server.issuer}/admin/v1"
+    ops = sqlite_server.client({admin_api: "warden:admin"}, name="ops")
+    token = sqlite_server.token(*ops, resource=admin_api).json()["access_token"]
+    with httpx.Client(base_url=admin_api, headers={"authorization": f"Bearer {token}"}, timeout=10) as api:
+        created = api.post("/clients", json={"name": "api broker", "grants": [{"api": cast.target, "scopes": ["read"]}],
+                                             "metadata": {"token_exchange": True}})
+        assert created.status_code == 201, created.text
+        assert created.json()["metadata"] == {"token_exchange": True}
+        broker = (created.json()["client_id"], created.json()["client_secret"])
+        sqlite_server.wait_for_client(broker[0])
+        assert cast.exchange(client=broker, resource=cast.target).status_code == 200
+        bad = api.patch(f"/clients/{broker[0]}", json={"metadata": {"token_exchange": "yes"}})
+        assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+        assert api.patch(f"/clients/{broker[0]}", json={"metadata": {"token_exchange": False}}).status_code == 200
+        sqlite_server.sync()
+        refused = cast.exchange(client=broker, resource=cast.target)
+        assert refused.status_code == 400 and _error(refused) == "unauthorized_client"
