@@ -312,3 +312,26 @@ def test_the_admin_api_grants_and_withdraws_the_permission(sqlite_server: LiveSe
         sqlite_server.sync()
         refused = cast.exchange(client=broker, resource=cast.target)
         assert refused.status_code == 400 and _error(refused) == "unauthorized_client"
+
+
+# -- the client library -------------------------------------------------------------------------------
+def test_the_client_library_exchanges_tokens_sync_and_async(server: LiveServer) -> None:
+    import asyncio
+
+    from warden.client import ClientCredentials, TokenError
+
+    cast = _cast(server)
+    broker = ClientCredentials(server.issuer, client_id=cast.broker[0], client_secret=cast.broker[1])
+    token = broker.exchange_token(cast.subject, resource=cast.target, scope="read")
+    assert token.token_type == "Bearer" and token.scope == ("read",) and token.audience == cast.target
+    claims = _claims(token.access_token)
+    assert claims["sub"] == cast.caller[0] and claims["act"] == {"sub": cast.broker[0]}
+    again = asyncio.run(broker.aexchange_token(cast.subject, resource=cast.target))
+    assert _claims(again.access_token)["jti"] != claims["jti"]  # not cached: each call is an exchange
+    with pytest.raises(TokenError) as refused:
+        broker.exchange_token(cast.subject, resource=cast.broker_api)
+    assert refused.value.error == "invalid_target" and not refused.value.retryable
+    caller = ClientCredentials(server.issuer, client_id=cast.caller[0], client_secret=cast.caller[1])
+    with pytest.raises(TokenError) as unauthorized:
+        caller.exchange_token(cast.subject, resource=cast.target)
+    assert unauthorized.value.error == "unauthorized_client"

@@ -29,6 +29,7 @@ __all__ = [
     "clients_enable",
     "clients_list",
     "clients_show",
+    "clients_update",
     "completion",
     "console_login_url",
     "export",
