@@ -335,3 +335,52 @@ def test_the_client_library_exchanges_tokens_sync_and_async(server: LiveServer) 
     with pytest.raises(TokenError) as unauthorized:
         caller.exchange_token(cast.subject, resource=cast.target)
     assert unauthorized.value.error == "unauthorized_client"
+
+
+# -- federated subject tokens (a trusted issuer's workload identity) -----------------------------------------
+def test_a_federated_subject_token_stands_for_its_bound_client(start_server: Callable[..., LiveServer],
+                                                                json_documents: Any) -> None:
+    from tests.integration.test_workload_identity import SA, Issuer
+
+    from warden.core.client_metadata import parse_client_metadata
+    from warden.protocol.token_exchange import JWT_TOKEN_TYPE
+
+    platform = Issuer(json_documents)
+    server = start_server("sqlite", dev_mode=True,
+                          trusted_issuers=[{"issuer": platform.url, "audience": "warden", "max_token_lifetime": "2h"}])
+    cast = _cast(server)
+    from warden.services.admin import GrantSpec
+
+    bound, _ = server.admin.create_client("workload", [GrantSpec(cast.target, ("read", "write"))],
+                                          auth_method="private_key_jwt", metadata=parse_client_metadata(
+                                              {"federated": [{"issuer": platform.url, "subject": SA, "claims": {
+                                                  "kubernetes.io/namespace": "payments"}}]}))
+    workload = bound.client_id
+    server.wait_for_client(workload)
+
+    def exchange(token: str, **data: str) -> httpx.Response:
+        return cast.exchange(token, subject_token_type=JWT_TOKEN_TYPE, resource=cast.target, **data)
+
+    response = exchange(platform.kubernetes())
+    assert response.status_code == 200, response.text
+    claims = _claims(response.json()["access_token"])
+    assert claims["sub"] == workload and claims["client_id"] == cast.broker[0]
+    assert claims["act"] == {"sub": cast.broker[0]}
+    assert response.json()["scope"] == "read write"  # granted to the broker and to the workload at the target
+    token = platform.kubernetes()
+    assert exchange(token).status_code == exchange(token).status_code == 200  # not single use: it authenticates nobody
+    for refused in (platform.kubernetes(sub="system:serviceaccount:other:app"),  # bound to no client
+                    platform.kubernetes(namespace="other"),  # a required claim differs
+                    platform.kubernetes(aud=("someone-else",)),  # not meant for this server
+                    platform.kubernetes(iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200,
+                                        exp=int(time.time()) - 3600)):  # expired
+        response = exchange(refused)
+        assert response.status_code == 400 and _error(response) == "invalid_grant"
+    assert _denied(server)[-1] == "subject_token_expired"
+    server.admin.update_client(workload, enabled=False)
+    server.sync()
+    response = exchange(platform.kubernetes())
+    assert response.status_code == 400 and _error(response) == "invalid_grant"
+    assert _denied(server)[-1] == "subject_token_revoked"
+    event = next(e for e in server.audit_events() if e["event"] == "token.exchanged")
+    assert event["subject"] == workload and event["subject_issuer"] == platform.url

@@ -34,6 +34,7 @@ __all__ = [
     "TOKEN_EXCHANGE",
     "TokenExchangeRequest",
     "act_chain",
+    "narrow_scopes",
     "nest_actor",
     "parse_token_exchange_request",
 ]
@@ -110,3 +111,20 @@ def nest_actor(actor: str, chain: tuple[str, ...]) -> dict[str, Any]:
     for sub in reversed(chain):
         act = {"sub": sub} if act is None else {"sub": sub, "act": act}
     return {"sub": actor} if act is None else {"sub": actor, "act": act}
+
+
+def narrow_scopes(requested: tuple[str, ...] | None, granted: tuple[str, ...], held: tuple[str, ...]) -> tuple[str, ...]:
+    """The scopes of an exchanged token: `scope` only narrows. `granted` are the scopes the requesting
+    client may obtain at the target (already checked against `requested`), `held` the subject token's.
+    Every requested scope must be held; with none requested, those both allow. InvalidScope otherwise."""
+    if requested is not None:
+        for scope in requested:
+            if scope not in held or scope not in granted:
+                raise InvalidScope("a requested scope is not in the subject token's scope",
+                                   reason="scope_not_in_subject_token")
+        return requested
+    scopes = tuple(s for s in granted if s in held)
+    if not scopes:
+        raise InvalidScope("the subject token holds no scope granted for the target",
+                           reason="scope_not_in_subject_token")
+    return scopes

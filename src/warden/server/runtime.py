@@ -156,7 +156,7 @@ class Runtime:
         self.status_publisher = StatusListPublisher(sl, self, self.issuer)
         self.client_credentials = ClientCredentialsGrant(self, auth, self.dpop, self.rate_limiter, settings.limits,
                                                          self.issuer, self.audit, self.status_allocator)
-        self.token_exchange = TokenExchangeGrant(self, auth, self.dpop, self.client_credentials,
+        self.token_exchange = TokenExchangeGrant(self, auth, self.dpop, self.client_credentials, self.assertions,
                                                  settings.token_exchange, self.issuer, self.audit,
                                                  self.status_allocator)
         # The token endpoint's use case per grant_type (wire name); anything else goes to client credentials,

@@ -12,6 +12,10 @@ this module adds what is particular to an exchange:
   expired, not revoked (by `jti`, by client, through any client of its own chain: `token_state`,
   from the registry that also decides its status list bits), in the requesting client's tenant.
   Any failure is `invalid_grant` (§2.2.2).
+- Or the subject token is a federated token from a trusted issuer (`[[trusted_issuers]]`): verified as
+  a workload-identity assertion is (keys, `aud`, lifetime; `assertion_auth`), it stands for the one
+  client bound to its (`iss`, `sub`) and claims, which becomes the subject (`sub`); what that client
+  is granted at the target is what the subject "holds". Not single use: it authenticates nobody.
 - The target (`resource`/`audience`) must be granted to the requesting client (`invalid_target`),
   and `scope` only narrows: every scope issued is in the subject token's scope and granted to
   the requesting client at the target (`invalid_scope`). Without `scope`, the scopes both allow.
@@ -29,13 +33,17 @@ from __future__ import annotations
 import binascii
 import json
 import os
+from collections.abc import Awaitable
+from typing import Any
 
 from warden.core.policy import decide_binding, decide_token
+from warden.core.revocation import is_revoked_by_client
+from warden.jose import JoseError, parse_compact
 from warden.protocol.access_token import verify_own_token
+from warden.protocol.client_assertion import MAX_ASSERTION_BYTES
 from warden.protocol.errors import (
     InvalidClient,
     InvalidGrant,
-    InvalidScope,
     OAuthError,
     TemporarilyUnavailable,
     UnauthorizedClient,
@@ -44,9 +52,11 @@ from warden.protocol.mtls import certificate_thumbprint
 from warden.protocol.token_exchange import (
     ACCESS_TOKEN_TYPE,
     act_chain,
+    narrow_scopes,
     nest_actor,
     parse_token_exchange_request,
 )
+from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
 from warden.services.caller_auth import CallerAuthentication
@@ -69,10 +79,12 @@ def _new_jti() -> str:
 
 class TokenExchangeGrant:
     def __init__(self, state: ServingState, auth: CallerAuthentication, dpop: DPoPProofs,
-                 base: ClientCredentialsGrant, settings: TokenExchangeSettings, issuer: str, audit: AuditSink,
-                 status: StatusAllocator | None = None) -> None:
-        """`base` lends the steps both grants share; `status` gives each token its status list entry."""
+                 base: ClientCredentialsGrant, assertions: AssertionAuthenticator, settings: TokenExchangeSettings,
+                 issuer: str, audit: AuditSink, status: StatusAllocator | None = None) -> None:
+        """`base` lends the steps both grants share; `assertions` verifies federated subject tokens
+        (workload identity); `status` gives each token its status list entry."""
         self._state = state
+        self._assertions = assertions
         self._auth = auth
         self._settings = settings
         self._issuer = issuer
@@ -111,9 +123,19 @@ class TokenExchangeGrant:
         requester = call.authenticated.client.client_id
         self._audit.emit("token.exchanged", client_id=requester, source=call.source, jti=issued.jti,
                          subject=subject["sub"], subject_client_id=subject["client_id"], subject_jti=subject["jti"],
+                         subject_issuer=subject["iss"],
                          act=[requester, *act_chain(subject.get("act"))], aud=list(issued.audiences),
                          scope=issued.scope, kid=issued.kid)
         return issued
+
+    def _granted(self, client_id: str, audiences: tuple[str, ...]) -> tuple[str, ...]:
+        entry = self._state.registry.clients.get(client_id)
+        grants = {g.api: g.scopes for g in entry.grants} if entry is not None else {}
+        held: tuple[str, ...] | None = None
+        for aud in audiences:
+            scopes = grants.get(aud, ())
+            held = scopes if held is None else tuple(s for s in held if s in scopes)
+        return held or ()
 
     @staticmethod
     def _subject_jti(call: Call) -> str | None:
@@ -131,11 +153,50 @@ class TokenExchangeGrant:
     def parse_exchange_request(call: Call) -> None:
         call.exchange_request = parse_token_exchange_request(call.form)
 
-    def verify_subject_token(self, call: Call) -> None:
+    def verify_subject_token(self, call: Call) -> Awaitable[None] | None:
         request = call.exchange_request
         assert request is not None
+        if self._assertions.trusted and self._names_trusted_issuer(request.subject_token):
+            return self._verify_federated(call, request.subject_token)
+        self._verify_own(call, request.subject_token)
+        return None
+
+    def _names_trusted_issuer(self, token: str) -> bool:
+        """Whether an (unverified) token claims a trusted issuer other than this server: a federated subject."""
+        try:
+            iss = parse_compact(token, max_bytes=MAX_ASSERTION_BYTES).claims().get("iss")
+        except JoseError:
+            return False
+        return isinstance(iss, str) and iss != self._issuer and iss in self._assertions.trusted
+
+    async def _verify_federated(self, call: Call, token: str) -> None:
+        """A platform token of a trusted issuer stands for the one client it is bound to as a workload
+        identity (the binding rules of `assertion_auth`); that client is the subject."""
         registry = self._state.registry
-        claims = verify_own_token(request.subject_token, registry.verification_keys, self._issuer)
+        try:
+            found = await self._assertions.verify_platform_token(token, registry, call.now)
+        except InvalidClient as exc:
+            if exc.reason == "assertion_expired":
+                raise InvalidGrant("subject_token has expired", reason="subject_token_expired") from None
+            raise InvalidGrant("subject_token is not a valid token of a trusted issuer",
+                               reason="subject_token_invalid") from None
+        verified, entry = found if found is not None else (None, None)
+        if verified is None or entry is None:
+            raise InvalidGrant("subject_token is not bound to a client of this server", reason="subject_token_invalid")
+        client = entry.client
+        iat = verified.claims.get("iat")
+        if not client.enabled or (isinstance(iat, (int, float)) and not isinstance(iat, bool)
+                                  and is_revoked_by_client(iat, client.revoked_before)):
+            raise InvalidGrant("subject_token has been revoked", reason="subject_token_revoked")
+        if int(verified.exp) <= int(call.now):
+            raise InvalidGrant("subject_token has expired", reason="subject_token_expired")
+        call.claims = {"iss": verified.iss, "sub": client.client_id, "client_id": client.client_id,
+                       "jti": verified.jti, "exp": int(verified.exp), "tenant": client.tenant}
+        self._check_chain(call, call.claims)
+
+    def _verify_own(self, call: Call, token: str) -> None:
+        registry = self._state.registry
+        claims = verify_own_token(token, registry.verification_keys, self._issuer)
         if claims is None or not isinstance(claims.get("sub"), str) or not isinstance(claims.get("scope"), str):
             raise InvalidGrant("subject_token is not a valid access token of this server",
                                reason="subject_token_invalid")
@@ -148,6 +209,9 @@ class TokenExchangeGrant:
                                reason="subject_token_invalid")
         if state != "active":
             raise InvalidGrant("subject_token has been revoked", reason="subject_token_revoked")
+        self._check_chain(call, claims)
+
+    def _check_chain(self, call: Call, claims: dict[str, Any]) -> None:
         if claims.get("tenant") != call.authenticated.client.tenant:
             raise InvalidGrant("subject_token belongs to another tenant", reason="subject_token_tenant")
         if len(act_chain(claims.get("act"))) + 1 > self._settings.max_act_depth:
@@ -158,18 +222,11 @@ class TokenExchangeGrant:
         assert request is not None and subject is not None
         entry, registry = call.authenticated, self._state.registry
         decision = decide_token(entry.grants, registry.apis, request.scopes, request.resources)
-        held = subject["scope"].split()
-        if request.scopes is not None:
-            for scope in request.scopes:
-                if scope not in held:
-                    raise InvalidScope("a requested scope is not in the subject token's scope",
-                                       reason="scope_not_in_subject_token")
-            scopes = request.scopes
-        else:
-            scopes = tuple(s for s in decision.scopes if s in held)
-            if not scopes:
-                raise InvalidScope("the subject token holds no scope granted for the target",
-                                   reason="scope_not_in_subject_token")
+        if subject["iss"] == self._issuer:
+            held = tuple(subject["scope"].split())
+        else:  # a federated subject holds what its client is granted at the target
+            held = self._granted(subject["client_id"], decision.audiences)
+        scopes = narrow_scopes(request.scopes, decision.scopes, held)
         cert = call.certificate
         meta = entry.client.metadata
         cnf = decide_binding(decision, meta.dpop_bound_access_tokens, meta.tls_client_certificate_bound_access_tokens,

@@ -23,6 +23,7 @@ from warden.protocol.token_exchange import (
     PARAMETERS,
     TOKEN_EXCHANGE,
     act_chain,
+    narrow_scopes,
     nest_actor,
     parse_token_exchange_request,
 )
@@ -142,3 +143,18 @@ def test_act_chain_refuses_absurd_depth():
         act = {"sub": "a", "act": act}
     with pytest.raises(InvalidGrant):
         act_chain(act)
+
+
+_SCOPES = st.lists(st.sampled_from(["read", "write", "delete", "admin"]), unique=True, max_size=4).map(tuple)
+
+
+@given(st.one_of(st.none(), _SCOPES), _SCOPES, _SCOPES)
+def test_scope_only_narrows(requested, granted, held):
+    try:
+        scopes = narrow_scopes(requested, granted, held)
+    except InvalidScope:
+        assert (requested is None and not set(granted) & set(held)) or (
+            requested is not None and not set(requested) <= set(granted) & set(held))
+        return
+    assert set(scopes) <= set(granted) & set(held)
+    assert scopes == (requested if requested is not None else tuple(s for s in granted if s in held))
