@@ -384,3 +384,24 @@ def test_a_federated_subject_token_stands_for_its_bound_client(start_server: Cal
     assert _denied(server)[-1] == "subject_token_revoked"
     event = next(e for e in server.audit_events() if e["event"] == "token.exchanged")
     assert event["subject"] == workload and event["subject_issuer"] == platform.url
+
+
+def test_an_exchanged_token_can_be_dpop_bound_to_the_requesters_key(sqlite_server: LiveServer) -> None:
+    from warden.client import ClientCredentials, DPoPKey
+
+    cast = _cast(sqlite_server)
+    key = DPoPKey.generate()
+    broker = ClientCredentials(sqlite_server.issuer, client_id=cast.broker[0], client_secret=cast.broker[1],
+                               dpop_key=key)
+    token = broker.exchange_token(cast.subject, resource=cast.target, scope="read")
+    assert token.token_type == "DPoP"
+    assert _claims(token.access_token)["cnf"] == {"jkt": key.thumbprint}
+
+
+def test_a_subject_token_of_another_tenant_is_invalid_grant(sqlite_server: LiveServer) -> None:
+    cast = _cast(sqlite_server)
+    other = sqlite_server.client({cast.broker_api: "read"}, name="tenant caller", tenant="acme")
+    subject = sqlite_server.token(*other, resource=cast.broker_api).json()["access_token"]
+    response = cast.exchange(subject, resource=cast.target)
+    assert response.status_code == 400 and _error(response) == "invalid_grant"
+    assert _denied(sqlite_server) == ["subject_token_tenant"]
