@@ -110,8 +110,11 @@ async def token(request: Request, rt: Runtime) -> Response:
 def _grant(rt: Runtime, form: Form) -> ClientCredentialsGrant | TokenExchangeGrant:
     """The use case for the request's `grant_type` (`Runtime.grants`). A missing, repeated or unknown one
     goes to client credentials, whose steps authenticate the caller before refusing it."""
-    names = form.multi("grant_type")
-    return rt.grants.get(names[0], rt.client_credentials) if len(names) == 1 else rt.client_credentials
+    name = form.derived.get("grant_type")  # a remembered form (the same body again) has it already
+    if name.__class__ is not str:
+        names = form.multi("grant_type")
+        name = form.derived["grant_type"] = names[0] if len(names) == 1 else ""
+    return rt.grants.get(name, rt.client_credentials)
 
 
 async def _lookup(request: Request, rt: Runtime, use_case: Introspection | Revocation,
