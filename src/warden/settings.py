@@ -41,6 +41,7 @@ __all__ = [
     "Settings",
     "StatusListSettings",
     "TokenExchangeSettings",
+    "TransactionTokenSettings",
     "TrustedIssuer",
     "environment_names",
     "is_secret_field",
@@ -177,6 +178,16 @@ class TokenExchangeSettings:
 
 
 @dataclass(frozen=True)
+class TransactionTokenSettings:
+    """Transaction Tokens (draft-ietf-oauth-transaction-tokens): short-lived, call-chain-scoped tokens
+    requested by token exchange with `requested_token_type` txn_token, by clients allowed to exchange."""
+
+    enabled: bool = False  # issue Txn-Tokens (a draft: off unless asked for)
+    trust_domain: str = ""  # the Txn-Tokens' aud, which requests must name; empty: the issuer
+    lifetime: int = 60  # seconds a Txn-Token lives (a replacement lives no longer than the one it replaces)
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
@@ -228,6 +239,7 @@ class Settings:
     mtls: MTLSSettings = field(default_factory=MTLSSettings)
     status_list: StatusListSettings = field(default_factory=StatusListSettings)
     token_exchange: TokenExchangeSettings = field(default_factory=TokenExchangeSettings)
+    transaction_tokens: TransactionTokenSettings = field(default_factory=TransactionTokenSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
@@ -242,9 +254,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
     "status_list": StatusListSettings,
     "token_exchange": TokenExchangeSettings,
+    "transaction_tokens": TransactionTokenSettings,
     "console": ConsoleSettings,
 }
-_DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
+_DURATIONS = {"lifetime", "rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
               "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age",
               "ttl", "block_window"}
 
@@ -437,6 +450,8 @@ def _validate(settings: Settings) -> None:
     if sl.ttl < 1 or sl.block_window < 1 or not 0 < sl.publish_interval <= sl.ttl:
         raise ConfigError("setting status_list: ttl and block_window must be at least 1s and "
                           "publish_interval between 0 and ttl")
+    if not 1 <= settings.transaction_tokens.lifetime <= 3600:
+        raise ConfigError("setting transaction_tokens.lifetime: expected between 1s and 1h")
     if settings.token_exchange.max_act_depth < 1:
         raise ConfigError("setting token_exchange.max_act_depth: expected at least 1")
     if settings.redis_url is not None and not settings.redis_url.reveal().startswith(("redis://", "rediss://")):

@@ -31,6 +31,7 @@ from warden.services.client_credentials_grant import ClientCredentialsGrant
 from warden.services.status_lists import status_list_uri
 from warden.services.token_exchange_grant import TokenExchangeGrant
 from warden.services.token_lookup import Introspection, Revocation
+from warden.services.transaction_token_grant import TokenExchangeRouter
 
 __all__ = ["healthz", "introspect", "jwks", "metadata", "metrics", "readyz", "revoke", "status_list", "status_lists",
            "token"]
@@ -107,7 +108,7 @@ async def token(request: Request, rt: Runtime) -> Response:
                         rt.dpop.nonce_to_send(), issued.issued_token_type)
 
 
-def _grant(rt: Runtime, form: Form) -> ClientCredentialsGrant | TokenExchangeGrant:
+def _grant(rt: Runtime, form: Form) -> ClientCredentialsGrant | TokenExchangeGrant | TokenExchangeRouter:
     """The use case for the request's `grant_type` (`Runtime.grants`). A missing, repeated or unknown one
     goes to client credentials, whose steps authenticate the caller before refusing it."""
     name = form.derived.get("grant_type")  # a remembered form (the same body again) has it already
