@@ -37,7 +37,7 @@ from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
 from warden.services.caller_auth import CallerAuthentication
 from warden.services.client_credentials_grant import ClientCredentialsGrant
-from warden.services.steps import Step, run_steps
+from warden.services.steps import Step, run_steps, run_traced_steps, tracing_active
 from warden.services.token_exchange_grant import TokenExchangeGrant
 from warden.services.tokens import IssuedToken
 from warden.settings import TransactionTokenSettings
@@ -73,7 +73,10 @@ class TransactionTokenGrant:
 
     async def run(self, call: Call) -> IssuedToken:
         try:
-            await run_steps(self.steps, call)
+            if tracing_active():
+                await run_traced_steps(self.steps, call)
+            else:
+                await run_steps(self.steps, call)
         except OAuthError as exc:
             error = self._auth.on_failure(call, exc)
             if not isinstance(error, InvalidClient):
