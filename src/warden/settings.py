@@ -40,6 +40,8 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StatusListSettings",
+    "TokenExchangeSettings",
+    "TransactionTokenSettings",
     "TrustedIssuer",
     "environment_names",
     "is_secret_field",
@@ -167,6 +169,25 @@ class StatusListSettings:
 
 
 @dataclass(frozen=True)
+class TokenExchangeSettings:
+    """Token exchange (RFC 8693) for clients allowed to exchange (`--allow-token-exchange`): a token
+    exchanged from another keeps its `sub` and names the chain of requesting clients in `act`."""
+
+    enabled: bool = True  # accept the token exchange grant (each client still needs permission)
+    max_act_depth: int = 3  # longest delegation chain: actors named in an exchanged token's act claim
+
+
+@dataclass(frozen=True)
+class TransactionTokenSettings:
+    """Transaction Tokens (draft-ietf-oauth-transaction-tokens): short-lived, call-chain-scoped tokens
+    requested by token exchange with `requested_token_type` txn_token, by clients allowed to exchange."""
+
+    enabled: bool = False  # issue Txn-Tokens (a draft: off unless asked for)
+    trust_domain: str = ""  # the Txn-Tokens' aud, which requests must name; empty: the issuer
+    lifetime: int = 60  # seconds a Txn-Token lives (a replacement lives no longer than the one it replaces)
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     """Audit events as JSON lines: `stdout`, `off`, or a file path."""
 
@@ -217,6 +238,8 @@ class Settings:
     dpop: DPoPSettings = field(default_factory=DPoPSettings)
     mtls: MTLSSettings = field(default_factory=MTLSSettings)
     status_list: StatusListSettings = field(default_factory=StatusListSettings)
+    token_exchange: TokenExchangeSettings = field(default_factory=TokenExchangeSettings)
+    transaction_tokens: TransactionTokenSettings = field(default_factory=TransactionTokenSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
@@ -230,9 +253,11 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
     "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
     "status_list": StatusListSettings,
+    "token_exchange": TokenExchangeSettings,
+    "transaction_tokens": TransactionTokenSettings,
     "console": ConsoleSettings,
 }
-_DURATIONS = {"rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
+_DURATIONS = {"lifetime", "rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
               "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age",
               "ttl", "block_window"}
 
@@ -425,6 +450,10 @@ def _validate(settings: Settings) -> None:
     if sl.ttl < 1 or sl.block_window < 1 or not 0 < sl.publish_interval <= sl.ttl:
         raise ConfigError("setting status_list: ttl and block_window must be at least 1s and "
                           "publish_interval between 0 and ttl")
+    if not 1 <= settings.transaction_tokens.lifetime <= 3600:
+        raise ConfigError("setting transaction_tokens.lifetime: expected between 1s and 1h")
+    if settings.token_exchange.max_act_depth < 1:
+        raise ConfigError("setting token_exchange.max_act_depth: expected at least 1")
     if settings.redis_url is not None and not settings.redis_url.reveal().startswith(("redis://", "rediss://")):
         raise ConfigError("setting redis_url: expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
     if settings.log.format not in ("text", "json"):

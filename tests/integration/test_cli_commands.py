@@ -242,3 +242,24 @@ def test_apis_belong_to_a_tenant_and_grants_stay_inside_it(run):
     with pytest.raises(SystemExit) as exited:  # argparse refuses the pair before any command runs
         run("apis", "update", "https://acme.example", "--tenant", "acme", "--shared")
     assert exited.value.code == 2
+
+
+def test_token_exchange_is_allowed_and_refused_per_client_from_the_cli(run, tmp_path: Path):
+    run("apis", "create", "https://api.example", "--scopes", "read", "--json")
+    created = run("clients", "create", "broker", "--grant", "https://api.example=read", "--allow-token-exchange",
+                  "--json")
+    assert created["metadata"] == {"token_exchange": True}
+    cid = created["client_id"]
+    off = run("clients", "update", cid, "--no-allow-token-exchange", "--json")
+    assert off["changed"] is True and "token_exchange" not in off["metadata"]
+    assert run("clients", "update", cid, "--no-allow-token-exchange", "--json")["changed"] is False
+    plain = run("clients", "create", "plain", "--grant", "https://api.example=read", "--json")
+    on = run("clients", "update", plain["client_id"], "--allow-token-exchange", "--json")
+    assert on["changed"] is True and on["metadata"] == {"token_exchange": True}
+    out, _ = run("export")  # the permission survives export and apply
+    exported = tmp_path / "exported.toml"
+    exported.write_text(out)
+    assert "token_exchange = true" in out
+    assert run("apply", str(exported), "--json")["changes"] == []
+    _, err = run("clients", "update", "nobody", "--allow-token-exchange", expect=1)
+    assert "no client nobody" in err

@@ -29,6 +29,7 @@ __all__ = [
     "clients_enable",
     "clients_list",
     "clients_show",
+    "clients_update",
     "completion",
     "console_login_url",
     "export",
@@ -191,6 +192,8 @@ def _client_metadata(args: argparse.Namespace, dev_mode: bool) -> object:
         raw["dpop_bound_access_tokens"] = True
     if getattr(args, "cert_bound", False):
         raw["tls_client_certificate_bound_access_tokens"] = True
+    if getattr(args, "allow_token_exchange", False):
+        raw["token_exchange"] = True
     try:
         return parse_client_metadata(raw, allow_loopback_http=dev_mode)
     except ValueError as exc:
@@ -216,6 +219,22 @@ def clients_create(args: argparse.Namespace) -> int:
     if secret is not None:
         text += f"\nclient_secret: {secret.secret}\n(the secret is shown once; store it now)"
     emit(data, _json(args), text)
+    return 0
+
+
+def clients_update(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    with admin_session(args) as admin:
+        client = admin.client(args.client_id)
+        metadata = client.metadata
+        if args.allow_token_exchange is not None:
+            metadata = dataclasses.replace(metadata, token_exchange=args.allow_token_exchange)
+        changed = admin.update_client(args.client_id, metadata=metadata)
+        data = _client_dict(admin, args.client_id)
+    emit(data | {"changed": changed}, _json(args),
+         f"{'updated' if changed else 'unchanged'} client {args.client_id}"
+         f" (token exchange: {'allowed' if metadata.token_exchange else 'not allowed'})")
     return 0
 
 

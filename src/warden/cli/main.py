@@ -146,6 +146,14 @@ def build_parser() -> _Parser:
         p.add_argument(f"--tls-{flag}", help=f"tls_client_auth: the certificate's {flag.replace('-', ' ')}")
     p.add_argument("--dpop-bound", action="store_true", help="refuse token requests without a DPoP proof")
     p.add_argument("--cert-bound", action="store_true", help="bind tokens to the client certificate (RFC 8705)")
+    p.add_argument("--allow-token-exchange", action="store_true",
+                   help="allow the token exchange grant (RFC 8693) for the APIs the client is granted")
+    p = _add(clients, "update", c.clients_update, "change a client; options not given keep their value",
+             examples=["warden clients update CLIENT_ID --allow-token-exchange",
+                       "warden clients update CLIENT_ID --no-allow-token-exchange"])
+    p.add_argument("client_id")
+    p.add_argument("--allow-token-exchange", action=argparse.BooleanOptionalAction, default=None,
+                   help="allow (or, with --no-, refuse) the token exchange grant (RFC 8693)")
     _add(clients, "list", c.clients_list, "list clients")
     for name, handler, text in (("show", c.clients_show, "show one client"),
                                 ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),

@@ -31,10 +31,20 @@ from warden.client._cache import CacheEntry, TokenCache, TokenStats
 from warden.client._client_auth import CLIENT_AUTH_METHODS, AuthMethod, ClientAuthentication
 from warden.client._discovery import EndpointResolver
 from warden.client._dpop import DPoPKey
-from warden.client._flow import Clock, MonotonicClock, RefreshPolicy, RetryPolicy, Token, TokenFlow
+from warden.client._flow import (
+    Clock,
+    MonotonicClock,
+    RefreshPolicy,
+    RetryPolicy,
+    Token,
+    TokenFlow,
+    exchange_flow,
+)
 from warden.client._keys import SigningKey
-from warden.client._request import CacheKey, TokenRequestFactory
+from warden.client._messages import Reply, Send, Step
+from warden.client._request import ACCESS_TOKEN_TYPE, CacheKey, TokenRequestFactory
 from warden.client._resource_auth import BoundAuth, ResourceAuth, async_auth_flow, sync_auth_flow
+from warden.client._response import TokenResponse
 from warden.client._transport import HTTPXTransport
 from warden.core.scope import is_scope_token, parse_scope
 from warden.core.urls import url_problem
@@ -226,6 +236,7 @@ class ClientCredentials(httpx.Auth):
             client=http_client,
             async_client=async_http_client,
         )
+        self._transport = transport  # also for token exchange, which the cache does not hold
         self._cache = TokenCache(
             self._new_flow,
             clock=self._clock,
@@ -300,6 +311,73 @@ class ClientCredentials(httpx.Auth):
     async def aget_token(self, audience: str | None = None, scope: str | Iterable[str] | None = None) -> str:
         """Async twin of `get_token`."""
         return (await self.aget_access_token(audience, scope)).access_token
+
+    def exchange_token(
+        self,
+        subject_token: str,
+        *,
+        resource: str | None = None,
+        scope: str | Iterable[str] | None = None,
+        subject_token_type: str = ACCESS_TOKEN_TYPE,
+    ) -> AccessToken:
+        """Exchange `subject_token` (a token this client received) for a token to `resource` (RFC 8693).
+
+        The answer keeps the subject token's `sub` and names this client as the actor; the server must
+        allow this client to exchange. Each call asks the server (exchanged tokens are not cached).
+        `resource` and `scope` default to the constructor's; `scope` can only narrow the subject's.
+        The answer's `refresh_in` equals its `expires_in`: nothing renews it.
+
+        Raises:
+            TokenError: the server refused (`invalid_grant`: the subject token is expired, revoked or
+                not the server's; `invalid_target`, `invalid_scope`, `unauthorized_client`) or could not
+                be reached.
+            ConfigError: `subject_token` is empty or `scope` is malformed.
+        """
+        key, flow = self._exchange(subject_token, resource, scope, subject_token_type)
+        reply: Reply = None
+        try:
+            while True:
+                step = flow.send(reply)
+                assert isinstance(step, Send)  # an exchange never waits: it is not retried
+                reply = self._transport.send(step.request)
+        except StopIteration as stop:
+            return self._exchanged(key, stop.value)
+        finally:
+            flow.close()
+
+    async def aexchange_token(
+        self,
+        subject_token: str,
+        *,
+        resource: str | None = None,
+        scope: str | Iterable[str] | None = None,
+        subject_token_type: str = ACCESS_TOKEN_TYPE,
+    ) -> AccessToken:
+        """Async twin of `exchange_token`."""
+        key, flow = self._exchange(subject_token, resource, scope, subject_token_type)
+        reply: Reply = None
+        try:
+            while True:
+                step = flow.send(reply)
+                assert isinstance(step, Send)  # an exchange never waits: it is not retried
+                reply = await self._transport.asend(step.request)
+        except StopIteration as stop:
+            return self._exchanged(key, stop.value)
+        finally:
+            flow.close()
+
+    def _exchange(self, subject_token: str, resource: str | None, scope: str | Iterable[str] | None,
+                  subject_token_type: str) -> tuple[CacheKey, Generator[Step, Reply, TokenResponse]]:
+        if not isinstance(subject_token, str) or not subject_token or not subject_token.isprintable():
+            raise ConfigError("subject_token must be a non-empty token string")
+        key = self.cache_key(resource, scope)
+        return key, exchange_flow(self._requests, self._endpoint, subject_token, subject_token_type, key,
+                                  self._retry.max_retry_after)
+
+    @staticmethod
+    def _exchanged(key: CacheKey, parsed: TokenResponse) -> AccessToken:
+        expires_in = parsed.expires_in if parsed.expires_in is not None else 0.0
+        return AccessToken(parsed.access_token, parsed.token_type, expires_in, expires_in, parsed.scope, key[0])
 
     def peek_access_token(
         self, audience: str | None = None, scope: str | Iterable[str] | None = None

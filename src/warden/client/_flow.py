@@ -42,7 +42,8 @@ from warden.errors import ConfigError
 if TYPE_CHECKING:
     from warden.client.metrics import ClientMetrics
 
-__all__ = ["Clock", "Decision", "FlowCounters", "MonotonicClock", "RefreshPolicy", "RetryPolicy", "Token", "TokenFlow"]
+__all__ = ["Clock", "Decision", "FlowCounters", "MonotonicClock", "RefreshPolicy", "RetryPolicy", "Token", "TokenFlow",
+           "exchange_flow"]
 
 
 class Clock(Protocol):
@@ -305,3 +306,32 @@ class TokenFlow:
         self.not_before = now + delay
         self.last_error = error
         return delay
+
+
+def exchange_flow(
+    requests: TokenRequestFactory,
+    endpoint: EndpointResolver,
+    subject_token: str,
+    subject_token_type: str,
+    key: CacheKey,
+    max_retry_after: float = 300.0,
+) -> Generator[Step, Reply, TokenResponse]:
+    """One token exchange (RFC 8693 §2.1) of `subject_token` for `key`'s audience and scopes, yielding the I/O.
+
+    Not cached and not retried: each subject token is exchanged when the caller asks (the answer is the
+    caller's to keep). The one retry is RFC 9449 §8's, with the DPoP nonce the server has just supplied.
+    Raises TokenError with the server's code (`invalid_grant`, `invalid_target`, `unauthorized_client`...).
+    """
+    for attempt in range(2):
+        url = yield from endpoint.resolve()
+        reply = yield Send(requests.build_exchange(url, subject_token, subject_token_type, key))
+        if not isinstance(reply, HTTPResponse):
+            description = reply.description if isinstance(reply, TransportFailure) else "no response"
+            raise TokenError(NETWORK_ERROR, f"token exchange failed: {description}", retryable=True)
+        nonce_changed = requests.note_response(reply)
+        try:
+            return parse_token_response(reply, dpop=requests.dpop_key is not None, max_retry_after=max_retry_after)
+        except TokenError as error:
+            if error.error != "use_dpop_nonce" or not nonce_changed or attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

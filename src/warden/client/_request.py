@@ -1,4 +1,5 @@
-"""Building the client credentials token request (RFC 6749 §4.4.2, RFC 8707 §2, RFC 9449 §5).
+"""Building the client credentials token request (RFC 6749 §4.4.2, RFC 8707 §2, RFC 9449 §5), and the
+token exchange request (RFC 8693 §2.1).
 
 The form carries `grant_type=client_credentials`, the requested `scope` (space
 separated, sorted so that equal scope sets give equal requests) and the
@@ -17,10 +18,12 @@ from warden.client._client_auth import ClientAuthentication
 from warden.client._dpop import DPoPKey
 from warden.client._messages import HTTPRequest, HTTPResponse
 
-__all__ = ["USER_AGENT", "CacheKey", "TokenRequestFactory"]
+__all__ = ["ACCESS_TOKEN_TYPE", "TOKEN_EXCHANGE", "USER_AGENT", "CacheKey", "TokenRequestFactory"]
 
 CacheKey = tuple[str | None, frozenset[str]]
 USER_AGENT = f"warden-client/{__version__}"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # RFC 8693 §3
 
 
 class TokenRequestFactory:
@@ -46,6 +49,21 @@ class TokenRequestFactory:
             form.append(("scope", " ".join(sorted(scopes))))
         if audience is not None:
             form.append(("resource", audience))  # RFC 8707 §2
+        return self._request(token_endpoint, form)
+
+    def build_exchange(self, token_endpoint: str, subject_token: str, subject_token_type: str,
+                       key: CacheKey) -> HTTPRequest:
+        """The token exchange POST (RFC 8693 §2.1) of `subject_token` for the audience and scope set in `key`."""
+        audience, scopes = key
+        form: list[tuple[str, str]] = [("grant_type", TOKEN_EXCHANGE), ("subject_token", subject_token),
+                                       ("subject_token_type", subject_token_type)]
+        if scopes:
+            form.append(("scope", " ".join(sorted(scopes))))
+        if audience is not None:
+            form.append(("resource", audience))
+        return self._request(token_endpoint, form)
+
+    def _request(self, token_endpoint: str, form: list[tuple[str, str]]) -> HTTPRequest:
         headers: list[tuple[str, str]] = [
             ("content-type", "application/x-www-form-urlencoded"),
             ("accept", "application/json"),

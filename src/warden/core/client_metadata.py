@@ -8,7 +8,9 @@ its fields here, validated in one place, without a schema change per method:
   where a platform-issued JWT authenticates the client with no static secret;
 - `dpop_bound_access_tokens`: the client must present a DPoP proof (RFC 9449 §5.2);
 - `tls_client_auth_subject_dn` or one `tls_client_auth_san_*` (RFC 8705 §2.1.2) for
-  `tls_client_auth`, and `tls_client_certificate_bound_access_tokens` (§3.4).
+  `tls_client_auth`, and `tls_client_certificate_bound_access_tokens` (§3.4);
+- `token_exchange`: the client may use the token exchange grant (RFC 8693), for the targets it
+  is granted.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class ClientMetadata:
     dpop_bound_access_tokens: bool = False
     tls_client_auth: tuple[str, str] | None = None  # (field, value): the one registered subject (RFC 8705 §2.1.2)
     tls_client_certificate_bound_access_tokens: bool = False
+    token_exchange: bool = False  # may use the RFC 8693 token exchange grant
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of methods this version does not know
 
     @property
@@ -107,7 +110,7 @@ def parse_client_metadata(data: Mapping[str, Any] | str | None, *, allow_loopbac
     if not data:
         return _EMPTY  # most clients: one shared value keeps a 100,000-client registry small
     known = {"jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
-             "tls_client_certificate_bound_access_tokens", *TLS_SUBJECT_FIELDS}
+             "tls_client_certificate_bound_access_tokens", "token_exchange", *TLS_SUBJECT_FIELDS}
     jwks = validate_jwks_document(data["jwks"]) if data.get("jwks") is not None else None
     jwks_uri = (_https_url(data["jwks_uri"], "jwks_uri", allow_loopback_http)
                 if data.get("jwks_uri") is not None else None)
@@ -144,8 +147,12 @@ def parse_client_metadata(data: Mapping[str, Any] | str | None, *, allow_loopbac
     bound = data.get("tls_client_certificate_bound_access_tokens", False)
     if not isinstance(bound, bool):
         raise ValueError("tls_client_certificate_bound_access_tokens must be true or false")
+    exchange = data.get("token_exchange", False)
+    if not isinstance(exchange, bool):
+        raise ValueError("token_exchange must be true or false")
     extra = {k: v for k, v in data.items() if k not in known}
-    return ClientMetadata(jwks, jwks_uri, tuple(federated), dpop, subjects[0] if subjects else None, bound, extra)
+    return ClientMetadata(jwks, jwks_uri, tuple(federated), dpop, subjects[0] if subjects else None, bound,
+                          token_exchange=exchange, extra=extra)
 
 
 def render_client_metadata(metadata: ClientMetadata) -> str:
@@ -163,4 +170,6 @@ def render_client_metadata(metadata: ClientMetadata) -> str:
         out[metadata.tls_client_auth[0]] = metadata.tls_client_auth[1]
     if metadata.tls_client_certificate_bound_access_tokens:
         out["tls_client_certificate_bound_access_tokens"] = True
+    if metadata.token_exchange:
+        out["token_exchange"] = True
     return json.dumps(out, separators=(",", ":"), sort_keys=True)

@@ -1,8 +1,8 @@
 """Client credentials grant (RFC 6749 §4.4): parse the token request.
 
 Grant types sit in `GRANT_TYPES`, keyed by wire name, each declaring the
-parameters it accepts; only `client_credentials` is registered. Refresh tokens
-are never issued for this grant (§4.4.3).
+parameters it accepts: `client_credentials` and token exchange (RFC 8693,
+`warden.protocol.token_exchange`). Refresh tokens are never issued (§4.4.3).
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from warden.core.scope import parse_scope
 from warden.protocol.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
 from warden.protocol.form import Form
 from warden.protocol.resource_indicators import parse_resources
+from warden.protocol.token_exchange import PARAMETERS as TOKEN_EXCHANGE_PARAMETERS
+from warden.protocol.token_exchange import TOKEN_EXCHANGE
 
 __all__ = ["GRANT_TYPES", "TokenRequest", "parse_token_request"]
 
 GRANT_TYPES: dict[str, tuple[str, ...]] = {
     "client_credentials": ("grant_type", "scope", "resource", "audience"),
+    TOKEN_EXCHANGE: TOKEN_EXCHANGE_PARAMETERS,
 }
 
 
@@ -41,8 +44,9 @@ def _parse(form: Form) -> TokenRequest:
     grant_type = form.single("grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required", reason="missing_grant_type")
-    if grant_type not in GRANT_TYPES:
-        raise UnsupportedGrantType("only client_credentials is supported", reason="unsupported_grant_type")
+    if grant_type != "client_credentials":  # the other registered grants have parsers of their own
+        raise UnsupportedGrantType("supported grant types: " + ", ".join(sorted(GRANT_TYPES)),
+                                   reason="unsupported_grant_type")
     raw_scope = form.single("scope")
     scopes: tuple[str, ...] | None = None
     if raw_scope is not None:

@@ -48,7 +48,8 @@ _GRANT: Schema = {"type": "object", "required": ["api", "scopes"], "additionalPr
                   "properties": {"api": {"type": "string", "minLength": 1, "maxLength": 2048}, "scopes": _STR_LIST}}
 _METADATA: Schema = {"type": ["object", "null"], "description": (
     "jwks | jwks_uri | federated | dpop_bound_access_tokens | tls_client_auth_* | "
-    "tls_client_certificate_bound_access_tokens (checked by the server's client-metadata rules)")}
+    "tls_client_certificate_bound_access_tokens | token_exchange (checked by the server's client-metadata rules)"),
+    "properties": {"token_exchange": {"type": "boolean", "description": "may use the token exchange grant (RFC 8693)"}}}
 _CLIENT_FIELDS: dict[str, Schema] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200},
     "grants": {"type": "array", "maxItems": 100, "items": _GRANT},

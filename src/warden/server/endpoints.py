@@ -3,7 +3,7 @@
 The use cases are lists of named steps in `warden.services` (`client_credentials_grant`,
 `token_lookup`, `caller_auth`); metrics are counted here, from their outcome and reason.
 
-Token: RFC 6749 §4.4 with §2.3 client authentication and RFC 8707 resources.
+Token: RFC 6749 §4.4 with §2.3 client authentication and RFC 8707 resources; RFC 8693 token exchange.
 Introspection: RFC 7662. Revocation: RFC 7009. JWKS: RFC 7517. Metadata: RFC 8414.
 """
 
@@ -27,8 +27,11 @@ from warden.server.runtime import Runtime
 from warden.server.sender import client_certificate
 from warden.services.call import Call, DPoPInput
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
+from warden.services.client_credentials_grant import ClientCredentialsGrant
 from warden.services.status_lists import status_list_uri
+from warden.services.token_exchange_grant import TokenExchangeGrant
 from warden.services.token_lookup import Introspection, Revocation
+from warden.services.transaction_token_grant import TokenExchangeRouter
 
 __all__ = ["healthz", "introspect", "jwks", "metadata", "metrics", "readyz", "revoke", "status_list", "status_lists",
            "token"]
@@ -83,7 +86,7 @@ async def token(request: Request, rt: Runtime) -> Response:
     call = None
     try:
         call = _call(request, rt, rt.clock.now(), "token")
-        issued = await rt.client_credentials.run(call)
+        issued = await _grant(rt, call.form).run(call)
     except OAuthError as exc:
         _count_refusal(rt, exc, call)
         outcome = "error" if exc.status >= 500 else "refused"
@@ -102,7 +105,17 @@ async def token(request: Request, rt: Runtime) -> Response:
     metrics.issuance_seconds.observe(elapsed)
     metrics.top_clients.record(call.authenticated.client.client_id)
     return render_token(issued.access_token, issued.expires_in, issued.scope, issued.token_type,
-                        rt.dpop.nonce_to_send())
+                        rt.dpop.nonce_to_send(), issued.issued_token_type)
+
+
+def _grant(rt: Runtime, form: Form) -> ClientCredentialsGrant | TokenExchangeGrant | TokenExchangeRouter:
+    """The use case for the request's `grant_type` (`Runtime.grants`). A missing, repeated or unknown one
+    goes to client credentials, whose steps authenticate the caller before refusing it."""
+    name = form.derived.get("grant_type")  # a remembered form (the same body again) has it already
+    if name.__class__ is not str:
+        names = form.multi("grant_type")
+        name = form.derived["grant_type"] = names[0] if len(names) == 1 else ""
+    return rt.grants.get(name, rt.client_credentials)
 
 
 async def _lookup(request: Request, rt: Runtime, use_case: Introspection | Revocation,
@@ -142,7 +155,7 @@ async def jwks(request: Request, rt: Runtime) -> Response:
 async def metadata(request: Request, rt: Runtime) -> Response:
     scopes = sorted({s for api in rt.registry.apis.values() for s in api.scopes})
     methods = [m.value for m in SUPPORTED_AUTH_METHODS if rt.settings.mtls.enabled or "tls" not in m.value]
-    body = render_metadata(rt.issuer, scopes, methods, list(ASSERTION_ALGS))
+    body = render_metadata(rt.issuer, scopes, methods, list(ASSERTION_ALGS), list(rt.grants))
     if rt.settings.dpop.enabled:
         body["dpop_signing_alg_values_supported"] = list(rt.dpop_algs)  # RFC 9449 §5.1
     if rt.settings.mtls.enabled:

@@ -32,10 +32,14 @@ _TOKEN_HEADERS = (JSON_CONTENT, *NO_STORE)  # §5.1: no-store on every response 
 
 
 def render_token(access_token: str, expires_in: int, scope: str, token_type: str = "Bearer",
-                 dpop_nonce: str | None = None) -> Response:
-    """§5.1 successful response; `token_type` is DPoP for a DPoP-bound token (RFC 9449 §5)."""
+                 dpop_nonce: str | None = None, issued_token_type: str | None = None) -> Response:
+    """§5.1 successful response; `token_type` is DPoP for a DPoP-bound token (RFC 9449 §5);
+    `issued_token_type` answers a token exchange (RFC 8693 §2.2.1)."""
     body = (f'{{"access_token":{_quote(access_token)},"token_type":"{token_type}","expires_in":{int(expires_in)},'
-            f'"scope":{_quote(scope)}}}')
+            f'"scope":{_quote(scope)}')
+    if issued_token_type is not None:
+        body += f',"issued_token_type":{_quote(issued_token_type)}'
+    body += "}"
     headers = list(_TOKEN_HEADERS)
     if dpop_nonce is not None:
         headers.append((b"dpop-nonce", dpop_nonce.encode("ascii")))

@@ -24,6 +24,7 @@ from warden.errors import ConfigError, StorageError
 from warden.protocol.dpop import DPOP_ALGS, DPoPNonces
 from warden.protocol.errors import TemporarilyUnavailable
 from warden.protocol.mtls import load_ca_bundle
+from warden.protocol.token_exchange import TOKEN_EXCHANGE
 from warden.server.metrics import Metrics
 from warden.services.admin import Admin
 from warden.services.assertion_auth import AssertionAuthenticator
@@ -40,7 +41,9 @@ from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
 from warden.services.registry import Registry
 from warden.services.shared_state import ClusterRateLimiter, SharedState
 from warden.services.status_lists import StatusAllocator, StatusListPublisher
+from warden.services.token_exchange_grant import TokenExchangeGrant
 from warden.services.token_lookup import Introspection, Revocation
+from warden.services.transaction_token_grant import TokenExchangeRouter, TransactionTokenGrant
 from warden.settings import Settings
 from warden.storage.contract import Store
 
@@ -155,6 +158,19 @@ class Runtime:
         self.status_publisher = StatusListPublisher(sl, self, self.issuer)
         self.client_credentials = ClientCredentialsGrant(self, auth, self.dpop, self.rate_limiter, settings.limits,
                                                          self.issuer, self.audit, self.status_allocator)
+        self.token_exchange = TokenExchangeGrant(self, auth, self.dpop, self.client_credentials, self.assertions,
+                                                 settings.token_exchange, self.issuer, self.audit,
+                                                 self.status_allocator)
+        # The token endpoint's use case per grant_type (wire name); anything else goes to client credentials,
+        # which authenticates the caller first and then answers unsupported_grant_type.
+        self.grants: dict[str, ClientCredentialsGrant | TokenExchangeGrant | TokenExchangeRouter] = {
+            "client_credentials": self.client_credentials}
+        if settings.token_exchange.enabled:
+            self.grants[TOKEN_EXCHANGE] = self.token_exchange
+            if settings.transaction_tokens.enabled:  # Txn-Tokens ride on token exchange
+                self.grants[TOKEN_EXCHANGE] = TokenExchangeRouter(self.token_exchange, TransactionTokenGrant(
+                    self, auth, self.client_credentials, self.token_exchange, settings.transaction_tokens,
+                    self.issuer, self.audit))
         self.introspection = Introspection(self, auth, self.issuer, self.audit)
         self.revocation = Revocation(self, auth, self.issuer, self.audit)
         self.console_logins = ConsoleLogins(self.material, self.clock, self.issuer,

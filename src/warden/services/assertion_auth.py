@@ -31,6 +31,7 @@ from warden.jose import MemberError, ParsedJWS, string_member
 from warden.protocol.client_assertion import (
     AssertionRules,
     VerificationKey,
+    VerifiedAssertion,
     parse_assertion,
     unverified_claims,
     verify_assertion,
@@ -144,19 +145,8 @@ class AssertionAuthenticator:
         entry = registry.clients.get(client_id)
         if entry is None or entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
             raise InvalidClient(_FAILED, reason="federation_not_bound")
-        kid = parsed.kid
-        if trusted.jwks is not None:
-            keys = self.sources.inline(f"issuer:{trusted.issuer}", trusted.jwks)
-        else:
-            source = (self.sources.remote(jwks_uri=trusted.jwks_uri) if trusted.jwks_uri
-                      else self.sources.remote(issuer=trusted.issuer))
-            keys = await source.keys(kid)
-        rules = AssertionRules(issuer=trusted.issuer, subject=sub, audiences={trusted.audience},
-                               sole_audience=False, max_lifetime=trusted.max_token_lifetime,
-                               leeway=self.settings.leeway, require_jti=False)
-        verified = verify_assertion(parsed, keys, rules, now)
-        bindings = [f for f in entry.client.metadata.federated if (f.issuer, f.subject) == (trusted.issuer, sub)]
-        if not any(self._claims_match(f, verified.claims) for f in bindings):
+        verified = await self._verify_platform_token(parsed, trusted, sub, now)
+        if not self.is_bound(entry, trusted, verified):
             raise InvalidClient(_FAILED, reason="federation_claims")
         if not entry.client.enabled:
             raise InvalidClient(_FAILED, reason="client_disabled")
@@ -164,6 +154,45 @@ class AssertionAuthenticator:
                 and not await self.use_once(f"fed:{trusted.issuer}:{verified.jti}", verified.exp + self.settings.leeway)):
             raise InvalidClient("platform token was already used", reason="assertion_replayed")
         return entry
+
+    async def verify_platform_token(self, token: str, registry: Registry,
+                                    now: float) -> tuple[VerifiedAssertion, ClientEntry | None] | None:
+        """A token from a trusted issuer, verified as a workload-identity assertion would be, and the one
+        client bound to its (`iss`, `sub`) and claims (None when none or several are); None when the
+        token does not name a trusted issuer. InvalidClient (with the assertion's reason) when it fails
+        verification. Token exchange (RFC 8693) uses this for federated subject tokens."""
+        parsed = parse_assertion(token)
+        claims = unverified_claims(parsed)
+        iss = _string_claim(claims, "iss")
+        trusted = self.trusted.get(iss) if iss is not None else None
+        if trusted is None:
+            return None
+        sub = _string_claim(claims, "sub")
+        if not sub:
+            raise InvalidClient("platform token sub is required", reason="assertion_sub")
+        verified = await self._verify_platform_token(parsed, trusted, sub, now)
+        bound = [entry for client_id in registry.federated.get((trusted.issuer, sub), frozenset())
+                 if (entry := registry.clients.get(client_id)) is not None and self.is_bound(entry, trusted, verified)]
+        return verified, bound[0] if len(bound) == 1 else None
+
+    async def _verify_platform_token(self, parsed: ParsedJWS, trusted: TrustedIssuer, sub: str,
+                                     now: float) -> VerifiedAssertion:
+        if trusted.jwks is not None:
+            keys = self.sources.inline(f"issuer:{trusted.issuer}", trusted.jwks)
+        else:
+            source = (self.sources.remote(jwks_uri=trusted.jwks_uri) if trusted.jwks_uri
+                      else self.sources.remote(issuer=trusted.issuer))
+            keys = await source.keys(parsed.kid)
+        rules = AssertionRules(issuer=trusted.issuer, subject=sub, audiences={trusted.audience},
+                               sole_audience=False, max_lifetime=trusted.max_token_lifetime,
+                               leeway=self.settings.leeway, require_jti=False)
+        return verify_assertion(parsed, keys, rules, now)
+
+    def is_bound(self, entry: ClientEntry, trusted: TrustedIssuer, verified: VerifiedAssertion) -> bool:
+        """Whether the verified platform token is one of `entry`'s workload identities (with its claims)."""
+        return entry.client.auth_method is AuthMethod.PRIVATE_KEY_JWT and any(
+            self._claims_match(f, verified.claims) for f in entry.client.metadata.federated
+            if (f.issuer, f.subject) == (trusted.issuer, verified.sub))
 
     @staticmethod
     def _claims_match(binding: FederatedIdentity, claims: Mapping[str, Any]) -> bool:

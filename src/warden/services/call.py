@@ -17,6 +17,8 @@ from warden.protocol.client_credentials import TokenRequest
 from warden.protocol.dpop import VerifiedProof
 from warden.protocol.form import Form
 from warden.protocol.revocation import TokenReference
+from warden.protocol.token_exchange import TokenExchangeRequest
+from warden.protocol.transaction_tokens import TransactionTokenRequest
 from warden.services.auth_throttle import ANONYMOUS
 from warden.services.registry import ClientEntry, Registry
 from warden.services.tokens import IssuedToken
@@ -61,6 +63,8 @@ class Call:
     identity: str = ANONYMOUS
     caller: ClientEntry | None = None
     token_request: TokenRequest | None = None
+    exchange_request: TokenExchangeRequest | None = None  # token exchange: the request; `claims`: the subject's
+    transaction_request: TransactionTokenRequest | None = None  # a Txn-Token request (a kind of token exchange)
     proof: VerifiedProof | None = None
     status: StatusEntry | None = None  # the token's Token Status List entry
     issued: IssuedToken | None = None

@@ -33,6 +33,7 @@ class IssuedToken:
     audiences: tuple[str, ...]
     kid: str
     token_type: str = "Bearer"
+    issued_token_type: str | None = None  # token exchange (RFC 8693 §2.2.1); None for other grants
 
     def __repr__(self) -> str:
         return f"IssuedToken(jti={self.jti!r}, scope={self.scope!r}, expires_in={self.expires_in})"
