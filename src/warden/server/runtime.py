@@ -47,8 +47,6 @@ __all__ = ["Runtime", "SecretUseRecorder"]
 
 log = logging.getLogger("warden.server")
 
-STALE_READY_SECONDS = 30.0  # readiness fails when the registry is older than this
-STALE_SERVE_SECONDS = 300.0  # the token endpoint refuses (503) beyond this
 
 
 class SecretUseRecorder:
@@ -97,6 +95,10 @@ class Runtime:
         self.settings = settings
         self.issuer = settings.issuer_url
         self.clock = clock or SystemClock()
+        # How old the cached registry may grow while the database is unreachable: past `ready_staleness`
+        # readiness fails (a load balancer drains the node), past `max_staleness` tokens get 503.
+        self.ready_staleness = settings.registry_ready_staleness
+        self.max_staleness = settings.registry_max_staleness
         self.audit = audit or open_audit_sink(settings.audit.sink, chain=settings.audit.chain,
                                                 log_fields=settings.log.format == "json")
         self.metrics = Metrics(settings.metrics.top_clients)
@@ -331,7 +333,7 @@ class Runtime:
 
     def is_serving(self) -> bool:
         registry = self._registry  # staleness() inlined: this runs on every token request
-        return self.ready and registry is not None and time.monotonic() - registry.refreshed_at < STALE_SERVE_SECONDS
+        return self.ready and registry is not None and time.monotonic() - registry.refreshed_at < self.max_staleness
 
     def is_ready(self) -> bool:
-        return self.ready and self.staleness() < STALE_READY_SECONDS
+        return self.ready and self.staleness() < self.ready_staleness
