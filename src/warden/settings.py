@@ -216,6 +216,7 @@ class Settings:
     registry_poll_interval: float = 0.25  # seconds between change-log polls
     registry_ready_staleness: float = 30.0  # readiness fails once the cached registry is older (database unreachable)
     registry_max_staleness: float = 300.0  # the token endpoint answers 503 once the cached registry is older
+    store_request_timeout: float = 2.0  # seconds a token request waits on the database (status block, jti record)
     server: ServerSettings = field(default_factory=ServerSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -423,6 +424,8 @@ def _validate(settings: Settings) -> None:
     for name in ("max_header_bytes", "max_headers", "max_pipelined"):
         if getattr(settings.server, name) < 1:
             raise ConfigError(f"setting server.{name}: expected at least 1")
+    if not settings.store_request_timeout > 0:
+        raise ConfigError("setting store_request_timeout: expected a duration above 0 seconds")
     if not 0 < settings.registry_ready_staleness <= settings.registry_max_staleness:
         raise ConfigError("setting registry_ready_staleness: expected above 0 and at most registry_max_staleness")
     if settings.mtls.proxy_header_format not in ("nginx", "xfcc", "rfc9440"):

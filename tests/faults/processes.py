@@ -184,6 +184,7 @@ class TcpProxy:
         self.port = free_port()
         self.latency = 0.0
         self.blackhole = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
@@ -202,6 +203,15 @@ class TcpProxy:
             await asyncio.sleep(0.02)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        try:
+            await self._connect_and_pump(reader, writer)
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
+
+    async def _connect_and_pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._hold()
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -221,11 +231,18 @@ class TcpProxy:
         finally:
             writer.close()
 
+    async def _shutdown(self) -> None:
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def close(self) -> None:
         self.blackhole = False
-        self._loop.call_soon_threadsafe(self._server.close)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
 
 @dataclass

@@ -152,7 +152,8 @@ class Runtime:
                                     on_superseded_secret_used=self.metrics.old_secret_auths.inc)
         self.dpop = DPoPProofs(settings.dpop, self.dpop_nonces, self.dpop_algs, self.use_once)
         sl = settings.status_list
-        self.status_allocator = StatusAllocator(sl, self, self.issuer) if sl.enabled else None
+        self.status_allocator = StatusAllocator(sl, self, self.issuer, store_timeout=settings.store_request_timeout) \
+            if sl.enabled else None
         self.status_publisher = StatusListPublisher(sl, self, self.issuer)
         self.client_credentials = ClientCredentialsGrant(self, auth, self.dpop, self.rate_limiter, settings.limits,
                                                          self.issuer, self.audit, self.status_allocator)
@@ -170,7 +171,12 @@ class Runtime:
         store = self.store
         if store is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready")
-        return await asyncio.to_thread(store.use_assertion, key, exp)
+        try:  # a slow or partitioned database must not hold the request (or a thread) past the deadline
+            return await asyncio.wait_for(asyncio.to_thread(store.use_assertion, key, exp),
+                                          self.settings.store_request_timeout)
+        except TimeoutError:
+            raise TemporarilyUnavailable("database did not answer in time", reason="storage_error",
+                                         retry_after=1) from None
 
     # start-up -----------------------------------------------------------------
     def _open(self) -> None:
