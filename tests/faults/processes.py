@@ -69,6 +69,7 @@ class Node:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
+        self._log.close()
 
     def stop(self) -> int:
         """SIGTERM and wait for the drain; the exit status."""
