@@ -13,12 +13,12 @@ from pathlib import Path
 import jwt
 import pytest
 import redis
+
 from tests.faults.processes import Node
 from tests.faults.test_redis_cluster import _post_assertion
 from tests.integration.conftest import wait_until
 from tests.integration.test_cli_e2e import cli_json, run_cli
 from tests.integration.test_shared_state import PrivateRedis, private_redis  # noqa: F401 (fixture)
-
 from warden.jose import generate_private_key, public_jwk
 
 pytestmark = pytest.mark.slow
