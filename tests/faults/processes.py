@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -112,17 +113,23 @@ def port_free(port: int) -> bool:
     return True
 
 
+def _cannot(reason: str) -> NoReturn:
+    """Skip, saying why; in CI (WARDEN_REQUIRE_POSTGRES=1) fail instead, as the shared fixtures do."""
+    if os.environ.get("WARDEN_REQUIRE_POSTGRES") == "1":
+        pytest.fail(reason + " (WARDEN_REQUIRE_POSTGRES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
 class PrivatePostgres:
     """A PostgreSQL server of the test's own: initdb into a temporary directory, pg_ctl start/stop on a
     free port (as the `postgres` user when running as root, which PostgreSQL refuses). Skips the test,
     with the reason, when the server binaries are not installed."""
 
     def __init__(self) -> None:
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or \
-            ([shutil.which("pg_ctl")] if shutil.which("pg_ctl") else [])
+        on_path = shutil.which("pg_ctl")
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or ([on_path] if on_path else [])
         if not found or not os.path.exists(os.path.join(os.path.dirname(found[-1]), "initdb")):
-            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed "
-                        "(Debian: postgresql; .ci/run has them)")
+            _cannot("PostgreSQL server binaries (initdb, pg_ctl) are not installed (Debian: postgresql)")
         self.bin = os.path.dirname(found[-1])
         self.port = free_port()
         self.root = tempfile.mkdtemp(prefix="warden-pg-")
@@ -130,11 +137,11 @@ class PrivatePostgres:
         self._as: list[str] = []
         if os.geteuid() == 0:
             if shutil.which("runuser") is None:
-                pytest.skip("running as root without runuser: cannot start a private PostgreSQL")
+                _cannot("running as root without runuser: cannot start a private PostgreSQL")
             try:
                 user = pwd.getpwnam("postgres")
             except KeyError:
-                pytest.skip("running as root and there is no postgres user to run a private PostgreSQL as")
+                _cannot("running as root and there is no postgres user to run a private PostgreSQL as")
             os.chown(self.root, user.pw_uid, user.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
         self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
@@ -206,11 +213,11 @@ class TcpProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await self._connect_and_pump(reader, writer)
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
 
     async def _connect_and_pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._hold()
