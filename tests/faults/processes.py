@@ -32,6 +32,7 @@ from tests.integration.conftest import free_port, wait_until
 
 WARDEN = [sys.executable, "-m", "warden.cli.main"]
 SKEWED_WARDEN = [sys.executable, str(Path(__file__).with_name("skewed_warden.py"))]
+BUSY_WARDEN = [sys.executable, str(Path(__file__).with_name("busy_warden.py"))]  # SIGUSR1: a busy loop
 
 
 class Node:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.processes import Node, pid_alive, port_free
+from tests.faults.processes import BUSY_WARDEN, Node, pid_alive, port_free
 from tests.integration.conftest import wait_until
 from tests.integration.test_cli_e2e import cli_json
 
@@ -43,33 +43,40 @@ def test_workers_exit_within_5s_of_a_sigkilled_supervisor_and_free_the_port(cli_
         node.stop()
 
 
-def test_a_stopped_worker_is_killed_and_replaced_while_the_others_serve(cli_env: dict[str, str],
-                                                                       tmp_path: Path) -> None:
+def test_a_stopped_worker_and_a_spinning_worker_are_killed_and_replaced_while_the_others_serve(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
     env = dict(cli_env, WARDEN_SERVER_HEARTBEAT_TIMEOUT="1")
-    node = Node(env, tmp_path, workers=2)
-    stopped = 0
+    node = Node(env, tmp_path, workers=3, command=BUSY_WARDEN)
+    hung: list[int] = []
     try:
         cli_json("apis", "create", "https://api.example", "--scopes", "read", env=env)
         created = cli_json("clients", "create", "svc", "--grant", "https://api.example=read", env=env)
         cid, secret = created["client_id"], created["client_secret"]
         assert wait_until(lambda: node.token(cid, secret).status_code == 200, timeout=10)
-        first, second = _workers(node, 2)[:2]
-        os.kill(first, signal.SIGSTOP)  # alive, but its event loop never turns again
-        stopped = first
-        assert wait_until(lambda: len(node.worker_pids()) >= 3, timeout=20), node.log()
-        assert wait_until(lambda: not pid_alive(first), timeout=10)
-        stopped = 0
-        assert f"worker {first} stopped answering" in node.log()
-        assert pid_alive(second) and f"worker {second} stopped answering" not in node.log()
-        # the replacement serves; nothing else was restarted
-        replacement = node.worker_pids()[2]
-        assert wait_until(lambda: f"worker {replacement} serving" in node.log(), timeout=20), node.log()
+        stopped, spinning, healthy = _workers(node, 3)[:3]
+        assert wait_until(lambda: all(f"worker {pid} serving" in node.log() for pid in (stopped, spinning)),
+                          timeout=20)
+        hung = [stopped, spinning]
+        os.kill(stopped, signal.SIGSTOP)  # alive, but its event loop never turns again
+        os.kill(spinning, signal.SIGUSR1)  # a busy loop on the event loop's thread
+        assert wait_until(lambda: len(node.worker_pids()) >= 5, timeout=20), node.log()
+        assert wait_until(lambda: not pid_alive(stopped) and not pid_alive(spinning), timeout=10)
+        hung = []
+        for pid in (stopped, spinning):
+            assert f"worker {pid} stopped answering" in node.log()
+        assert pid_alive(healthy) and f"worker {healthy} stopped answering" not in node.log()
+        # the replacements serve; nothing else was restarted
+        replacements = node.worker_pids()[3:]
+        assert len(replacements) == 2
+        assert wait_until(lambda: all(f"worker {pid} serving" in node.log() for pid in replacements),
+                          timeout=20), node.log()
         assert all(node.token(cid, secret).status_code == 200 for _ in range(10))
         metrics = httpx.get(f"{node.url}/metrics", timeout=5).text
-        assert 'warden_worker_replacements_total{cause="unresponsive"} 1.0' in metrics, metrics[-3000:]
+        assert 'warden_worker_replacements_total{cause="unresponsive"} 2.0' in metrics, metrics[-3000:]
     finally:
-        if stopped and pid_alive(stopped):
-            os.kill(stopped, signal.SIGKILL)
+        for pid in hung:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
         code = node.stop()
     assert code == 0, node.log()[-3000:]
 
