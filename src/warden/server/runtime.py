@@ -48,7 +48,6 @@ __all__ = ["Runtime", "SecretUseRecorder"]
 log = logging.getLogger("warden.server")
 
 
-
 class SecretUseRecorder:
     """Collects secret last-used times in memory; written in batches, never on the request path.
 

@@ -98,7 +98,8 @@ def _worker_main(settings: Settings, sock: socket.socket, serving: Event, shared
     def beat() -> None:
         heartbeat.value = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
 
-    raise SystemExit(run_worker(settings, sock, on_serving=serving.set, shared=shared, heartbeat=beat))
+    raise SystemExit(run_worker(settings, sock, on_serving=serving.set, shared=shared,
+                                heartbeat=beat if settings.server.heartbeat_timeout > 0 else None))
 
 
 class Supervisor:
