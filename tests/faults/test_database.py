@@ -44,7 +44,7 @@ def test_postgres_stopped_and_restarted_under_load_on_two_nodes(
         assert wait_until(lambda: a.token(cid, secret).status_code == 200 == b.token(cid, secret).status_code,
                           timeout=10)
         load = Load([a.url, b.url], cid, secret, threads=2, pause=0.02, budget=3000)
-        assert load.wait_for(40)
+        assert load.wait_for(20)
         private_postgres.stop()
         # the cached registry keeps issuing while it is younger than registry_max_staleness
         assert a.token(cid, secret).status_code == 200 and b.token(cid, secret).status_code == 200
@@ -58,7 +58,7 @@ def test_postgres_stopped_and_restarted_under_load_on_two_nodes(
         for node in (a, b):
             assert wait_until(lambda node=node: node.token(cid, secret).status_code == 200, timeout=20)
             assert wait_until(lambda node=node: _ready(node) == 200, timeout=20)
-        assert load.wait_for(40)
+        assert load.wait_for(20)
         outcomes = load.stop()
         load = None
     finally:
@@ -94,17 +94,17 @@ def test_slow_then_partitioned_database_keeps_the_token_path_bounded_and_readine
         assert wait_until(lambda: node.token(cid, secret).status_code == 200, timeout=10)
         proxy.latency = 0.05  # every chunk, both ways
         load = Load([node.url], cid, secret, threads=2, pause=0.01, budget=4000)
-        assert load.wait_for(60)
+        assert load.wait_for(30)
         assert _ready(node) == 200  # slow is not down
         proxy.blackhole = True
         assert wait_until(lambda: _ready(node) == 503, timeout=20)
         body = httpx.get(f"{node.url}/readyz", timeout=5).json()
         assert body["status"] == "not ready" and body["registry_staleness_seconds"] >= 3
-        assert load.wait_for(100)  # issuing on through the partition
+        assert load.wait_for(50)  # issuing on through the partition
         proxy.blackhole = False
         proxy.latency = 0.0
         assert wait_until(lambda: _ready(node) == 200, timeout=30)
-        assert load.wait_for(40)
+        assert load.wait_for(20)
         outcomes = load.stop()
         load = None
     finally:
