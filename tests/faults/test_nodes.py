@@ -41,6 +41,8 @@ def _port(env: dict[str, str]) -> int:
 
 def test_F06_a_node_sigkilled_under_load_fails_only_its_in_flight_requests(cluster_env: dict[str, str],
                                                                            tmp_path: Path) -> None:
+    """F06: node A SIGKILLed while four clients spread requests over A and B, moving a request on to
+    the other node when a connection is refused (as a load balancer does)."""
     cid, secret = _client(cluster_env)
     a, b = Node(cluster_env, tmp_path, port=_port(cluster_env)), Node(cluster_env, tmp_path)
     threads = 4
@@ -70,7 +72,7 @@ def test_F06_a_node_sigkilled_under_load_fails_only_its_in_flight_requests(clust
 
 def test_F08_key_rotation_under_load_on_two_nodes_gives_zero_validation_failures(cluster_env: dict[str, str],
                                                                                tmp_path: Path) -> None:
-    """`warden keys rotate` while both nodes issue: the key that takes over was published beforehand
+    """F08: `warden keys rotate` while both nodes issue: the key that takes over was published beforehand
     (`keys.publish_lead`), so a resource server that fetched the JWKS before the rotation and never
     refetches (cooldown longer than the test) validates every token of both nodes; one that fetches
     after it still validates the tokens signed before (the retired key stays published)."""
@@ -121,7 +123,7 @@ def test_F08_key_rotation_under_load_on_two_nodes_gives_zero_validation_failures
 
 def test_F12_a_node_20s_ahead_issues_tokens_accepted_within_the_validator_leeway(cluster_env: dict[str, str],
                                                                                 tmp_path: Path) -> None:
-    """Node B's wall clock reads 20 s ahead (`skewed_warden.py` shifts `time.time` in its process, as
+    """F12: node B's wall clock reads 20 s ahead (`skewed_warden.py` shifts `time.time` in its process, as
     a drifted host clock would; monotonic time is untouched). Its tokens carry `iat`/`nbf` 20 s in
     the resource server's future: inside the default leeway of 30 s they validate; a resource server
     allowing only 10 s refuses them, saying why. Node A, on time, accepts B's registry and keys."""

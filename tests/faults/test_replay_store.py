@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 def test_F05_after_a_redis_flush_a_replay_is_refused_once_the_assertion_is_older_than_its_max_age(
         cli_env: dict[str, str], private_redis: PrivateRedis, tmp_path: Path) -> None:  # noqa: F811
+    """F05: FLUSHALL, then the same assertion again: accepted once, refused once past its max age."""
     env = dict(cli_env, WARDEN_REDIS_URL=private_redis.url, WARDEN_CLIENT_AUTH_ASSERTION_MAX_AGE="3",
                WARDEN_CLIENT_AUTH_LEEWAY="1")
     run_cli("init", env=env)
