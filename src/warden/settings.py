@@ -46,6 +46,7 @@ __all__ = [
     "environment_names",
     "is_secret_field",
     "load_settings",
+    "secret_paths",
 ]
 
 
@@ -59,6 +60,12 @@ class ServerSettings:
     graceful_timeout: int = 10  # seconds SIGTERM waits for in-flight requests
     max_connections: int = 4096  # open connections per worker; more get 503 (lowered to fit the open-file limit)
     write_timeout: float = 15.0  # seconds a connection's answers may wait unread by the client before it is reset
+    request_timeout: float = 10.0  # seconds from a request's first byte to its last; slower requests get 408
+    keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    max_header_bytes: int = 16384  # request target plus every header name and value; more gets 431
+    max_headers: int = 100  # header lines of one request; more gets 431
+    max_pipelined: int = 16  # parsed requests of one connection waiting to be answered; reading pauses beyond
+    heartbeat_timeout: float = 10.0  # a worker whose event loop is silent this long is killed and replaced; 0: off
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
     tls_cert: str = ""  # serve HTTPS with this certificate chain (PEM); the default issuer becomes https://
     tls_key: str = ""  # the certificate's private key (PEM)
@@ -228,6 +235,9 @@ class Settings:
     dev_mode: bool = False  # allows plain-HTTP issuers other than loopback
     log_level: str = "info"  # debug, info, warning or error
     registry_poll_interval: float = 0.25  # seconds between change-log polls
+    registry_ready_staleness: float = 30.0  # readiness fails once the cached registry is older (database unreachable)
+    registry_max_staleness: float = 300.0  # the token endpoint answers 503 once the cached registry is older
+    store_request_timeout: float = 2.0  # seconds a token request waits on the database (status block, jti record)
     server: ServerSettings = field(default_factory=ServerSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -372,7 +382,7 @@ def is_secret_field(ftype: Any) -> bool:
     return "Secret" in (ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype)))
 
 
-def _secret_paths() -> set[tuple[str, ...]]:
+def secret_paths() -> set[tuple[str, ...]]:
     paths: set[tuple[str, ...]] = {(f.name,) for f in dataclasses.fields(Settings) if is_secret_field(f.type)}
     for section, cls in _SECTIONS.items():
         paths |= {(section, f.name) for f in dataclasses.fields(cls) if is_secret_field(f.type)}
@@ -392,7 +402,7 @@ def _read_secret_file(env_name: str, path: str) -> str:
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     names = environment_names()
-    secrets = _secret_paths()
+    secrets = secret_paths()
     from_file: set[str] = set()
     for env_name, path in list(names.items()):
         if path in secrets and f"{env_name}_FILE" in environ:
@@ -433,8 +443,16 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("setting server.port: expected 1-65535")
     if settings.server.max_connections < 1:
         raise ConfigError("setting server.max_connections: expected at least 1")
-    if not settings.server.write_timeout > 0:
-        raise ConfigError("setting server.write_timeout: expected a duration above 0 seconds")
+    for name in ("write_timeout", "request_timeout", "keep_alive_timeout"):
+        if not getattr(settings.server, name) > 0:
+            raise ConfigError(f"setting server.{name}: expected a duration above 0 seconds")
+    for name in ("max_header_bytes", "max_headers", "max_pipelined"):
+        if getattr(settings.server, name) < 1:
+            raise ConfigError(f"setting server.{name}: expected at least 1")
+    if not settings.store_request_timeout > 0:
+        raise ConfigError("setting store_request_timeout: expected a duration above 0 seconds")
+    if not 0 < settings.registry_ready_staleness <= settings.registry_max_staleness:
+        raise ConfigError("setting registry_ready_staleness: expected above 0 and at most registry_max_staleness")
     if settings.mtls.proxy_header_format not in ("nginx", "xfcc", "rfc9440"):
         raise ConfigError("setting mtls.proxy_header_format: expected nginx, xfcc or rfc9440")
     if settings.mtls.proxy_header and not settings.mtls.trusted_proxies:

@@ -2,7 +2,7 @@
 test's own, started and stopped by PID): limits hold once for the cluster, a client assertion
 replayed on the other node is refused, and Redis stopped and restarted under requests gives the
 stated failure semantics (limits on each node's share, single-use checks 503 + Retry-After,
-readiness says so, never a 500) with automatic recovery. Loopback only, bounded in requests."""
+readiness says so, never a 500) with automatic recovery (F04). Loopback only, bounded in requests."""
 
 from __future__ import annotations
 

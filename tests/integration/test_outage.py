@@ -7,7 +7,6 @@ from typing import Any
 from tests.integration.conftest import LiveServer, wait_until
 
 from warden.errors import StorageUnavailable
-from warden.server import runtime
 from warden.storage.contract import Store
 
 
@@ -31,7 +30,7 @@ class FlakyStore:
         return call
 
 
-def test_outage_serves_from_cache_then_answers_503_not_invalid_client(start_server, monkeypatch):
+def test_outage_serves_from_cache_then_answers_503_not_invalid_client(start_server):
     stores: list[FlakyStore] = []
 
     def wrap(inner: Store) -> Store:
@@ -44,8 +43,8 @@ def test_outage_serves_from_cache_then_answers_503_not_invalid_client(start_serv
     stores[0].down = True
     # within the staleness budget: cached registry keeps issuing
     assert server.token(cid, secret).status_code == 200
-    monkeypatch.setattr(runtime, "STALE_SERVE_SECONDS", 0.3)
-    monkeypatch.setattr(runtime, "STALE_READY_SECONDS", 0.2)
+    server.app.runtime.max_staleness = 0.3  # settings registry_max_staleness / registry_ready_staleness
+    server.app.runtime.ready_staleness = 0.2
     assert wait_until(lambda: server.http.get(f"{server.url}/readyz").status_code == 503)
     assert wait_until(lambda: server.token(cid, secret).status_code == 503)
     resp = server.token(cid, secret)

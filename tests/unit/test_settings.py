@@ -99,3 +99,39 @@ def test_secret_file_errors_name_the_variable(tmp_path: Path):
 def test_only_secret_settings_read_files(tmp_path: Path):
     (tmp_path / "issuer").write_text("https://auth.example")
     assert load_settings(None, {"WARDEN_ISSUER_FILE": str(tmp_path / "issuer")}).issuer is None
+
+
+def test_http_limits_come_from_settings_and_reach_the_listener():
+    from warden.server.worker import limits_for
+
+    s = load_settings(environ={"WARDEN_SERVER_MAX_HEADERS": "12", "WARDEN_SERVER_MAX_HEADER_BYTES": "2048",
+                               "WARDEN_SERVER_KEEP_ALIVE_TIMEOUT": "2.5", "WARDEN_SERVER_REQUEST_TIMEOUT": "4",
+                               "WARDEN_SERVER_MAX_PIPELINED": "3", "WARDEN_SERVER_MAX_CONNECTIONS": "50"})
+    limits = limits_for(s, 4096)
+    assert (limits.max_headers, limits.max_header_bytes, limits.keep_alive_timeout, limits.request_timeout,
+            limits.max_pipelined, limits.max_connections, limits.max_body_bytes) == (12, 2048, 2.5, 4.0, 3, 50, 4096)
+
+
+@pytest.mark.parametrize("env,key", [
+    ({"WARDEN_SERVER_MAX_HEADERS": "0"}, "server.max_headers"),
+    ({"WARDEN_SERVER_MAX_HEADER_BYTES": "0"}, "server.max_header_bytes"),
+    ({"WARDEN_SERVER_MAX_PIPELINED": "0"}, "server.max_pipelined"),
+    ({"WARDEN_SERVER_REQUEST_TIMEOUT": "0"}, "server.request_timeout"),
+    ({"WARDEN_SERVER_KEEP_ALIVE_TIMEOUT": "0"}, "server.keep_alive_timeout"),
+    ({"WARDEN_STORE_REQUEST_TIMEOUT": "0"}, "store_request_timeout"),
+    ({"WARDEN_REGISTRY_READY_STALENESS": "400"}, "registry_ready_staleness"),  # above registry_max_staleness
+    ({"WARDEN_REGISTRY_READY_STALENESS": "0"}, "registry_ready_staleness"),
+])
+def test_server_limits_and_staleness_bounds_are_checked(env: dict[str, str], key: str):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(environ=env)
+
+
+def test_serve_exports_no_secret_setting_to_the_environment():
+    from warden.server.serve import settings_environment
+
+    s = load_settings(environ={"WARDEN_DATABASE_URL": "postgresql://u:hunter2@db/w",
+                               "WARDEN_REDIS_URL": "redis://:hunter2@r:6379/0"})
+    env = settings_environment(s)
+    assert "WARDEN_DATABASE_URL" not in env and not any("hunter2" in v for v in env.values())
+    assert env["WARDEN_SERVER_PORT"] == "8080"

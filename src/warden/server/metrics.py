@@ -39,7 +39,8 @@ from prometheus_client.registry import Collector
 from warden import __version__
 from warden.core.redaction import redact
 
-__all__ = ["CONTENT_TYPE_LATEST", "ROUTES", "Labelled", "Metrics", "TopClients", "render_metrics", "route_of"]
+__all__ = ["CONTENT_TYPE_LATEST", "ROUTES", "Labelled", "Metrics", "TopClients", "render_metrics", "route_of",
+           "worker_replacements"]
 
 M = TypeVar("M", Counter, Gauge, Histogram)
 
@@ -205,6 +206,20 @@ class Metrics:
         self.revoked_tokens = Labelled(self.tokens_revoked)
         self.limited = Labelled(self.rate_limited)
         self.http = Labelled(self.http_requests)
+
+
+def worker_replacements() -> Counter:
+    """The supervisor's one series (`warden serve --workers N`): workers it replaced, by cause (`exited`,
+    or `unresponsive`: no heartbeat for `server.heartbeat_timeout`). The supervisor runs under the same
+    PROMETHEUS_MULTIPROC_DIR as its workers, so the series appears in every worker's /metrics."""
+    from prometheus_client import values
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and values.ValueClass is values.MutexValue:
+        # prometheus_client picked its value store at import, before `warden serve` set the directory;
+        # the supervisor creates no other metric, so choosing again here affects only this series
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    return Counter("warden_worker_replacements_total", "Workers the supervisor replaced, by cause", ["cause"],
+                   registry=None)
 
 
 class _Collected(Collector):

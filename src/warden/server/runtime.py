@@ -51,9 +51,6 @@ __all__ = ["Runtime", "SecretUseRecorder"]
 
 log = logging.getLogger("warden.server")
 
-STALE_READY_SECONDS = 30.0  # readiness fails when the registry is older than this
-STALE_SERVE_SECONDS = 300.0  # the token endpoint refuses (503) beyond this
-
 
 class SecretUseRecorder:
     """Collects secret last-used times in memory; written in batches, never on the request path.
@@ -101,6 +98,10 @@ class Runtime:
         self.settings = settings
         self.issuer = settings.issuer_url
         self.clock = clock or SystemClock()
+        # How old the cached registry may grow while the database is unreachable: past `ready_staleness`
+        # readiness fails (a load balancer drains the node), past `max_staleness` tokens get 503.
+        self.ready_staleness = settings.registry_ready_staleness
+        self.max_staleness = settings.registry_max_staleness
         self.audit = audit or open_audit_sink(settings.audit.sink, chain=settings.audit.chain,
                                                 log_fields=settings.log.format == "json")
         self.metrics = Metrics(settings.metrics.top_clients)
@@ -154,7 +155,8 @@ class Runtime:
                                     on_superseded_secret_used=self.metrics.old_secret_auths.inc)
         self.dpop = DPoPProofs(settings.dpop, self.dpop_nonces, self.dpop_algs, self.use_once)
         sl = settings.status_list
-        self.status_allocator = StatusAllocator(sl, self, self.issuer) if sl.enabled else None
+        self.status_allocator = StatusAllocator(sl, self, self.issuer, store_timeout=settings.store_request_timeout) \
+            if sl.enabled else None
         self.status_publisher = StatusListPublisher(sl, self, self.issuer)
         self.client_credentials = ClientCredentialsGrant(self, auth, self.dpop, self.rate_limiter, settings.limits,
                                                          self.issuer, self.audit, self.status_allocator)
@@ -185,7 +187,12 @@ class Runtime:
         store = self.store
         if store is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready")
-        return await asyncio.to_thread(store.use_assertion, key, exp)
+        try:  # a slow or partitioned database must not hold the request (or a thread) past the deadline
+            return await asyncio.wait_for(asyncio.to_thread(store.use_assertion, key, exp),
+                                          self.settings.store_request_timeout)
+        except TimeoutError:
+            raise TemporarilyUnavailable("database did not answer in time", reason="storage_error",
+                                         retry_after=1) from None
 
     # start-up -----------------------------------------------------------------
     def _open(self) -> None:
@@ -348,7 +355,7 @@ class Runtime:
 
     def is_serving(self) -> bool:
         registry = self._registry  # staleness() inlined: this runs on every token request
-        return self.ready and registry is not None and time.monotonic() - registry.refreshed_at < STALE_SERVE_SECONDS
+        return self.ready and registry is not None and time.monotonic() - registry.refreshed_at < self.max_staleness
 
     def is_ready(self) -> bool:
-        return self.ready and self.staleness() < STALE_READY_SECONDS
+        return self.ready and self.staleness() < self.ready_staleness

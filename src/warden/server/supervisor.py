@@ -13,20 +13,37 @@ Before the first worker starts, the supervisor creates the shared-memory tables 
 per-client rate limits and failed-authentication budgets (`SharedLimits`); every worker,
 replacements and SIGHUP's fresh set included, attaches to the same tables, so each limit
 holds once for the server rather than once per worker.
+
+Workers do not outlive the supervisor, however it ends (SIGKILL included): on Linux each asks the
+kernel for SIGTERM when its parent dies (prctl PR_SET_PDEATHSIG), and everywhere each watches the
+pipe multiprocessing keeps open to its parent (`parent_process().sentinel`), which the kernel closes
+when the supervisor dies. Either way the worker drains and, at most `_ORPHAN_GRACE` seconds later,
+exits, so the port is free within 5 seconds.
+
+A worker that stops answering is replaced: each worker's event loop stamps a heartbeat into shared
+memory about four times per `server.heartbeat_timeout`; a serving worker whose stamp is older than
+that (its loop is stuck in a busy loop, or the process is stopped) is killed with SIGKILL, logged,
+counted in `warden_worker_replacements_total{cause="unresponsive"}`, and replaced at once.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import sys
+import threading
 import time
 from multiprocessing.process import BaseProcess
 from multiprocessing.reduction import ForkingPickler
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 
 from warden.secret import Secret
+from warden.server.metrics import worker_replacements
 from warden.server.worker import SharedLimits, run_worker
 from warden.settings import Settings
 
@@ -48,10 +65,41 @@ _RESTART_PAUSE = 1.0  # seconds between a worker's death and its replacement
 
 
 _READY_TIMEOUT = 120.0  # how long SIGHUP waits for new workers to serve before draining the old ones
+_ORPHAN_GRACE = 4.0  # seconds an orphaned worker may drain before it exits regardless
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _worker_main(settings: Settings, sock: socket.socket, serving: Event, shared: SharedLimits) -> None:
-    raise SystemExit(run_worker(settings, sock, on_serving=serving.set, shared=shared))
+def _die_with_supervisor() -> None:
+    """Make this worker stop when its supervisor dies, whatever the cause (see the module docstring)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):  # no usable libc: the pipe below still works
+            pass
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - a spawned worker always has one
+        return
+
+    def watch() -> None:
+        parent.join()  # returns once the pipe to the supervisor is closed: it has died
+        log.warning("worker %d: supervisor %s is gone; stopping", os.getpid(), parent.pid)
+        os.kill(os.getpid(), signal.SIGTERM)  # the usual drain (a no-op if PDEATHSIG already sent it)
+        time.sleep(_ORPHAN_GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="warden-supervisor-watch", daemon=True).start()
+
+
+def _worker_main(settings: Settings, sock: socket.socket, serving: Event, shared: SharedLimits,
+                 heartbeat: Synchronized[float]) -> None:
+    _die_with_supervisor()
+
+    def beat() -> None:
+        heartbeat.value = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+
+    raise SystemExit(run_worker(settings, sock, on_serving=serving.set, shared=shared,
+                                heartbeat=beat if settings.server.heartbeat_timeout > 0 else None))
 
 
 class Supervisor:
@@ -62,16 +110,30 @@ class Supervisor:
         self._shared = SharedLimits.create(self._context)  # before any worker: all of them attach to it
         self._workers: list[BaseProcess] = []
         self._serving: dict[int, Event] = {}  # id(process) -> set once that worker accepts connections
+        self._heartbeats: dict[int, Synchronized[float]] = {}  # id(process) -> its loop's last beat (monotonic)
         self._signals: list[int] = []
+        self._replacements = worker_replacements()
 
     def _spawn(self) -> BaseProcess:
         serving = self._context.Event()
-        process = self._context.Process(target=_worker_main,
-                                        args=(self._settings, self._sock, serving, self._shared), daemon=False)
+        heartbeat = self._context.Value("d", 0.0, lock=False)
+        process = self._context.Process(target=_worker_main, daemon=False,
+                                        args=(self._settings, self._sock, serving, self._shared, heartbeat))
         process.start()
         self._serving[id(process)] = serving
+        self._heartbeats[id(process)] = heartbeat
         log.info("started worker %s", process.pid)
         return process
+
+    def _forget(self, process: BaseProcess) -> None:
+        self._serving.pop(id(process), None)
+        self._heartbeats.pop(id(process), None)
+
+    def _silent_for(self, process: BaseProcess) -> float:
+        """Seconds since a serving worker's last heartbeat (0 before its first)."""
+        heartbeat = self._heartbeats.get(id(process))
+        last = heartbeat.value if heartbeat is not None else 0.0
+        return time.monotonic() - last if last else 0.0
 
     def _wait_serving(self, workers: list[BaseProcess]) -> None:
         deadline = time.monotonic() + _READY_TIMEOUT
@@ -101,11 +163,21 @@ class Supervisor:
                     self._stop(self._workers)
                     log.info("supervisor shutdown complete")
                     return 0
+            timeout = self._settings.server.heartbeat_timeout
             for i, process in enumerate(self._workers):
                 if not process.is_alive():
                     log.warning("worker %s exited with status %s; replacing it", process.pid, process.exitcode)
-                    self._serving.pop(id(process), None)
+                    self._replacements.labels("exited").inc()
+                    self._forget(process)
                     time.sleep(_RESTART_PAUSE)
+                    self._workers[i] = self._spawn()
+                elif timeout > 0 and (silent := self._silent_for(process)) > timeout:
+                    log.warning("worker %s stopped answering (no heartbeat for %.1fs); killing and replacing it",
+                                process.pid, silent)
+                    self._replacements.labels("unresponsive").inc()
+                    process.kill()  # SIGKILL: a stopped or spinning process cannot drain
+                    process.join(5.0)
+                    self._forget(process)
                     self._workers[i] = self._spawn()
 
     def _stop(self, workers: list[BaseProcess]) -> None:
@@ -119,4 +191,4 @@ class Supervisor:
                 log.warning("worker %s did not stop in time; killing it", process.pid)
                 process.kill()
                 process.join()
-            self._serving.pop(id(process), None)
+            self._forget(process)

@@ -87,8 +87,11 @@ class H1Server:
 
 async def serve_app(app: Responder, sock: socket.socket, limits: Limits, graceful_timeout: float,
                     stop: asyncio.Event | None = None, tls: ssl.SSLContext | None = None,
-                    on_serving: Callable[[], object] | None = None) -> None:
-    """Serve `app` on `sock` until SIGTERM/SIGINT, or until `stop` is set when one is given, then drain."""
+                    on_serving: Callable[[], object] | None = None,
+                    heartbeat: Callable[[], object] | None = None, heartbeat_interval: float = 1.0) -> None:
+    """Serve `app` on `sock` until SIGTERM/SIGINT, or until `stop` is set when one is given, then drain.
+    `heartbeat`, when given, is called from the event loop every `heartbeat_interval` seconds once serving,
+    so a loop that stops turning (a busy loop, SIGSTOP) stops calling it (the supervisor watches)."""
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -100,14 +103,24 @@ async def serve_app(app: Responder, sock: socket.socket, limits: Limits, gracefu
     log.info("worker %d serving on %s", os.getpid(), _address(sock))
     if on_serving is not None:
         on_serving()
+    beats = asyncio.get_running_loop().create_task(_beat(heartbeat, heartbeat_interval)) if heartbeat else None
     await stop.wait()
     log.info("worker %d draining %d connection(s)", os.getpid(), len(server.shared.connections))
     dropped = await server.drain(graceful_timeout)
+    if beats is not None:  # beats go on through the drain: a long drain is not a hang
+        beats.cancel()
+        await asyncio.gather(beats, return_exceptions=True)
     if dropped:
         log.warning("worker %d dropped %d connection(s) still busy after %ss", os.getpid(), dropped,
                     graceful_timeout)
     await app.shutdown()
     log.info("worker %d shutdown complete", os.getpid())
+
+
+async def _beat(heartbeat: Callable[[], object], interval: float) -> None:
+    while True:
+        heartbeat()
+        await asyncio.sleep(interval)
 
 
 def _address(sock: socket.socket) -> str:
@@ -118,8 +131,10 @@ def _address(sock: socket.socket) -> str:
 def limits_for(settings: Settings, max_body_bytes: int) -> Limits:
     """The listener's limits from the settings; connections fitted to the open-file limit."""
     server = settings.server
-    return Limits(max_body_bytes=max_body_bytes, write_timeout=float(server.write_timeout),
-                  max_connections=fit_to_file_limit(server.max_connections))
+    return Limits(max_body_bytes=max_body_bytes, max_header_bytes=server.max_header_bytes,
+                  max_headers=server.max_headers, max_pipelined=server.max_pipelined,
+                  keep_alive_timeout=float(server.keep_alive_timeout), request_timeout=float(server.request_timeout),
+                  write_timeout=float(server.write_timeout), max_connections=fit_to_file_limit(server.max_connections))
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -146,10 +161,11 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[], object] | None = None,
-               shared: SharedLimits | None = None) -> int:
+               shared: SharedLimits | None = None, heartbeat: Callable[[], object] | None = None) -> int:
     """Process entry point (also the supervisor's spawn target): build the app and serve until told to stop.
     `on_serving` is called once the application has started and connections are being accepted; `shared`
-    are the supervisor's limit tables (None: this process's own)."""
+    are the supervisor's limit tables (None: this process's own); `heartbeat` is called from the event
+    loop about four times per `server.heartbeat_timeout` while serving."""
     from warden.server.app import create_app
 
     try:
@@ -174,7 +190,8 @@ def run_worker(settings: Settings, sock: socket.socket, on_serving: Callable[[],
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(serve_app(app, sock, limits, float(settings.server.graceful_timeout),
-                                 on_serving=on_serving, tls=tls_context(settings)))
+                                 on_serving=on_serving, tls=tls_context(settings), heartbeat=heartbeat,
+                                 heartbeat_interval=max(0.05, settings.server.heartbeat_timeout / 4)))
     except Exception as exc:
         sys.stderr.write(f"warden: worker {os.getpid()} failed: {exc}\n")
         return 3

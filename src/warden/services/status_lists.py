@@ -9,6 +9,10 @@ double, up to `max_block`, for clients that fill them, so a busy client costs on
 few thousand tokens and an idle one wastes at most a handful of entries. Blocks are per client so
 that revoking a client marks its blocks whole.
 
+A reservation waits on the store at most `store_request_timeout` seconds; past that, or on a store
+error, the token goes out without an entry and no reservation is tried for `_RETRY_PAUSE` seconds,
+so a slow or partitioned database neither holds token requests nor piles up blocked threads.
+
 Publication. A list is rendered from the store (its revoked clients' live blocks and single
 revoked tokens, `Store.load_status_marks`), signed with the active key, and kept for
 `publish_interval` seconds; one render at a time per list. A revocation therefore shows on every
@@ -41,6 +45,7 @@ __all__ = ["StatusAllocator", "StatusListPublisher", "status_list_uri"]
 log = logging.getLogger("warden.server")
 
 _FIRST_BLOCK = 16
+_RETRY_PAUSE = 5.0  # after a reservation failed or timed out, tokens go without an entry this long before a retry
 _LEEWAY = 60.0  # resource servers accept tokens this long past exp at most (validator leeway <= 300 is theirs)
 
 
@@ -58,7 +63,8 @@ class _Current:
 class _StatusLists:
     """What both sides of the status lists work from: the settings, the serving state, the issuer."""
 
-    def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str) -> None:
+    def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str, *,
+                 store_timeout: float = 2.0) -> None:
         self._settings = settings
         self._state = state
         self._issuer = issuer
@@ -72,6 +78,8 @@ class StatusAllocator(_StatusLists):
         self._current: dict[str, _Current] = {}
         self._reserving: dict[str, asyncio.Future[None]] = {}
         self._warned_at = -1e9
+        self._store_timeout = store_timeout
+        self._unavailable_until = -1e9  # monotonic; while in the future, no reservation is attempted
 
     def assign_status(self, call: Call) -> Awaitable[None] | None:
         """Put the token's (list, index) on the call; waits on the store only when a block runs out."""
@@ -140,10 +148,15 @@ class StatusAllocator(_StatusLists):
         now = call.now
         reusable_at = now + s.block_window + self._state.registry.max_token_ttl + 2 * _LEEWAY
         store = self._state.current_store()
-        try:
-            block = await asyncio.to_thread(store.reserve_status_block, call.authenticated.client.client_id,
-                                            size, now, reusable_at, s.size)
-        except Exception as exc:  # StorageError above all; a token must not go out without its entry
+        if time.monotonic() < self._unavailable_until:  # it failed a moment ago: do not queue on it again
+            raise TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
+                                         retry_after=1)
+        try:  # a slow or partitioned database holds the request at most `store_timeout` seconds
+            block = await asyncio.wait_for(
+                asyncio.to_thread(store.reserve_status_block, call.authenticated.client.client_id,
+                                  size, now, reusable_at, s.size), self._store_timeout)
+        except Exception as exc:  # StorageError or TimeoutError; a token must not go out without its entry
+            self._unavailable_until = time.monotonic() + _RETRY_PAUSE
             raise TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
                                          retry_after=1) from exc
         self._current[block.client_id] = _Current(block, block.start, now + s.block_window)
