@@ -29,6 +29,7 @@ __all__ = [
     "clients_enable",
     "clients_list",
     "clients_show",
+    "clients_update",
     "completion",
     "console_login_url",
     "export",
@@ -205,7 +206,8 @@ def clients_create(args: argparse.Namespace) -> int:
     with admin_session(args) as admin:
         client, secret = admin.create_client(args.name, grants, auth_method=args.auth_method,
                                              tenant=args.tenant, client_id=args.client_id,
-                                             rate_limit=args.rate_limit, metadata=metadata)
+                                             rate_limit=args.rate_limit, metadata=metadata,
+                                             **_conditions(args))
         data = _client_dict(admin, client.client_id)
     if secret is not None:
         data["client_secret"] = secret.secret
@@ -214,6 +216,32 @@ def clients_create(args: argparse.Namespace) -> int:
     if secret is not None:
         text += f"\nclient_secret: {secret.secret}\n(the secret is shown once; store it now)"
     emit(data, _json(args), text)
+    return 0
+
+
+def _conditions(args: argparse.Namespace) -> dict[str, object]:
+    """The conditional-access options given on the command line (those not given are left out)."""
+    options: dict[str, object] = {}
+    if args.allowed_ip is not None:
+        options["allowed_ips"] = args.allowed_ip
+    if getattr(args, "clear_allowed_ips", False):
+        if args.allowed_ip is not None:
+            raise ConfigError("give --allowed-ip or --clear-allowed-ips, not both")
+        options["allowed_ips"] = []
+    if args.max_token_lifetime is not None:
+        clear = args.max_token_lifetime.strip().lower() == "none" and hasattr(args, "clear_allowed_ips")
+        options["max_token_lifetime"] = None if clear else _duration(args.max_token_lifetime, "--max-token-lifetime")
+    return options
+
+
+def clients_update(args: argparse.Namespace) -> int:
+    options = _conditions(args)
+    if args.name is not None:
+        options["name"] = args.name
+    with admin_session(args) as admin:
+        changed = admin.update_client(args.client_id, **options)
+        data = _client_dict(admin, args.client_id) | {"changed": changed}
+    emit(data, _json(args), f"{'updated' if changed else 'unchanged'} client {args.client_id}")
     return 0
 
 

@@ -74,6 +74,15 @@ def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[
     return parser
 
 
+def _conditional_access(p: _Parser) -> None:
+    p.add_argument("--allowed-ip", action="append", default=None, metavar="CIDR",
+                   help="a network the client may authenticate from (repeat for several; on update the list "
+                        "replaces the current one). The address is the TCP peer's, or X-Forwarded-For's from a "
+                        "server.trusted_proxies address")
+    p.add_argument("--max-token-lifetime", metavar="DURATION",
+                   help="cap every token's lifetime for this client, e.g. 10m (update: none removes the cap)")
+
+
 def build_parser() -> _Parser:
     from warden.cli import commands as c
 
@@ -140,6 +149,15 @@ def build_parser() -> _Parser:
         p.add_argument(f"--tls-{flag}", help=f"tls_client_auth: the certificate's {flag.replace('-', ' ')}")
     p.add_argument("--dpop-bound", action="store_true", help="refuse token requests without a DPoP proof")
     p.add_argument("--cert-bound", action="store_true", help="bind tokens to the client certificate (RFC 8705)")
+    _conditional_access(p)
+    p = _add(clients, "update", c.clients_update, "change an existing client; options not given keep their value",
+             examples=["warden clients update ID --allowed-ip 10.0.0.0/8 --allowed-ip 2001:db8::/32",
+                       "warden clients update ID --max-token-lifetime 10m",
+                       "warden clients update ID --clear-allowed-ips --max-token-lifetime none"])
+    p.add_argument("client_id")
+    p.add_argument("--name")
+    _conditional_access(p)
+    p.add_argument("--clear-allowed-ips", action="store_true", help="accept the client from any source address")
     _add(clients, "list", c.clients_list, "list clients")
     for name, handler, text in (("show", c.clients_show, "show one client"),
                                 ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),

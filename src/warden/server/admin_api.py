@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -222,11 +223,26 @@ def _list_clients(admin: Admin, request: Request, body: dict[str, Any]) -> tuple
     return 200, _page([(c.client_id, client_view(c, grants.get(c.client_id, []))) for c in chosen], query)
 
 
+_CONDITIONS = ("allowed_ips", "max_token_lifetime")
+
+
+def _conditions(body: dict[str, Any]) -> dict[str, Any]:
+    """Conditional access, given as top-level fields (they win over the same names in `metadata`)."""
+    options: dict[str, Any] = {}
+    if "allowed_ips" in body:
+        options["allowed_ips"] = body["allowed_ips"]
+    if "max_token_lifetime" in body:
+        value = body["max_token_lifetime"]
+        options["max_token_lifetime"] = None if value is None else parse_duration(value)
+    return options
+
+
 def _create_client(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
     client, secret = admin.create_client(
         body["name"], _grants(body.get("grants", [])), auth_method=body.get("auth_method", "client_secret_basic"),
         tenant=body.get("tenant"), client_id=body.get("client_id"), enabled=body.get("enabled", True),
-        rate_limit=body.get("rate_limit"), metadata=_metadata(admin, body.get("metadata")))
+        rate_limit=body.get("rate_limit"), metadata=_metadata(admin, body.get("metadata")),
+        **_conditions(body))
     view = client_view(client, admin.store.load_grants(client.client_id))
     if secret is not None:
         view |= {"client_secret": secret.secret, "secret_id": secret.secret_id}  # shown once
@@ -243,7 +259,13 @@ def _patch_client(admin: Admin, request: Request, body: dict[str, Any], client_i
     if "grants" in body:
         options["grants"] = _grants(body["grants"])
     if "metadata" in body:
-        options["metadata"] = _metadata(admin, body["metadata"])
+        # A metadata object that does not name a conditional-access field keeps it as it is, so a
+        # PATCH of the keys alone cannot lift an address restriction.
+        named = set(body["metadata"]) if isinstance(body["metadata"], dict) else set()
+        current = admin.client(client_id).metadata
+        options["metadata"] = dataclasses.replace(
+            _metadata(admin, body["metadata"]), **{n: getattr(current, n) for n in _CONDITIONS if n not in named})
+    options |= _conditions(body)
     changed = admin.update_client(client_id, **options)
     return 200, client_view(admin.client(client_id), admin.store.load_grants(client_id)) | {"changed": changed}
 

@@ -58,6 +58,12 @@ _CLIENT_FIELDS: dict[str, Schema] = {
     "rate_limit": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000,
                    "description": "token requests per second; null for the server's default"},
     "metadata": _METADATA,
+    "allowed_ips": {"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "description": "CIDR networks the client may authenticate from (empty: anywhere); the source "
+                                   "is the TCP peer, or X-Forwarded-For from server.trusted_proxies"},
+    "max_token_lifetime": {"oneOf": [{"type": "null"}, *_DURATION["oneOf"]],
+                           "description": "caps every API's token lifetime for this client (60s to 1d); null: "
+                                          "no cap"},
 }
 CLIENT_CREATE: Schema = {"type": "object", "required": ["name"], "additionalProperties": False,
                          "properties": {**_CLIENT_FIELDS, "client_id": {"type": "string", "pattern": _ID}}}
@@ -91,6 +97,9 @@ CLIENT_OUT: Schema = {"type": "object", "required": ["client_id", "name", "enabl
         "api": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
         "default": {"type": "boolean"}}}},
     "tokens_revoked_before": _TIME, "created_at": _TIME, "metadata": {"type": "object"},
+    "allowed_ips": {"type": "array", "items": {"type": "string"}},
+    "max_token_lifetime": {"type": ["integer", "null"], "description": "seconds"},
+    "pending_approval": {"type": "boolean", "description": "registered with approval and not yet approved"},
     "changed": {"type": "boolean"},
     "client_secret": {"type": "string", "description": "only in the answer that created it"},
     "secret_id": {"type": "string"}}}

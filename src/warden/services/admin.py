@@ -13,10 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from warden.core.api import Api, validate_api
+from warden.core.addresses import parse_allowed_ips
+from warden.core.api import MIN_TTL, Api, validate_api
 from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, validate_client_id, validate_tenant
-from warden.core.client_metadata import ClientMetadata
+from warden.core.client_metadata import MAX_TOKEN_LIFETIME, ClientMetadata
 from warden.core.clock import Clock
+from warden.core.durations import render_duration
 from warden.core.keys import SigningKey
 from warden.core.revocation import RevokedToken, status_entry_of_jti
 from warden.core.secrets import ClientSecret, generate_secret, hash_secret
@@ -30,7 +32,7 @@ from warden.storage.contract import Store
 if TYPE_CHECKING:
     from warden.services.console_login import LoginUrl
 
-__all__ = ["UNCHANGED", "Admin", "GrantSpec", "NewSecret", "parse_grant_spec"]
+__all__ = ["UNCHANGED", "Admin", "GrantSpec", "NewSecret", "parse_grant_spec", "with_conditions"]
 
 
 class _Unchanged:
@@ -56,6 +58,23 @@ class NewSecret:
 
     def __repr__(self) -> str:
         return f"NewSecret(secret_id={self.secret_id!r}, client_id={self.client_id!r})"
+
+
+def with_conditions(metadata: ClientMetadata, allowed_ips: Sequence[str] | _Unchanged = UNCHANGED,
+                    max_token_lifetime: int | _Unchanged | None = UNCHANGED) -> ClientMetadata:
+    """`metadata` with the given conditional-access fields replaced (validated like stored metadata)."""
+    changes: dict[str, object] = {}
+    if not isinstance(allowed_ips, _Unchanged):
+        try:
+            changes["allowed_ips"] = parse_allowed_ips(allowed_ips)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if not isinstance(max_token_lifetime, _Unchanged):
+        if max_token_lifetime is not None and not MIN_TTL <= max_token_lifetime <= MAX_TOKEN_LIFETIME:
+            raise ConfigError(f"max_token_lifetime must be between {render_duration(MIN_TTL)} and "
+                              f"{render_duration(MAX_TOKEN_LIFETIME)}")
+        changes["max_token_lifetime"] = max_token_lifetime
+    return dataclasses.replace(metadata, **changes) if changes else metadata  # type: ignore[arg-type]
 
 
 def parse_grant_spec(text: str) -> GrantSpec:
@@ -149,10 +168,13 @@ class Admin:
                       client_id: str | None = None, enabled: bool = True,
                       rate_limit: float | None = None,
                       metadata: ClientMetadata | None = None,
-                      secret: str | None = None) -> tuple[Client, NewSecret | None]:
-        """`secret`: use this plaintext (e.g. from the operator's vault) instead of generating one."""
+                      secret: str | None = None,
+                      allowed_ips: Sequence[str] | _Unchanged = UNCHANGED,
+                      max_token_lifetime: int | _Unchanged | None = UNCHANGED) -> tuple[Client, NewSecret | None]:
+        """`secret`: use this plaintext (e.g. from the operator's vault) instead of generating one.
+        `allowed_ips` and `max_token_lifetime` (conditional access) override what `metadata` says."""
         method = self._method(auth_method)
-        metadata = metadata or ClientMetadata()
+        metadata = with_conditions(metadata or ClientMetadata(), allowed_ips, max_token_lifetime)
         self._check_metadata(method, metadata)
         client_id = client_id or _random.token_hex(12)
         try:
@@ -211,10 +233,20 @@ class Admin:
                       tenant: str | _Unchanged | None = UNCHANGED, auth_method: str | None = None,
                       grants: Sequence[GrantSpec] | None = None,
                       rate_limit: float | _Unchanged | None = UNCHANGED,
-                      metadata: ClientMetadata | None = None) -> bool:
-        """Change the named attributes; return whether anything changed."""
+                      metadata: ClientMetadata | None = None,
+                      allowed_ips: Sequence[str] | _Unchanged = UNCHANGED,
+                      max_token_lifetime: int | _Unchanged | None = UNCHANGED) -> bool:
+        """Change the named attributes; return whether anything changed.
+
+        `metadata` replaces the client's metadata, except `pending_approval`, which only
+        `approve_client` clears; `allowed_ips` and `max_token_lifetime` then apply on top."""
         client = self.client(client_id)
         changes: dict[str, object] = {}
+        if metadata is not None or not isinstance(allowed_ips, _Unchanged) or not isinstance(
+                max_token_lifetime, _Unchanged):
+            base = client.metadata if metadata is None else dataclasses.replace(
+                metadata, pending_approval=client.metadata.pending_approval)
+            metadata = with_conditions(base, allowed_ips, max_token_lifetime)
         if name is not None and name != client.name:
             changes["name"] = name
         if enabled is not None and enabled != client.enabled:

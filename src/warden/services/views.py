@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from warden.core.addresses import render_allowed_ips
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.client_metadata import render_client_metadata
@@ -30,12 +31,19 @@ def api_view(api: Api) -> dict[str, Any]:
 
 
 def client_view(client: Client, grants: Sequence[Grant]) -> dict[str, Any]:
+    """Conditional access and the approval state are top-level fields, not part of `metadata`."""
+    metadata = json.loads(render_client_metadata(client.metadata))
+    for name in ("allowed_ips", "max_token_lifetime", "pending_approval"):
+        metadata.pop(name, None)
     return {"client_id": client.client_id, "name": client.name, "enabled": client.enabled,
             "auth_method": client.auth_method.value, "tenant": client.tenant, "rate_limit": client.rate_limit,
             "grants": [{"api": g.api, "scopes": list(g.scopes), "default": g.position == 0} for g in grants],
             "tokens_revoked_before": render_time(client.revoked_before),
             "created_at": render_time(client.created_at),
-            "metadata": json.loads(render_client_metadata(client.metadata))}
+            "allowed_ips": render_allowed_ips(client.metadata.allowed_ips),
+            "max_token_lifetime": client.metadata.max_token_lifetime,
+            "pending_approval": client.metadata.pending_approval,
+            "metadata": metadata}
 
 
 def secret_view(secret: ClientSecret, now: float) -> dict[str, Any]:
