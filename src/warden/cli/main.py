@@ -158,7 +158,10 @@ def build_parser() -> _Parser:
     p.add_argument("--name")
     _conditional_access(p)
     p.add_argument("--clear-allowed-ips", action="store_true", help="accept the client from any source address")
-    _add(clients, "list", c.clients_list, "list clients")
+    p = _add(clients, "list", c.clients_list, "list clients")
+    p.add_argument("--pending", action="store_true", help="only clients registered with approval and not yet approved")
+    _add(clients, "approve", c.clients_approve, "let a client registered with --approval authenticate",
+         examples=["warden clients list --pending", "warden clients approve ID"]).add_argument("client_id")
     for name, handler, text in (("show", c.clients_show, "show one client"),
                                 ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),
                                 ("enable", c.clients_enable, "enable a client"),
@@ -173,6 +176,25 @@ def build_parser() -> _Parser:
     p = _add(secrets, "revoke", c.secrets_revoke, "revoke one secret now")
     p.add_argument("client_id")
     p.add_argument("secret_id")
+
+    regs = sub.add_parser("registration-tokens", help="initial access tokens for dynamic registration (RFC 7591)"
+                          ).add_subparsers(dest="registration_tokens_command", metavar="COMMAND", parser_class=_Parser,
+                                           required=True)
+    p = _add(regs, "create", c.registration_tokens_create,
+             "make an initial access token for POST /oauth2/register and print it once",
+             examples=["warden registration-tokens create --grant https://orders.example=read --max-uses 10 --ttl 1d",
+                       "warden registration-tokens create --grant https://orders.example=read,write --tenant acme "
+                       "--approval --json"])
+    p.add_argument("--grant", action="append", default=[], metavar="IDENTIFIER=scope1,scope2", required=True,
+                   help="the most a registered client may get at one API; repeat for several")
+    p.add_argument("--max-uses", type=int, help="how many clients it may register (default: unlimited)")
+    p.add_argument("--ttl", help="how long it may be used, e.g. 1d (default: until revoked)")
+    p.add_argument("--tenant", help="the tenant registered clients belong to")
+    p.add_argument("--approval", action="store_true",
+                   help="registered clients are refused until `warden clients approve ID`")
+    _add(regs, "list", c.registration_tokens_list, "list initial access tokens (never their values)")
+    _add(regs, "revoke", c.registration_tokens_revoke, "stop an initial access token registering clients"
+         ).add_argument("token_id")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", metavar="COMMAND", parser_class=_Parser, required=True)

@@ -21,6 +21,7 @@ __all__ = [
     "HeaderFieldsTooLarge",
     "InsufficientScope",
     "InvalidClient",
+    "InvalidClientMetadata",
     "InvalidDPoPProof",
     "InvalidGrant",
     "InvalidRequest",
@@ -118,6 +119,12 @@ class InvalidToken(OAuthError):
 
     error = "invalid_token"
     status = 401
+
+
+class InvalidClientMetadata(OAuthError):
+    """RFC 7591 §3.2.2: a client metadata field is invalid or not allowed (400)."""
+
+    error = "invalid_client_metadata"
 
 
 class InsufficientScope(OAuthError):

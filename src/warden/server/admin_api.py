@@ -41,6 +41,7 @@ from warden.server.admin_schema import (
     CLIENT_CREATE,
     CLIENT_PATCH,
     KEYS_ROTATE,
+    REGISTRATION_TOKEN_CREATE,
     SECRET_ROTATE,
     TOKENS_REVOKE,
     Schema,
@@ -52,7 +53,14 @@ from warden.server.render import render_problem
 from warden.server.runtime import Runtime
 from warden.services.admin import Admin, GrantSpec
 from warden.services.token_state import token_state
-from warden.services.views import api_view, client_view, key_view, render_time, secret_view
+from warden.services.views import (
+    api_view,
+    client_view,
+    key_view,
+    registration_token_view,
+    render_time,
+    secret_view,
+)
 
 __all__ = ["ADMIN_SCOPES", "QUERIES", "ROUTES", "Route", "admin_audience", "handle_admin"]
 
@@ -138,6 +146,7 @@ _CLIENT_QUERY: dict[str, Schema] = {
     "tenant": {"type": "string", "maxLength": 64},
     "enabled": {"type": "boolean"},
     "auth_method": {"type": "string", "enum": [m.value for m in AuthMethod]},
+    "pending": {"type": "boolean", "description": "registered with approval and not yet approved"},
 }
 
 
@@ -219,7 +228,8 @@ def _list_clients(admin: Admin, request: Request, body: dict[str, Any]) -> tuple
     chosen = [c for c in admin.store.load_clients()
               if name in c.name.lower() and query.get("tenant", c.tenant) == c.tenant
               and query.get("enabled", c.enabled) == c.enabled
-              and query.get("auth_method", c.auth_method.value) == c.auth_method.value]
+              and query.get("auth_method", c.auth_method.value) == c.auth_method.value
+              and query.get("pending", c.metadata.pending_approval) == c.metadata.pending_approval]
     return 200, _page([(c.client_id, client_view(c, grants.get(c.client_id, []))) for c in chosen], query)
 
 
@@ -272,6 +282,30 @@ def _patch_client(admin: Admin, request: Request, body: dict[str, Any], client_i
 
 def _delete_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
     admin.delete_client(client_id)
+    return 204, None
+
+
+def _approve_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+    changed = admin.approve_client(client_id)
+    return 200, client_view(admin.client(client_id), admin.store.load_grants(client_id)) | {"changed": changed}
+
+
+def _list_registration_tokens(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    query = _query(request, _LIST_QUERY)
+    now = admin.now()
+    return 200, _page([(t.token_id, registration_token_view(t, now)) for t in admin.registration_tokens()], query)
+
+
+def _create_registration_token(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    ttl = body.get("ttl")
+    token, plaintext = admin.create_registration_token(
+        _grants(body["grants"]), max_uses=body.get("max_uses"), ttl=None if ttl is None else parse_duration(ttl),
+        tenant=body.get("tenant"), approval=body.get("approval", False))
+    return 201, registration_token_view(token, admin.now()) | {"initial_access_token": plaintext}  # shown once
+
+
+def _revoke_registration_token(admin: Admin, request: Request, body: dict[str, Any], token_id: str) -> tuple[int, Any]:
+    admin.revoke_registration_token(token_id)
     return 204, None
 
 
@@ -328,6 +362,10 @@ ROUTES: list[Route] = [
     Route("GET", re.compile(r"/clients/([^/]+)"), _get_client, False),
     Route("PATCH", re.compile(r"/clients/([^/]+)"), _patch_client, True, CLIENT_PATCH),
     Route("DELETE", re.compile(r"/clients/([^/]+)"), _delete_client, True),
+    Route("POST", re.compile(r"/clients/([^/]+)/approve"), _approve_client, True),
+    Route("GET", re.compile(r"/registration-tokens"), _list_registration_tokens, False),
+    Route("POST", re.compile(r"/registration-tokens"), _create_registration_token, True, REGISTRATION_TOKEN_CREATE),
+    Route("DELETE", re.compile(r"/registration-tokens/([^/]+)"), _revoke_registration_token, True),
     Route("GET", re.compile(r"/clients/([^/]+)/secrets"), _list_secrets, False),
     Route("POST", re.compile(r"/clients/([^/]+)/secrets"), _rotate_secret, True, SECRET_ROTATE),
     Route("DELETE", re.compile(r"/clients/([^/]+)/secrets/([^/]+)"), _revoke_secret, True),
@@ -336,7 +374,7 @@ ROUTES: list[Route] = [
     Route("POST", re.compile(r"/tokens/revoke"), _revoke_tokens, True, TOKENS_REVOKE),
 ]
 QUERIES = {_list_apis: _LIST_QUERY, _list_clients: _CLIENT_QUERY, _list_secrets: _LIST_QUERY,
-           _list_keys: _LIST_QUERY}  # for the OpenAPI document
+           _list_keys: _LIST_QUERY, _list_registration_tokens: _LIST_QUERY}  # for the OpenAPI document
 
 
 _error = render_problem

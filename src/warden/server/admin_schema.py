@@ -27,6 +27,8 @@ __all__ = [
     "KEYS_ROTATE",
     "KEY_OUT",
     "PROBLEM",
+    "REGISTRATION_TOKEN_CREATE",
+    "REGISTRATION_TOKEN_OUT",
     "SECRET_OUT",
     "SECRET_ROTATE",
     "TOKENS_REVOKE",
@@ -46,6 +48,7 @@ _STR_LIST: Schema = {"type": "array", "minItems": 1, "maxItems": 100,
                      "items": {"type": "string", "minLength": 1, "maxLength": 200}}
 _GRANT: Schema = {"type": "object", "required": ["api", "scopes"], "additionalProperties": False,
                   "properties": {"api": {"type": "string", "minLength": 1, "maxLength": 2048}, "scopes": _STR_LIST}}
+_GRANT_LIST: Schema = {"type": "array", "maxItems": 100, "items": _GRANT}
 _METADATA: Schema = {"type": ["object", "null"], "description": (
     "jwks | jwks_uri | federated | dpop_bound_access_tokens | tls_client_auth_* | "
     "tls_client_certificate_bound_access_tokens (checked by the server's client-metadata rules)")}
@@ -82,6 +85,14 @@ TOKENS_REVOKE: Schema = {"oneOf": [
      "properties": {"client_id": {"type": "string", "pattern": _ID}}},
 ]}
 
+REGISTRATION_TOKEN_CREATE: Schema = {"type": "object", "required": ["grants"], "additionalProperties": False,
+                                     "properties": {
+    "grants": {**_GRANT_LIST, "minItems": 1, "description": "the most a registered client may get"},
+    "max_uses": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000},
+    "ttl": {"oneOf": [{"type": "null"}, *_DURATION["oneOf"]], "description": "how long it may be used"},
+    "tenant": {"type": ["string", "null"], "pattern": _TENANT},
+    "approval": {"type": "boolean", "description": "registered clients wait for POST /clients/{id}/approve"}}}
+
 # responses ---------------------------------------------------------------------------------
 _TIME: Schema = {"type": ["string", "null"], "description": "RFC 3339 UTC time"}
 API_OUT: Schema = {"type": "object", "required": ["identifier", "scopes", "ttl", "alg"], "properties": {
@@ -109,6 +120,14 @@ SECRET_OUT: Schema = {"type": "object", "required": ["secret_id", "state"], "pro
 KEY_OUT: Schema = {"type": "object", "required": ["kid", "alg", "state"], "properties": {
     "kid": {"type": "string"}, "alg": {"type": "string"}, "state": {"type": "string"},
     "created_at": _TIME, "activated_at": _TIME, "retired_at": _TIME}}
+REGISTRATION_TOKEN_OUT: Schema = {"type": "object", "required": ["token_id", "state", "grants"], "properties": {
+    "token_id": {"type": "string"}, "state": {"type": "string", "enum": ["active", "expired", "revoked", "used_up"]},
+    "grants": {"type": "array", "items": {"type": "object", "properties": {
+        "api": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}}},
+    "tenant": {"type": ["string", "null"]}, "approval": {"type": "boolean"}, "uses": {"type": "integer"},
+    "max_uses": {"type": ["integer", "null"]}, "expires_at": _TIME, "created_at": _TIME, "revoked_at": _TIME,
+    "created_by": {"type": "string"},
+    "initial_access_token": {"type": "string", "description": "only in the answer that created it"}}}
 PROBLEM: Schema = {"type": "object", "required": ["type", "title", "status"], "properties": {
     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
     "detail": {"type": "string"}, "error": {"type": "string", "description": "the OAuth-style error code"}},

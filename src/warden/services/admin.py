@@ -8,6 +8,7 @@ Plaintext secrets are returned exactly once, to the caller that created them.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import secrets as _random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,18 @@ from warden.core.client_metadata import MAX_TOKEN_LIFETIME, ClientMetadata
 from warden.core.clock import Clock
 from warden.core.durations import render_duration
 from warden.core.keys import SigningKey
+from warden.core.registration import ClientRegistration, PolicyGrant, RegistrationToken
 from warden.core.revocation import RevokedToken, status_entry_of_jti
-from warden.core.secrets import ClientSecret, generate_secret, hash_secret
+from warden.core.secrets import (
+    INITIAL_ACCESS_TOKEN_PREFIX,
+    REGISTRATION_ACCESS_TOKEN_PREFIX,
+    ClientSecret,
+    SecretState,
+    generate_secret,
+    has_valid_checksum,
+    hash_secret,
+    secret_state,
+)
 from warden.errors import ConfigError, NotFound
 from warden.services.audit import AuditSink
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
@@ -173,8 +184,20 @@ class Admin:
                       max_token_lifetime: int | _Unchanged | None = UNCHANGED) -> tuple[Client, NewSecret | None]:
         """`secret`: use this plaintext (e.g. from the operator's vault) instead of generating one.
         `allowed_ips` and `max_token_lifetime` (conditional access) override what `metadata` says."""
-        method = self._method(auth_method)
         metadata = with_conditions(metadata or ClientMetadata(), allowed_ips, max_token_lifetime)
+        client, grant_rows, secret_rows, new_secret = self._new_client(
+            name, grants, auth_method=auth_method, tenant=tenant, client_id=client_id, enabled=enabled,
+            rate_limit=rate_limit, metadata=metadata, secret=secret)
+        self.store.create_client(client, grant_rows, secret_rows)
+        self._audit.emit("client.created", actor=self._actor, client_id=client.client_id,
+                         auth_method=client.auth_method.value, grants=[g.api for g in grant_rows], tenant=tenant)
+        return client, new_secret
+
+    def _new_client(self, name: str, grants: Sequence[GrantSpec], *, auth_method: str, tenant: str | None,
+                    client_id: str | None, enabled: bool, rate_limit: float | None, metadata: ClientMetadata,
+                    secret: str | None) -> tuple[Client, list[Grant], list[ClientSecret], NewSecret | None]:
+        """A new client's rows, validated; nothing is stored."""
+        method = self._method(auth_method)
         self._check_metadata(method, metadata)
         client_id = client_id or _random.token_hex(12)
         try:
@@ -195,10 +218,7 @@ class Admin:
         if method in SECRET_METHODS:
             row, new_secret = self._new_secret(client_id, plaintext=secret)
             secret_rows.append(row)
-        self.store.create_client(client, grant_rows, secret_rows)
-        self._audit.emit("client.created", actor=self._actor, client_id=client_id, auth_method=method.value,
-                         grants=[g.api for g in grant_rows], tenant=tenant)
-        return client, new_secret
+        return client, grant_rows, secret_rows, new_secret
 
     @staticmethod
     def _check_metadata(method: AuthMethod, metadata: ClientMetadata) -> None:
@@ -294,6 +314,96 @@ class Admin:
     def delete_client(self, client_id: str) -> None:
         self.store.delete_client(client_id)
         self._audit.emit("client.deleted", actor=self._actor, client_id=client_id)
+
+    def approve_client(self, client_id: str) -> bool:
+        """Let a client registered with `--approval` authenticate; False if it was not pending."""
+        client = self.client(client_id)
+        if not client.metadata.pending_approval:
+            return False
+        self.store.update_client(dataclasses.replace(
+            client, metadata=dataclasses.replace(client.metadata, pending_approval=False)))
+        self._audit.emit("client.approved", actor=self._actor, client_id=client_id, tenant=client.tenant)
+        return True
+
+    # dynamic registration (RFC 7591 / 7592) -------------------------------------
+    def create_registration_token(self, grants: Sequence[GrantSpec], *, max_uses: int | None = None,
+                                  ttl: int | None = None, tenant: str | None = None,
+                                  approval: bool = False) -> tuple[RegistrationToken, str]:
+        """A new initial access token and its plaintext (shown once): clients registered with it get
+        at most `grants`, are placed in `tenant` and, with `approval`, wait for `approve_client`."""
+        if not grants:
+            raise ConfigError("list at least one --grant the registered clients may get")
+        rows = self._grants("registration", grants)  # the APIs and scopes must exist now
+        if tenant is not None:
+            try:
+                validate_tenant(tenant)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if max_uses is not None and not 1 <= max_uses <= 1_000_000:
+            raise ConfigError("--max-uses must be between 1 and 1000000")
+        if ttl is not None and ttl <= 0:
+            raise ConfigError("--ttl must be positive")
+        plaintext = generate_secret(_random.token_bytes, INITIAL_ACCESS_TOKEN_PREFIX)
+        now = self._clock.now()
+        token = RegistrationToken(f"rt_{_random.token_hex(6)}", hash_secret(self._material.pepper, plaintext),
+                                  tuple((g.api, g.scopes) for g in rows), now, tenant, approval, max_uses, 0,
+                                  now + ttl if ttl else None, None, self._actor)
+        self.store.save_registration_token(token)
+        self._audit.emit("registration_token.created", actor=self._actor, token_id=token.token_id,
+                         grants=[g.api for g in rows], tenant=tenant, approval=approval, max_uses=max_uses,
+                         expires_at=token.expires_at)
+        return token, plaintext
+
+    def registration_tokens(self) -> list[RegistrationToken]:
+        return self.store.load_registration_tokens()
+
+    def revoke_registration_token(self, token_id: str) -> None:
+        self.store.revoke_registration_token(token_id, self._clock.now())
+        self._audit.emit("registration_token.revoked", actor=self._actor, token_id=token_id)
+
+    def find_registration_token(self, plaintext: str) -> RegistrationToken | None:
+        """The initial access token `plaintext` is, in any state; None if it is none of ours."""
+        if not has_valid_checksum(plaintext, INITIAL_ACCESS_TOKEN_PREFIX):
+            return None  # cheap refusal of garbage before any lookup
+        return self.store.load_registration_token(hash_secret(self._material.pepper, plaintext))
+
+    def register_client(self, token: RegistrationToken, name: str, auth_method: str, metadata: ClientMetadata,
+                        grants: Sequence[PolicyGrant]) -> tuple[Client, NewSecret | None, str] | None:
+        """Create a client under `token`'s policy (the caller has narrowed `grants` to it), spending one
+        use; None when the token can no longer be used. Returns the client, its secret (secret methods)
+        and its registration access token, both shown once. ConfigError: metadata the rules refuse."""
+        metadata = dataclasses.replace(metadata, pending_approval=token.approval)
+        client, grant_rows, secret_rows, new_secret = self._new_client(
+            name, [GrantSpec(api, scopes) for api, scopes in grants], auth_method=auth_method, tenant=token.tenant,
+            client_id=None, enabled=True, rate_limit=None, metadata=metadata, secret=None)
+        access_token = generate_secret(_random.token_bytes, REGISTRATION_ACCESS_TOKEN_PREFIX)
+        registration = ClientRegistration(client.client_id, token.token_id,
+                                          hash_secret(self._material.pepper, access_token), token.grants,
+                                          client.created_at)
+        if not self.store.register_client(token.token_id, self._clock.now(), client, grant_rows, secret_rows,
+                                          registration):
+            return None
+        self._audit.emit("client.registered", actor=self._actor, client_id=client.client_id,
+                         token_id=token.token_id, auth_method=client.auth_method.value,
+                         grants=[g.api for g in grant_rows], tenant=client.tenant, pending_approval=token.approval)
+        return client, new_secret, access_token
+
+    def verify_registration_access_token(self, client_id: str, plaintext: str) -> ClientRegistration | None:
+        """The client's registration if `plaintext` is its registration access token, else None."""
+        presented = hash_secret(self._material.pepper, plaintext)
+        registration = self.store.load_registration(client_id) if has_valid_checksum(
+            plaintext, REGISTRATION_ACCESS_TOKEN_PREFIX) else None
+        if registration is None:
+            hmac.compare_digest(presented, bytes(32))  # the same work either way
+            return None
+        return registration if hmac.compare_digest(presented, registration.access_token_hash) else None
+
+    def verify_client_secret(self, client_id: str, plaintext: str) -> bool:
+        """Whether `plaintext` is one of the client's active secrets (RFC 7592 §2.2 updates)."""
+        presented = hash_secret(self._material.pepper, plaintext)
+        now = self._clock.now()
+        return any(hmac.compare_digest(presented, s.hash) and secret_state(s, now) is SecretState.ACTIVE
+                   for s in self.store.load_secrets(client_id))
 
     # secrets ------------------------------------------------------------------
     def rotate_secret(self, client_id: str, grace: int) -> NewSecret:

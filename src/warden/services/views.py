@@ -13,9 +13,10 @@ from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.client_metadata import render_client_metadata
 from warden.core.keys import SigningKey
+from warden.core.registration import RegistrationToken
 from warden.core.secrets import ClientSecret, secret_state
 
-__all__ = ["api_view", "client_view", "key_view", "render_time", "secret_view"]
+__all__ = ["api_view", "client_view", "key_view", "registration_token_view", "render_time", "secret_view"]
 
 
 def render_time(value: float | None) -> str | None:
@@ -55,3 +56,12 @@ def secret_view(secret: ClientSecret, now: float) -> dict[str, Any]:
 def key_view(key: SigningKey) -> dict[str, Any]:
     return {"kid": key.kid, "alg": key.alg, "state": key.state.value, "created_at": render_time(key.created_at),
             "activated_at": render_time(key.activated_at), "retired_at": render_time(key.retired_at)}
+
+
+def registration_token_view(token: RegistrationToken, now: float) -> dict[str, Any]:
+    """An initial access token's policy and state; never its value or hash."""
+    return {"token_id": token.token_id, "state": token.state(now),
+            "grants": [{"api": api, "scopes": list(scopes)} for api, scopes in token.grants],
+            "tenant": token.tenant, "approval": token.approval, "uses": token.uses, "max_uses": token.max_uses,
+            "expires_at": render_time(token.expires_at), "created_at": render_time(token.created_at),
+            "revoked_at": render_time(token.revoked_at), "created_by": token.created_by}
