@@ -38,6 +38,7 @@ from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidTok
 from warden.server import admin_extra
 from warden.server.admin_schema import (
     API_IN,
+    CLIENT_APPROVE,
     CLIENT_CREATE,
     CLIENT_PATCH,
     KEYS_ROTATE,
@@ -362,7 +363,7 @@ ROUTES: list[Route] = [
     Route("GET", re.compile(r"/clients/([^/]+)"), _get_client, False),
     Route("PATCH", re.compile(r"/clients/([^/]+)"), _patch_client, True, CLIENT_PATCH),
     Route("DELETE", re.compile(r"/clients/([^/]+)"), _delete_client, True),
-    Route("POST", re.compile(r"/clients/([^/]+)/approve"), _approve_client, True),
+    Route("POST", re.compile(r"/clients/([^/]+)/approve"), _approve_client, True, CLIENT_APPROVE),
     Route("GET", re.compile(r"/registration-tokens"), _list_registration_tokens, False),
     Route("POST", re.compile(r"/registration-tokens"), _create_registration_token, True, REGISTRATION_TOKEN_CREATE),
     Route("DELETE", re.compile(r"/registration-tokens/([^/]+)"), _revoke_registration_token, True),

@@ -15,6 +15,7 @@ from warden.server.admin_extra import extra_paths
 from warden.server.admin_schema import (
     API_IN,
     API_OUT,
+    CLIENT_APPROVE,
     CLIENT_CREATE,
     CLIENT_OUT,
     CLIENT_PATCH,
@@ -120,7 +121,7 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
             "/clients/{client_id}/approve": {
                 "parameters": _path("client_id"),
                 "post": _op("approveClient", "let a client registered with approval authenticate", write, "200",
-                            ref["Client"], errors=("401", "403", "404", "503"))},
+                            ref["Client"], body=CLIENT_APPROVE, errors=("400", "401", "403", "404", "503"))},
             "/registration-tokens": {
                 "get": _op("listRegistrationTokens", "list initial access tokens (never their values)", read, "200",
                            _page("RegistrationToken"), query=query["list_registration_tokens"]),

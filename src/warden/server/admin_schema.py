@@ -21,6 +21,7 @@ from warden.errors import ConfigError
 __all__ = [
     "API_IN",
     "API_OUT",
+    "CLIENT_APPROVE",
     "CLIENT_CREATE",
     "CLIENT_OUT",
     "CLIENT_PATCH",
@@ -85,6 +86,8 @@ TOKENS_REVOKE: Schema = {"oneOf": [
      "properties": {"client_id": {"type": "string", "pattern": _ID}}},
 ]}
 
+CLIENT_APPROVE: Schema = {"type": "object", "additionalProperties": False, "properties": {},
+                          "description": "empty, or no body at all"}
 REGISTRATION_TOKEN_CREATE: Schema = {"type": "object", "required": ["grants"], "additionalProperties": False,
                                      "properties": {
     "grants": {**_GRANT_LIST, "minItems": 1, "description": "the most a registered client may get"},
