@@ -5,6 +5,7 @@ under concurrency, and the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.conftest import LiveServer
+from tests.integration.conftest import LiveServer, free_port, wait_until
 from tests.integration.test_admin_api import admin_token
+from tests.integration.test_cli_e2e import Served, cli_json, run_cli
 from tests.integration.test_private_key_jwt import JWKS, KEY, assertion, post
 
 from warden.cli.main import main
@@ -227,7 +229,7 @@ def test_concurrent_registrations_on_postgresql_never_exceed_max_uses(start_serv
 
 def test_registration_tokens_and_approval_from_the_cli(tmp_path: Path, capsys, monkeypatch,
                                                        start_server: Callable[..., LiveServer]) -> None:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("WARDEN_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("WARDEN_AUDIT_SINK", str(tmp_path / "cli-audit.jsonl"))
@@ -268,3 +270,27 @@ def test_registration_tokens_and_approval_from_the_cli(tmp_path: Path, capsys, m
     assert "--max-uses" in err
     _, err = cli("clients", "approve", "nobody", expect=1)
     assert "nobody" in err
+
+
+@pytest.mark.slow
+def test_a_client_registered_on_one_worker_becomes_usable_on_every_worker(tmp_path: Path) -> None:
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    cli_env |= {"WARDEN_DATA_DIR": str(tmp_path / "data"), "WARDEN_AUDIT_SINK": str(tmp_path / "audit.jsonl"),
+                "WARDEN_REGISTRY_POLL_INTERVAL": "0.25"}
+    run_cli("init", env=cli_env)
+    cli_json("apis", "create", "https://api.example", "--scopes", "read", env=cli_env)
+    iat = cli_json("registration-tokens", "create", "--grant", "https://api.example=read", env=cli_env)[
+        "initial_access_token"]
+    server = Served(cli_env, free_port(), workers=2)
+    try:
+        infos = [httpx.post(f"{server.url}/oauth2/register", json={}, headers={"authorization": f"Bearer {iat}"},
+                            timeout=10).json() for _ in range(4)]
+        for info in infos:
+            # fresh connections, so the kernel spreads them over both workers; each polls the store on its own
+            cid, secret = info["client_id"], info["client_secret"]
+            assert wait_until(lambda cid=cid, secret=secret: all(
+                server.token(cid, secret).status_code == 200 for _ in range(8)), timeout=10)
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+    assert iat not in err and all(info["client_secret"] not in err for info in infos)
