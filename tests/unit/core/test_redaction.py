@@ -107,7 +107,11 @@ def test_metric_label_values_are_redacted():
 def test_registration_credentials_are_redacted():
     import secrets as random
 
-    from warden.core.secrets import INITIAL_ACCESS_TOKEN_PREFIX, REGISTRATION_ACCESS_TOKEN_PREFIX, generate_secret
+    from warden.core.secrets import (
+        INITIAL_ACCESS_TOKEN_PREFIX,
+        REGISTRATION_ACCESS_TOKEN_PREFIX,
+        generate_secret,
+    )
 
     for prefix in (INITIAL_ACCESS_TOKEN_PREFIX, REGISTRATION_ACCESS_TOKEN_PREFIX):
         value = generate_secret(random.token_bytes, prefix)
