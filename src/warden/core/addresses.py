@@ -47,10 +47,31 @@ def render_allowed_ips(networks: Iterable[Network]) -> list[str]:
     return [str(n) for n in networks]
 
 
+_DECIDED: dict[tuple[str, int], tuple[tuple[Network, ...], bool]] = {}
+_DECIDED_LIMIT = 16_384  # bounds memory: when full, the map starts over
+
+
 def is_address_allowed(source: str, networks: tuple[Network, ...]) -> bool:
-    """Whether `source` lies in one of `networks`; an empty tuple allows every source."""
+    """Whether `source` lies in one of `networks`; an empty tuple allows every source.
+
+    Runs on every token request of a restricted client, and parsing an address costs microseconds,
+    so answers are remembered per (source, list). The list is keyed by identity (a client's list is
+    one object for as long as the registry holds it) and kept in the entry, so its id cannot be
+    reused by another list while the answer is remembered."""
     if not networks:
         return True
+    key = (source, id(networks))
+    hit = _DECIDED.get(key)
+    if hit is not None and hit[0] is networks:
+        return hit[1]
+    allowed = _is_allowed(source, networks)
+    if len(_DECIDED) >= _DECIDED_LIMIT:
+        _DECIDED.clear()
+    _DECIDED[key] = (networks, allowed)
+    return allowed
+
+
+def _is_allowed(source: str, networks: tuple[Network, ...]) -> bool:
     try:
         address = ipaddress.ip_address(source.strip().split("%", 1)[0])  # a zone id is not part of the address
     except ValueError:

@@ -88,3 +88,12 @@ def test_conditional_access_round_trips_through_stored_metadata() -> None:
 def test_bad_conditional_access_metadata_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         parse_client_metadata(bad)
+
+
+def test_remembered_answers_belong_to_their_source_and_list() -> None:
+    ten, other = parse_allowed_ips(["10.0.0.0/8"]), parse_allowed_ips(["192.0.2.0/24"])
+    for _ in range(2):  # the second round is answered from memory
+        assert is_address_allowed("10.9.9.9", ten) and not is_address_allowed("192.0.2.1", ten)
+        assert is_address_allowed("192.0.2.1", other) and not is_address_allowed("10.9.9.9", other)
+    for _ in range(3):  # lists built anew (a changed client) are decided anew
+        assert not is_address_allowed("10.9.9.9", parse_allowed_ips(["192.0.2.0/24"]))
