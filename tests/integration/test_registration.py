@@ -294,3 +294,28 @@ def test_a_client_registered_on_one_worker_becomes_usable_on_every_worker(tmp_pa
         code, _, err = server.stop()
     assert code == 0, err
     assert iat not in err and all(info["client_secret"] not in err for info in infos)
+
+
+def test_registration_tokens_through_the_admin_api(server: LiveServer) -> None:
+    api = server.api("read write")
+    with httpx.Client(base_url=f"{server.url}/admin/v1", timeout=10,
+                      headers={"authorization": f"Bearer {admin_token(server)}"}) as admin:
+        made = admin.post("/registration-tokens", json={"grants": [{"api": api, "scopes": ["read"]}], "max_uses": 1,
+                                                        "ttl": "1h", "tenant": "acme", "approval": True})
+        assert made.status_code == 201, made.text
+        body = made.json()
+        assert body["initial_access_token"].startswith("wiat_") and body["state"] == "active"
+        assert body["grants"] == [{"api": api, "scopes": ["read"]}] and body["max_uses"] == 1
+        assert body["created_by"].startswith("client:")
+        assert register(server, body["initial_access_token"]).status_code == 201
+        listed = admin.get("/registration-tokens").json()["items"]
+        assert [(t["token_id"], t["state"], t["uses"]) for t in listed] == [(body["token_id"], "used_up", 1)]
+        assert "initial_access_token" not in listed[0]
+        for bad in ({"grants": []}, {"grants": [{"api": api, "scopes": ["admin"]}]}, {"grants": [], "max_uses": 0},
+                    {"grants": [{"api": "https://nope.example", "scopes": ["read"]}]}, {"max_uses": 2}):
+            resp = admin.post("/registration-tokens", json=bad)
+            assert resp.status_code == 400 and resp.headers["content-type"] == "application/problem+json", bad
+        assert admin.delete(f"/registration-tokens/{body['token_id']}").status_code == 204
+        assert admin.get("/registration-tokens").json()["items"][0]["state"] == "revoked"
+        assert admin.delete("/registration-tokens/rt_missing").status_code == 404
+    assert body["initial_access_token"] not in server.audit_path.read_text()
