@@ -84,6 +84,7 @@ def test_register_use_read_update_and_delete_a_client(server: LiveServer) -> Non
     server.sync()
     assert server.token(cid, secret, resource=api, scope="write").status_code == 200
 
+    # T70: an update is held to the registration's policy and cannot switch to another auth method
     for body, words in (({"client_id": cid, "scope": "admin"}, "scope admin"),
                         ({"client_id": "someone-else"}, "client_id"),
                         ({"client_id": cid, "client_secret": "wsec_" + "A" * 42}, "client_secret"),
@@ -204,6 +205,7 @@ def test_clients_registered_with_approval_are_refused_until_approved(server: Liv
 
 
 def test_a_disabled_clients_registration_access_token_cannot_change_it(server: LiveServer) -> None:
+    """T71: a registration access token cannot re-enable (or otherwise touch) a disabled client."""
     api = server.api()
     info = register(server, initial_token(server, {api: "read"}), {}).json()
     server.admin.update_client(info["client_id"], enabled=False)
