@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.integration.conftest import LiveServer, free_port, wait_until
 from tests.integration.test_admin_api import admin_token
 from tests.integration.test_cli_e2e import Served, cli_json, run_cli
@@ -321,3 +323,39 @@ def test_registration_tokens_through_the_admin_api(server: LiveServer) -> None:
         assert admin.get("/registration-tokens").json()["items"][0]["state"] == "revoked"
         assert admin.delete("/registration-tokens/rt_missing").status_code == 404
     assert body["initial_access_token"] not in server.audit_path.read_text()
+
+
+_members = st.dictionaries(
+    st.sampled_from(["token_endpoint_auth_method", "client_name", "scope", "resources", "grant_types",
+                     "response_types", "redirect_uris", "jwks", "jwks_uri", "dpop_bound_access_tokens", "client_id",
+                     "client_secret", "contacts"]),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+                 | st.sampled_from(["client_secret_post", "private_key_jwt", "read", "client_credentials"]),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                 max_leaves=12), max_size=6)
+
+
+@pytest.fixture
+def fuzz_target() -> dict[str, Any]:
+    return {}  # function-scoped: hypothesis runs every example of one test against what it holds
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_members)
+def test_generated_registration_bodies_never_5xx_and_store_nothing_when_refused(
+        start_server: Callable[..., LiveServer], fuzz_target: dict[str, Any], body: dict[str, Any]) -> None:
+    if "server" not in fuzz_target:  # one server (Warden's own, as `warden serve` runs) for every example
+        server = start_server(stack="h1")
+        api = server.api("read write")
+        fuzz_target |= {"server": server, "api": api, "token": initial_token(server, {api: "read write"})}
+    server, token = fuzz_target["server"], fuzz_target["token"]
+    if isinstance(body.get("resources"), list) and body["resources"]:
+        body["resources"] = [fuzz_target["api"]] + body["resources"][1:]
+    before = len(server.admin.store.load_clients())
+    resp = register(server, token, body)
+    assert resp.status_code in (201, 400), resp.text
+    if resp.status_code == 400:
+        assert resp.json()["error"] in ("invalid_client_metadata", "invalid_request")
+        assert len(server.admin.store.load_clients()) == before
+    else:
+        assert resp.json()["client_id"] in {c.client_id for c in server.admin.store.load_clients()}
