@@ -108,7 +108,8 @@ class ClientRegistrations:
             await run_steps(steps, call)
         except OAuthError as exc:
             self._audit.emit("client.registration_denied", outcome="denied", reason=exc.reason, error=exc.error,
-                             source=call.source, method=call.method, client_id=call.client_id,
+                             source=call.source, method=call.method,
+                             client_id=call.client_id[:128] if call.client_id else None,  # from the path
                              token_id=call.token.token_id if call.token else None)
             raise
 
