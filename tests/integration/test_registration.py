@@ -359,3 +359,16 @@ def test_generated_registration_bodies_never_5xx_and_store_nothing_when_refused(
         assert len(server.admin.store.load_clients()) == before
     else:
         assert resp.json()["client_id"] in {c.client_id for c in server.admin.store.load_clients()}
+
+
+def test_failed_token_presentations_are_throttled_per_source(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server(**{"limits.failed_auth_per_minute": 3})
+    api = server.api()
+    iat = initial_token(server, {api: "read"})
+    for _ in range(3):
+        assert register(server, "wiat_" + "A" * 42).status_code == 401
+    throttled = register(server, iat)  # the budget is spent: not even a good token is looked at
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+    assert throttled.json()["error"] == "slow_down"
+    assert server.admin.registration_tokens()[0].uses == 0
+    assert "failed_auth_throttled" in denied(server)

@@ -158,7 +158,7 @@ class Runtime:
         self.introspection = Introspection(self, auth, self.issuer, self.audit)
         self.revocation = Revocation(self, auth, self.issuer, self.audit)
         self.registrations = ClientRegistrations(self.admin, self.issuer, self.audit, dev_mode=settings.dev_mode,
-                                                 on_registered=self._refresh_registry)
+                                                 on_registered=self._refresh_registry, throttle=self.auth_throttle)
         self.console_logins = ConsoleLogins(self.material, self.clock, self.issuer,
                                             login_url_lifetime=settings.console.login_url_lifetime,
                                             session_lifetime=settings.console.session_lifetime)

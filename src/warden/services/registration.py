@@ -1,8 +1,9 @@
 """Dynamic client registration (RFC 7591) and its management (RFC 7592), as lists of named steps.
 
-    register:  read_bearer_token → find_initial_access_token → parse_registration_request
-               → apply_token_policy → check_client_metadata → register
-    manage:    read_bearer_token → verify_registration_access_token → read | update | delete
+    register:  read_bearer_token → refuse_if_throttled → find_initial_access_token
+               → parse_registration_request → apply_token_policy → check_client_metadata → register
+    manage:    read_bearer_token → refuse_if_throttled → verify_registration_access_token
+               → read | update | delete
                (update: parse_registration_request → check_update → apply_registration_policy
                 → check_client_metadata → update)
 
@@ -18,7 +19,9 @@ are `client_name`, `scope`/`resources`, `jwks`/`jwks_uri` and `dpop_bound_access
 else about the client stays the operator's.
 
 Every refusal is audited (`client.registration_denied`, with the reason); bad or missing tokens are
-`invalid_token` (401, `WWW-Authenticate: Bearer error="invalid_token"`).
+`invalid_token` (401, `WWW-Authenticate: Bearer error="invalid_token"`) and count against the
+source's failed-authentication budget (`limits.failed_auth_per_minute`, as at the token endpoint),
+after which the source gets 429 until the budget refills.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from warden.core.client import Client
 from warden.core.client_metadata import ClientMetadata, parse_client_metadata, render_client_metadata
 from warden.core.registration import ClientRegistration, PolicyGrant, RegistrationToken, decide_grants
 from warden.errors import ConfigError
-from warden.protocol.errors import InvalidClientMetadata, InvalidRequest, InvalidToken, OAuthError
+from warden.protocol.errors import InvalidClientMetadata, InvalidRequest, InvalidToken, OAuthError, SlowDown
 from warden.protocol.reasons import Reason
 from warden.protocol.registration import (
     RegistrationRequest,
@@ -43,6 +46,7 @@ from warden.protocol.registration import (
 )
 from warden.services.admin import Admin, GrantSpec
 from warden.services.audit import AuditSink
+from warden.services.auth_throttle import FailedAuthThrottle
 from warden.services.steps import Step, run_steps
 
 __all__ = ["ClientRegistrations", "RegistrationCall"]
@@ -50,6 +54,7 @@ __all__ = ["ClientRegistrations", "RegistrationCall"]
 _DEFAULT_NAME = "registered client"
 _BAD_INITIAL = "the initial access token is missing, invalid, expired or used up"
 _BAD_ACCESS = "the registration access token is not valid for this client"
+_IDENTITY = "\x00registration"  # the throttle's identity for registration tokens (no client id has a NUL)
 
 
 @dataclass(slots=True)
@@ -83,22 +88,28 @@ def _refuse_metadata(description: str, reason: Reason = "client_metadata") -> In
 
 class ClientRegistrations:
     def __init__(self, admin: Callable[[str], Admin], issuer: str, audit: AuditSink, *, dev_mode: bool = False,
-                 on_registered: Callable[[], Awaitable[None]] | None = None) -> None:
+                 on_registered: Callable[[], Awaitable[None]] | None = None,
+                 throttle: FailedAuthThrottle | None = None) -> None:
         """`admin` builds the admin use cases acting as an actor; `on_registered` runs after each
-        registration (the server refreshes its registry, so this process knows the client at once)."""
+        registration (the server refreshes its registry, so this process knows the client at once);
+        `throttle` budgets failed token presentations per source."""
         self._admin = admin
+        self._throttle = throttle
         self._issuer = issuer
         self._audit = audit
         self._dev_mode = dev_mode
         self._on_registered = on_registered
         self.register_steps: tuple[Step[RegistrationCall], ...] = (
-            self.read_bearer_token, self.find_initial_access_token, self.parse_registration_request,
+            self.read_bearer_token, self.refuse_if_throttled, self.find_initial_access_token, self.parse_registration_request,
             self.apply_token_policy, self.check_client_metadata, self.register)
         self.manage_steps: dict[str, tuple[Step[RegistrationCall], ...]] = {
-            "GET": (self.read_bearer_token, self.verify_registration_access_token, self.read),
-            "PUT": (self.read_bearer_token, self.verify_registration_access_token, self.parse_registration_request,
-                    self.check_update, self.apply_registration_policy, self.check_client_metadata, self.update),
-            "DELETE": (self.read_bearer_token, self.verify_registration_access_token, self.delete),
+            "GET": (self.read_bearer_token, self.refuse_if_throttled, self.verify_registration_access_token,
+                    self.read),
+            "PUT": (self.read_bearer_token, self.refuse_if_throttled, self.verify_registration_access_token,
+                    self.parse_registration_request, self.check_update, self.apply_registration_policy,
+                    self.check_client_metadata, self.update),
+            "DELETE": (self.read_bearer_token, self.refuse_if_throttled, self.verify_registration_access_token,
+                       self.delete),
         }
 
     async def run(self, call: RegistrationCall) -> None:
@@ -107,6 +118,8 @@ class ClientRegistrations:
         try:
             await run_steps(steps, call)
         except OAuthError as exc:
+            if isinstance(exc, InvalidToken) and self._throttle is not None:
+                self._throttle.record_failure(call.source, _IDENTITY, call.now)
             self._audit.emit("client.registration_denied", outcome="denied", reason=exc.reason, error=exc.error,
                              source=call.source, method=call.method,
                              client_id=call.client_id[:128] if call.client_id else None,  # from the path
@@ -123,6 +136,12 @@ class ClientRegistrations:
             raise InvalidToken(_BAD_INITIAL if call.client_id is None else _BAD_ACCESS,
                                reason="registration_no_token")
         call.bearer = token.strip()
+
+    def refuse_if_throttled(self, call: RegistrationCall) -> None:
+        """429 before any token is looked up, once this source has spent its failure budget."""
+        wait = self._throttle.wait(call.source, _IDENTITY, call.now) if self._throttle is not None else 0.0
+        if wait > 0:
+            raise SlowDown("too many failed registration attempts", reason="failed_auth_throttled", retry_after=wait)
 
     def parse_registration_request(self, call: RegistrationCall) -> None:
         call.request = parse_registration_request(call.body, call.content_type)
