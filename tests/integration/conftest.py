@@ -149,8 +149,10 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         if stack == "h1":
             server = ThreadedH1(app, limits_for(settings, app.max_body_bytes), port=port)
         else:
+            # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 itself,
+            # ahead of Warden's own `server.trusted_proxies`
             server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                   lifespan="on", access_log=False))
+                                                   lifespan="on", access_log=False, proxy_headers=False))
             thread = threading.Thread(target=server.run, daemon=True)
             thread.start()
             assert wait_until(lambda: server.started, timeout=20), "server did not start"

@@ -228,3 +228,27 @@ def test_a_tenant_admins_console_shows_only_its_tenant(browser: Browser, console
     assert "globex-only" not in page.inner_text("#apis-table") and "shared" in page.inner_text("#apis-table")
     artefacts(page, "tenant-clients")
     assert violations == []
+
+
+def test_a_client_registered_with_approval_is_approved_from_the_clients_page(browser: Browser, console: LiveServer):
+    from warden.core.client_metadata import ClientMetadata
+    from warden.services.admin import GrantSpec
+
+    api = console.api("read")
+    token, _ = console.admin.create_registration_token([GrantSpec(api, ("read",))], approval=True)
+    made = console.admin.register_client(token, "waiting-svc", "client_secret_basic", ClientMetadata(),
+                                         [(api, ("read",))])
+    assert made is not None
+    client, secret, _ = made
+    violations: list[str] = []
+    page = new_page(browser, violations)
+    sign_in(page, console)
+    open_page(page, "clients")
+    page.wait_for_selector("#clients-table >> text=pending approval")
+    page.click('button[aria-label="Approve waiting-svc"]')
+    page.wait_for_selector("#clients-table >> text=waiting-svc")
+    assert wait_until(lambda: not console.admin.client(client.client_id).metadata.pending_approval)
+    page.wait_for_selector('button[aria-label="Approve waiting-svc"]', state="detached")
+    assert violations == []
+    console.sync()
+    assert secret is not None and console.token(client.client_id, secret.secret).status_code == 200

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from warden.core.api import Api
 from warden.core.client import AuthMethod, Client, Grant
 from warden.core.keys import KeyState, SigningKey
+from warden.core.registration import ClientRegistration, RegistrationToken
 from warden.core.revocation import RevokedToken
 from warden.core.secrets import ClientSecret
 from warden.errors import ConfigError, Conflict, NotFound, StorageError, StorageUnavailable
@@ -454,6 +455,89 @@ def test_cursors_start_at_zero_and_keep_the_last_saved_seq(store: Store) -> None
     store.save_cursor("other", 3)
     assert (store.load_cursor("audit"), store.load_cursor("other")) == (42, 3)
     assert store.latest_change() == 0
+
+
+# dynamic registration ------------------------------------------------------------------
+def reg_token(token_id: str = "rt_1", **kw: Any) -> RegistrationToken:
+    return RegistrationToken(token_id, b"\x00h\xff" + token_id.encode(), ((API_A, ("read", "write")),), T0,
+                             **kw)
+
+
+def registration(client_id: str = "svc-1", token_id: str = "rt_1") -> ClientRegistration:
+    return ClientRegistration(client_id, token_id, b"\x01rat\xfe" + client_id.encode(), ((API_A, ("read",)),), T0)
+
+
+def test_registration_tokens_round_trip_and_revoke_once(store: Store) -> None:
+    store.save_api(api())
+    made = reg_token(tenant="acme", approval=True, max_uses=3, expires_at=T0 + 60, created_by="cli:ops")
+    store.save_registration_token(made)
+    store.save_registration_token(reg_token("rt_2"))
+    assert store.load_registration_token(made.hash) == made
+    assert store.load_registration_token(b"nope") is None
+    assert [t.token_id for t in store.load_registration_tokens()] == ["rt_1", "rt_2"]
+    with pytest.raises(Conflict):
+        store.save_registration_token(dataclasses.replace(reg_token("rt_3"), hash=made.hash))
+    store.revoke_registration_token("rt_1", T0 + 1)
+    store.revoke_registration_token("rt_1", T0 + 2)  # the first time stands
+    assert store.load_registration_token(made.hash).revoked_at == T0 + 1  # type: ignore[union-attr]
+    with pytest.raises(NotFound):
+        store.revoke_registration_token("rt_missing", T0)
+    assert logged(store) == [(ChangeKind.API, API_A)]  # tokens are no change-log events
+
+
+def test_register_client_spends_a_use_and_creates_the_client_with_its_registration(store: Store) -> None:
+    store.save_api(api())
+    store.save_registration_token(reg_token(max_uses=1))
+    grants = [Grant("svc-1", API_A, ("read",))]
+    assert store.register_client("rt_1", T0, client(), grants, [secret("s1")], registration())
+    assert store.load_client("svc-1") == client() and store.load_grants("svc-1") == grants
+    assert [s.secret_id for s in store.load_secrets("svc-1")] == ["s1"]
+    assert store.load_registration("svc-1") == registration()
+    assert store.load_registration_tokens()[0].uses == 1
+    assert (ChangeKind.CLIENT, "svc-1") in logged(store)
+    # used up: nothing is created
+    assert not store.register_client("rt_1", T0, client("svc-2"), [], [], registration("svc-2"))
+    assert store.load_client("svc-2") is None and store.load_registration("svc-2") is None
+    store.delete_client("svc-1")
+    assert store.load_registration("svc-1") is None
+
+
+@pytest.mark.parametrize("state", [{"expires_at": T0}, {"revoked_at": T0 - 1}, {"max_uses": 0}])
+def test_register_client_refuses_an_expired_revoked_or_used_up_token(store: Store, state: dict[str, Any]) -> None:
+    store.save_api(api())
+    store.save_registration_token(reg_token(**state))
+    assert not store.register_client("rt_1", T0, client(), [], [], registration())
+    assert not store.register_client("rt_missing", T0, client(), [], [], registration())
+    assert store.load_client("svc-1") is None and store.load_registration_tokens()[0].uses == 0
+
+
+def test_a_failed_registration_spends_no_use(store: Store) -> None:
+    store.save_api(api())
+    store.create_client(client(), [], [])
+    store.save_registration_token(reg_token(max_uses=1))
+    with pytest.raises(Conflict):
+        store.register_client("rt_1", T0, client(), [], [], registration())
+    assert store.load_registration_tokens()[0].uses == 0
+
+
+def test_concurrent_registrations_never_exceed_max_uses(open_sql_store: Callable[[], Store]) -> None:
+    stores = [open_sql_store() for _ in range(4)]  # separate engines and pools, like separate processes
+    for s in stores:
+        s.migrate()
+    stores[0].save_api(api())
+    stores[0].save_registration_token(reg_token(max_uses=5))
+    barrier = threading.Barrier(16)
+
+    def register(n: int) -> bool:
+        barrier.wait()
+        return stores[n % 4].register_client("rt_1", T0, client(f"svc-{n}"), [Grant(f"svc-{n}", API_A, ("read",))],
+                                             [], registration(f"svc-{n}"))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(register, range(16)))
+    assert results.count(True) == 5
+    assert stores[1].load_registration_tokens()[0].uses == 5
+    assert len(stores[2].load_clients()) == 5
 
 
 # several processes on one SQL database -------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -23,6 +24,7 @@ __all__ = [
     "apis_update",
     "apply",
     "audit_verify",
+    "clients_approve",
     "clients_create",
     "clients_delete",
     "clients_disable",
@@ -36,6 +38,9 @@ __all__ = [
     "init",
     "keys_list",
     "keys_rotate",
+    "registration_tokens_create",
+    "registration_tokens_list",
+    "registration_tokens_revoke",
     "secrets_list",
     "secrets_revoke",
     "secrets_rotate",
@@ -210,7 +215,8 @@ def clients_create(args: argparse.Namespace) -> int:
     with admin_session(args) as admin:
         client, secret = admin.create_client(args.name, grants, auth_method=args.auth_method,
                                              tenant=args.tenant, client_id=args.client_id,
-                                             rate_limit=args.rate_limit, metadata=metadata)
+                                             rate_limit=args.rate_limit, metadata=metadata,
+                                             **_conditions(args))
         data = _client_dict(admin, client.client_id)
     if secret is not None:
         data["client_secret"] = secret.secret
@@ -222,33 +228,51 @@ def clients_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def clients_update(args: argparse.Namespace) -> int:
-    import dataclasses
+def _conditions(args: argparse.Namespace) -> dict[str, object]:
+    """The conditional-access options given on the command line (those not given are left out)."""
+    options: dict[str, object] = {}
+    if args.allowed_ip is not None:
+        options["allowed_ips"] = args.allowed_ip
+    if getattr(args, "clear_allowed_ips", False):
+        if args.allowed_ip is not None:
+            raise ConfigError("give --allowed-ip or --clear-allowed-ips, not both")
+        options["allowed_ips"] = []
+    if args.max_token_lifetime is not None:
+        clear = args.max_token_lifetime.strip().lower() == "none" and hasattr(args, "clear_allowed_ips")
+        options["max_token_lifetime"] = None if clear else _duration(args.max_token_lifetime, "--max-token-lifetime")
+    return options
 
+
+def clients_update(args: argparse.Namespace) -> int:
+    options = _conditions(args)
+    if args.name is not None:
+        options["name"] = args.name
     with admin_session(args) as admin:
-        client = admin.client(args.client_id)
-        metadata = client.metadata
         if args.allow_token_exchange is not None:
-            metadata = dataclasses.replace(metadata, token_exchange=args.allow_token_exchange)
-        changed = admin.update_client(args.client_id, metadata=metadata)
-        data = _client_dict(admin, args.client_id)
-    emit(data | {"changed": changed}, _json(args),
-         f"{'updated' if changed else 'unchanged'} client {args.client_id}"
-         f" (token exchange: {'allowed' if metadata.token_exchange else 'not allowed'})")
+            options["metadata"] = dataclasses.replace(admin.client(args.client_id).metadata,
+                                                      token_exchange=args.allow_token_exchange)
+        changed = admin.update_client(args.client_id, **options)
+        data = _client_dict(admin, args.client_id) | {"changed": changed}
+    metadata = data.get("metadata")
+    exchange = "allowed" if isinstance(metadata, dict) and metadata.get("token_exchange") else "not allowed"
+    emit(data, _json(args), f"{'updated' if changed else 'unchanged'} client {args.client_id}"
+                            f" (token exchange: {exchange})")
     return 0
 
 
 def clients_list(args: argparse.Namespace) -> int:
     with admin_session(args) as admin:
-        clients = admin.store.load_clients()
+        clients = [c for c in admin.store.load_clients() if c.metadata.pending_approval or not args.pending]
         grants = admin.store.load_grants()
     by_client: dict[str, list[str]] = {}
     for g in grants:
         by_client.setdefault(g.client_id, []).append(g.api)
     data = [{"client_id": c.client_id, "name": c.name, "enabled": c.enabled, "auth_method": c.auth_method.value,
-             "tenant": c.tenant, "apis": by_client.get(c.client_id, [])} for c in clients]
-    emit(data, _json(args), table([(c["client_id"], c["name"], "yes" if c["enabled"] else "no", c["auth_method"],
-                                    c["tenant"], ",".join(c["apis"])) for c in data],
+             "tenant": c.tenant, "apis": by_client.get(c.client_id, []),
+             "pending_approval": c.metadata.pending_approval} for c in clients]
+    emit(data, _json(args), table([(c["client_id"], c["name"], "pending" if c["pending_approval"] else
+                                    ("yes" if c["enabled"] else "no"), c["auth_method"], c["tenant"],
+                                    ",".join(c["apis"])) for c in data],
                                   ("CLIENT_ID", "NAME", "ENABLED", "AUTH_METHOD", "TENANT", "APIS")))
     return 0
 
@@ -275,6 +299,14 @@ def clients_disable(args: argparse.Namespace) -> int:
 
 def clients_enable(args: argparse.Namespace) -> int:
     return _set_enabled(args, True)
+
+
+def clients_approve(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        changed = admin.approve_client(args.client_id)
+    emit({"client_id": args.client_id, "approved": changed}, _json(args),
+         f"approved client {args.client_id}" if changed else f"client {args.client_id} was not pending approval")
+    return 0
 
 
 def clients_delete(args: argparse.Namespace) -> int:
@@ -314,6 +346,48 @@ def secrets_revoke(args: argparse.Namespace) -> int:
         admin.revoke_secret(args.client_id, args.secret_id)
     emit({"client_id": args.client_id, "revoked": args.secret_id}, _json(args),
          f"revoked secret {args.secret_id} of client {args.client_id}")
+    return 0
+
+
+# dynamic registration --------------------------------------------------------------
+def _registration_token_dict(token: object, now: float) -> dict[str, object]:
+    from warden.core.registration import RegistrationToken
+    from warden.services.views import registration_token_view
+
+    assert isinstance(token, RegistrationToken)
+    return registration_token_view(token, now)
+
+
+def registration_tokens_create(args: argparse.Namespace) -> int:
+    from warden.services.admin import parse_grant_spec
+
+    grants = [parse_grant_spec(g) for g in args.grant]
+    ttl = _duration(args.ttl, "--ttl") if args.ttl is not None else None
+    with admin_session(args) as admin:
+        token, plaintext = admin.create_registration_token(grants, max_uses=args.max_uses, ttl=ttl,
+                                                           tenant=args.tenant, approval=args.approval)
+    data = _registration_token_dict(token, time.time()) | {"initial_access_token": plaintext}
+    emit(data, _json(args), f"token_id:             {token.token_id}\ninitial_access_token: {plaintext}\n"
+                            "(shown once; registrants send it as Authorization: Bearer to POST /oauth2/register)")
+    return 0
+
+
+def registration_tokens_list(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        tokens = admin.registration_tokens()
+    now = time.time()
+    data = [_registration_token_dict(t, now) for t in tokens]
+    emit(data, _json(args), table([(d["token_id"], d["state"], f"{d['uses']}/{d['max_uses'] or '-'}",
+                                    d["expires_at"], d["tenant"], "yes" if d["approval"] else "no",
+                                    ",".join(g["api"] for g in d["grants"])) for d in data],  # type: ignore[attr-defined]
+                                  ("TOKEN_ID", "STATE", "USES", "EXPIRES", "TENANT", "APPROVAL", "APIS")))
+    return 0
+
+
+def registration_tokens_revoke(args: argparse.Namespace) -> int:
+    with admin_session(args) as admin:
+        admin.revoke_registration_token(args.token_id)
+    emit({"revoked": args.token_id}, _json(args), f"revoked registration token {args.token_id}")
     return 0
 
 

@@ -74,6 +74,15 @@ def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[
     return parser
 
 
+def _conditional_access(p: _Parser) -> None:
+    p.add_argument("--allowed-ip", action="append", default=None, metavar="CIDR",
+                   help="a network the client may authenticate from (repeat for several; on update the list "
+                        "replaces the current one). The address is the TCP peer's, or X-Forwarded-For's from a "
+                        "server.trusted_proxies address")
+    p.add_argument("--max-token-lifetime", metavar="DURATION",
+                   help="cap every token's lifetime for this client, e.g. 10m (update: none removes the cap)")
+
+
 def build_parser() -> _Parser:
     from warden.cli import commands as c
 
@@ -148,13 +157,23 @@ def build_parser() -> _Parser:
     p.add_argument("--cert-bound", action="store_true", help="bind tokens to the client certificate (RFC 8705)")
     p.add_argument("--allow-token-exchange", action="store_true",
                    help="allow the token exchange grant (RFC 8693) for the APIs the client is granted")
-    p = _add(clients, "update", c.clients_update, "change a client; options not given keep their value",
-             examples=["warden clients update CLIENT_ID --allow-token-exchange",
-                       "warden clients update CLIENT_ID --no-allow-token-exchange"])
+    _conditional_access(p)
+    p = _add(clients, "update", c.clients_update, "change an existing client; options not given keep their value",
+             examples=["warden clients update ID --allowed-ip 10.0.0.0/8 --allowed-ip 2001:db8::/32",
+                       "warden clients update ID --max-token-lifetime 10m",
+                       "warden clients update ID --clear-allowed-ips --max-token-lifetime none",
+                       "warden clients update ID --allow-token-exchange",
+                       "warden clients update ID --no-allow-token-exchange"])
     p.add_argument("client_id")
+    p.add_argument("--name")
+    _conditional_access(p)
+    p.add_argument("--clear-allowed-ips", action="store_true", help="accept the client from any source address")
     p.add_argument("--allow-token-exchange", action=argparse.BooleanOptionalAction, default=None,
                    help="allow (or, with --no-, refuse) the token exchange grant (RFC 8693)")
-    _add(clients, "list", c.clients_list, "list clients")
+    p = _add(clients, "list", c.clients_list, "list clients")
+    p.add_argument("--pending", action="store_true", help="only clients registered with approval and not yet approved")
+    _add(clients, "approve", c.clients_approve, "let a client registered with --approval authenticate",
+         examples=["warden clients list --pending", "warden clients approve ID"]).add_argument("client_id")
     for name, handler, text in (("show", c.clients_show, "show one client"),
                                 ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),
                                 ("enable", c.clients_enable, "enable a client"),
@@ -169,6 +188,25 @@ def build_parser() -> _Parser:
     p = _add(secrets, "revoke", c.secrets_revoke, "revoke one secret now")
     p.add_argument("client_id")
     p.add_argument("secret_id")
+
+    regs = sub.add_parser("registration-tokens", help="initial access tokens for dynamic registration (RFC 7591)"
+                          ).add_subparsers(dest="registration_tokens_command", metavar="COMMAND", parser_class=_Parser,
+                                           required=True)
+    p = _add(regs, "create", c.registration_tokens_create,
+             "make an initial access token for POST /oauth2/register and print it once",
+             examples=["warden registration-tokens create --grant https://orders.example=read --max-uses 10 --ttl 1d",
+                       "warden registration-tokens create --grant https://orders.example=read,write --tenant acme "
+                       "--approval --json"])
+    p.add_argument("--grant", action="append", default=[], metavar="IDENTIFIER=scope1,scope2", required=True,
+                   help="the most a registered client may get at one API; repeat for several")
+    p.add_argument("--max-uses", type=int, help="how many clients it may register (default: unlimited)")
+    p.add_argument("--ttl", help="how long it may be used, e.g. 1d (default: until revoked)")
+    p.add_argument("--tenant", help="the tenant registered clients belong to")
+    p.add_argument("--approval", action="store_true",
+                   help="registered clients are refused until `warden clients approve ID`")
+    _add(regs, "list", c.registration_tokens_list, "list initial access tokens (never their values)")
+    _add(regs, "revoke", c.registration_tokens_revoke, "stop an initial access token registering clients"
+         ).add_argument("token_id")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", metavar="COMMAND", parser_class=_Parser, required=True)

@@ -7,13 +7,12 @@ from urllib.parse import urlsplit
 
 from warden.core.algorithms import DEFAULT_ALG, SIGNING_ALGS
 from warden.core.client import validate_tenant
+from warden.core.durations import MAX_TTL, MIN_TTL
 from warden.core.scope import is_scope_token
 
 __all__ = ["DEFAULT_ALG", "RESERVED_SCOPE_PREFIX", "SIGNING_ALGS", "Api", "is_reserved_scope",
            "validate_api", "validate_identifier"]
 
-MIN_TTL = 60
-MAX_TTL = 24 * 3600
 # Scope names of Warden's own admin API (`warden:admin`, `warden:admin:read`). The server registers
 # that API itself; no API defined by an operator may use the prefix, so a scope of that name always
 # means the admin API's.

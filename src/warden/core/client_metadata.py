@@ -11,6 +11,10 @@ its fields here, validated in one place, without a schema change per method:
   `tls_client_auth`, and `tls_client_certificate_bound_access_tokens` (§3.4);
 - `token_exchange`: the client may use the token exchange grant (RFC 8693), for the targets it
   is granted.
+- conditional access: `allowed_ips` (CIDR networks the client may call from, see
+  `core.addresses`) and `max_token_lifetime` (seconds; caps every API's token lifetime);
+- `pending_approval`: a dynamically registered client (RFC 7591) waiting for an operator;
+  its requests are refused until it is approved. Server-owned: only approval clears it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from warden.core.addresses import Network, parse_allowed_ips, render_allowed_ips
+from warden.core.durations import MAX_TTL, MIN_TTL
+
 __all__ = [
+    "MAX_TOKEN_LIFETIME",
     "TLS_SUBJECT_FIELDS",
     "ClientMetadata",
     "FederatedIdentity",
@@ -34,6 +42,7 @@ TLS_SUBJECT_FIELDS = ("tls_client_auth_subject_dn", "tls_client_auth_san_dns", "
                       "tls_client_auth_san_ip", "tls_client_auth_san_email")
 _MAX_KEYS = 10
 _MAX_FEDERATED = 20
+MAX_TOKEN_LIFETIME = MAX_TTL  # the bounds of an API's own token lifetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,9 @@ class ClientMetadata:
     tls_client_auth: tuple[str, str] | None = None  # (field, value): the one registered subject (RFC 8705 §2.1.2)
     tls_client_certificate_bound_access_tokens: bool = False
     token_exchange: bool = False  # may use the RFC 8693 token exchange grant
+    allowed_ips: tuple[Network, ...] = ()  # empty: any source address
+    max_token_lifetime: int | None = None  # seconds; None: the APIs' own lifetimes
+    pending_approval: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of methods this version does not know
 
     @property
@@ -110,7 +122,8 @@ def parse_client_metadata(data: Mapping[str, Any] | str | None, *, allow_loopbac
     if not data:
         return _EMPTY  # most clients: one shared value keeps a 100,000-client registry small
     known = {"jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
-             "tls_client_certificate_bound_access_tokens", "token_exchange", *TLS_SUBJECT_FIELDS}
+             "tls_client_certificate_bound_access_tokens", "token_exchange", "allowed_ips", "max_token_lifetime",
+             "pending_approval", *TLS_SUBJECT_FIELDS}
     jwks = validate_jwks_document(data["jwks"]) if data.get("jwks") is not None else None
     jwks_uri = (_https_url(data["jwks_uri"], "jwks_uri", allow_loopback_http)
                 if data.get("jwks_uri") is not None else None)
@@ -150,9 +163,21 @@ def parse_client_metadata(data: Mapping[str, Any] | str | None, *, allow_loopbac
     exchange = data.get("token_exchange", False)
     if not isinstance(exchange, bool):
         raise ValueError("token_exchange must be true or false")
+    raw_ips = data.get("allowed_ips") or []
+    if not isinstance(raw_ips, list):
+        raise ValueError("allowed_ips must be a list of CIDR networks")
+    allowed_ips = parse_allowed_ips(raw_ips)
+    lifetime = data.get("max_token_lifetime")
+    if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int)
+                                 or not MIN_TTL <= lifetime <= MAX_TOKEN_LIFETIME):
+        raise ValueError(f"max_token_lifetime must be {MIN_TTL} to {MAX_TOKEN_LIFETIME} seconds")
+    pending = data.get("pending_approval", False)
+    if not isinstance(pending, bool):
+        raise ValueError("pending_approval must be true or false")
     extra = {k: v for k, v in data.items() if k not in known}
     return ClientMetadata(jwks, jwks_uri, tuple(federated), dpop, subjects[0] if subjects else None, bound,
-                          token_exchange=exchange, extra=extra)
+                          token_exchange=exchange, allowed_ips=allowed_ips, max_token_lifetime=lifetime,
+                          pending_approval=pending, extra=extra)
 
 
 def render_client_metadata(metadata: ClientMetadata) -> str:
@@ -172,4 +197,10 @@ def render_client_metadata(metadata: ClientMetadata) -> str:
         out["tls_client_certificate_bound_access_tokens"] = True
     if metadata.token_exchange:
         out["token_exchange"] = True
+    if metadata.allowed_ips:
+        out["allowed_ips"] = render_allowed_ips(metadata.allowed_ips)
+    if metadata.max_token_lifetime is not None:
+        out["max_token_lifetime"] = metadata.max_token_lifetime
+    if metadata.pending_approval:
+        out["pending_approval"] = True
     return json.dumps(out, separators=(",", ":"), sort_keys=True)

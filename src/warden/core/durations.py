@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "render_duration"]
+__all__ = ["MAX_TTL", "MIN_TTL", "parse_duration", "render_duration"]
+
+MIN_TTL = 60  # the bounds of any access token lifetime: an API's, or a client's cap
+MAX_TTL = 24 * 3600
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PATTERN = re.compile(r"^\s*(\d{1,9})\s*([smhdw]?)\s*$")

@@ -5,7 +5,8 @@ OAuth error descriptions, CLI error lines, metric label values) rather than at
 each call site, so a value that reaches a sink by an unforeseen path (a secret
 pasted into `client_id`, a token in an exception message) is still hidden:
 
-- a Warden secret: ``wsec_`` + 42 base62 characters. Shape alone is enough:
+- a Warden secret: ``wsec_`` + 42 base62 characters (and the registration credentials of
+  the same shape, ``wiat_`` and ``wrat_``). Shape alone is enough:
   a secret with a mistyped character fails the checksum but still leaks 41 of
   its 42 characters, so the checksum is not required here;
 - a whole JWT (JWS compact form, three base64url segments, header starting with
@@ -22,13 +23,14 @@ from __future__ import annotations
 import logging
 import re
 
-from warden.core.secrets import SECRET_LENGTH, SECRET_PREFIX
+from warden.core.secrets import CREDENTIAL_PREFIXES, SECRET_LENGTH, SECRET_PREFIX
 
 __all__ = ["REDACTED", "RedactingFormatter", "configure_logging", "redact", "redact_optional"]
 
 REDACTED = "[redacted]"
 
-_SECRET = re.compile(re.escape(SECRET_PREFIX) + f"[0-9A-Za-z]{{{SECRET_LENGTH - len(SECRET_PREFIX)}}}")
+_SECRET = re.compile("(" + "|".join(map(re.escape, CREDENTIAL_PREFIXES)) + ")"
+                     + f"[0-9A-Za-z]{{{SECRET_LENGTH - len(SECRET_PREFIX)}}}")
 # Header "eyJ..." (base64url of '{"'), payload, signature (may be empty for alg=none).
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL)
@@ -36,8 +38,8 @@ _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 
 
 def redact(text: str) -> str:
     """Return `text` with every Warden secret, whole JWT and PEM private key replaced by a marker."""
-    if SECRET_PREFIX in text:
-        text = _SECRET.sub(SECRET_PREFIX + REDACTED, text)
+    if "_" in text and any(prefix in text for prefix in CREDENTIAL_PREFIXES):
+        text = _SECRET.sub(lambda m: m.group(1) + REDACTED, text)
     if "eyJ" in text:
         text = _JWT.sub("[redacted jwt]", text)
     if "PRIVATE KEY-----" in text:

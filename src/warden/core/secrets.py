@@ -3,7 +3,9 @@
 Format: ``wsec_`` + 36 base62 characters of CSPRNG entropy (214 bits, above the
 2^-160 guessing bound of RFC 6749 §10.10) + 6 base62 characters of CRC32 over
 what precedes them, so leak scanners can recognise a Warden secret and reject
-typos offline. Secrets are high-entropy, so a keyed fast hash (HMAC-SHA256 with
+typos offline. Dynamic registration's bearer credentials have the same shape under their own
+prefixes (SECURITY.md §4: one prefix per kind): ``wiat_`` for initial access tokens and ``wrat_``
+for registration access tokens (RFC 7591 §3, RFC 7592 §1). Secrets are high-entropy, so a keyed fast hash (HMAC-SHA256 with
 a server-held pepper) is as strong as a slow password hash and keeps the token
 path fast; the plaintext is never stored.
 """
@@ -17,6 +19,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 __all__ = [
+    "CREDENTIAL_PREFIXES",
+    "INITIAL_ACCESS_TOKEN_PREFIX",
+    "REGISTRATION_ACCESS_TOKEN_PREFIX",
     "SECRET_PREFIX",
     "ClientSecret",
     "SecretState",
@@ -27,6 +32,9 @@ __all__ = [
 ]
 
 SECRET_PREFIX = "wsec_"
+INITIAL_ACCESS_TOKEN_PREFIX = "wiat_"
+REGISTRATION_ACCESS_TOKEN_PREFIX = "wrat_"
+CREDENTIAL_PREFIXES = (SECRET_PREFIX, INITIAL_ACCESS_TOKEN_PREFIX, REGISTRATION_ACCESS_TOKEN_PREFIX)  # same length
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ENTROPY_CHARS = 36
 _CHECKSUM_CHARS = 6
@@ -63,8 +71,9 @@ def _checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode("ascii")), _CHECKSUM_CHARS)
 
 
-def generate_secret(random_bytes: Callable[[int], bytes]) -> str:
-    """Return a new secret; `random_bytes` is a CSPRNG such as `secrets.token_bytes`."""
+def generate_secret(random_bytes: Callable[[int], bytes], prefix: str = SECRET_PREFIX) -> str:
+    """Return a new secret; `random_bytes` is a CSPRNG such as `secrets.token_bytes`; `prefix` one of
+    `CREDENTIAL_PREFIXES`."""
     chars: list[str] = []
     while len(chars) < _ENTROPY_CHARS:
         for byte in random_bytes(64):
@@ -72,13 +81,13 @@ def generate_secret(random_bytes: Callable[[int], bytes]) -> str:
                 chars.append(_ALPHABET[byte % 62])
                 if len(chars) == _ENTROPY_CHARS:
                     break
-    body = SECRET_PREFIX + "".join(chars)
+    body = prefix + "".join(chars)
     return body + _checksum(body)
 
 
-def has_valid_checksum(secret: str) -> bool:
+def has_valid_checksum(secret: str, prefix: str = SECRET_PREFIX) -> bool:
     """True if `secret` has Warden's shape and checksum (a cheap pre-check, not authentication)."""
-    if len(secret) != SECRET_LENGTH or not secret.startswith(SECRET_PREFIX):
+    if len(secret) != SECRET_LENGTH or not secret.startswith(prefix):
         return False
     body, check = secret[:-_CHECKSUM_CHARS], secret[-_CHECKSUM_CHARS:]
     return hmac.compare_digest(_checksum(body), check)

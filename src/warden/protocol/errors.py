@@ -21,6 +21,7 @@ __all__ = [
     "HeaderFieldsTooLarge",
     "InsufficientScope",
     "InvalidClient",
+    "InvalidClientMetadata",
     "InvalidDPoPProof",
     "InvalidGrant",
     "InvalidRequest",
@@ -117,6 +118,10 @@ class UseDPoPNonce(OAuthError, error="use_dpop_nonce"):
 
 class InvalidToken(OAuthError, error="invalid_token", status=401):
     """RFC 6750 §3.1: the access token is expired, revoked, malformed or otherwise invalid."""
+
+
+class InvalidClientMetadata(OAuthError, error="invalid_client_metadata", status=400):
+    """RFC 7591 §3.2.2: a client metadata field is invalid or not allowed (400)."""
 
 
 class InsufficientScope(OAuthError, error="insufficient_scope", status=403):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -46,9 +47,11 @@ from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidTok
 from warden.server import admin_extra
 from warden.server.admin_schema import (
     API_IN,
+    CLIENT_APPROVE,
     CLIENT_CREATE,
     CLIENT_PATCH,
     KEYS_ROTATE,
+    REGISTRATION_TOKEN_CREATE,
     SECRET_ROTATE,
     TOKENS_REVOKE,
     Schema,
@@ -60,7 +63,14 @@ from warden.server.render import render_problem
 from warden.server.runtime import Runtime
 from warden.services.admin import UNCHANGED, Admin, GrantSpec
 from warden.services.token_state import token_state
-from warden.services.views import api_view, client_view, key_view, render_time, secret_view
+from warden.services.views import (
+    api_view,
+    client_view,
+    key_view,
+    registration_token_view,
+    render_time,
+    secret_view,
+)
 
 __all__ = ["ADMIN_SCOPES", "QUERIES", "ROUTES", "Route", "admin_audience", "handle_admin"]
 
@@ -159,6 +169,7 @@ _CLIENT_QUERY: dict[str, Schema] = {
     "tenant": {"type": "string", "maxLength": 64},
     "enabled": {"type": "boolean"},
     "auth_method": {"type": "string", "enum": [m.value for m in AuthMethod]},
+    "pending": {"type": "boolean", "description": "registered with approval and not yet approved"},
 }
 
 
@@ -241,8 +252,23 @@ def _list_clients(admin: Admin, request: Request, body: dict[str, Any]) -> tuple
     chosen = [c for c in admin.clients()
               if name in c.name.lower() and query.get("tenant", c.tenant) == c.tenant
               and query.get("enabled", c.enabled) == c.enabled
-              and query.get("auth_method", c.auth_method.value) == c.auth_method.value]
+              and query.get("auth_method", c.auth_method.value) == c.auth_method.value
+              and query.get("pending", c.metadata.pending_approval) == c.metadata.pending_approval]
     return 200, _page([(c.client_id, client_view(c, grants.get(c.client_id, []))) for c in chosen], query)
+
+
+_CONDITIONS = ("allowed_ips", "max_token_lifetime")
+
+
+def _conditions(body: dict[str, Any]) -> dict[str, Any]:
+    """Conditional access, given as top-level fields (they win over the same names in `metadata`)."""
+    options: dict[str, Any] = {}
+    if "allowed_ips" in body:
+        options["allowed_ips"] = body["allowed_ips"]
+    if "max_token_lifetime" in body:
+        value = body["max_token_lifetime"]
+        options["max_token_lifetime"] = None if value is None else parse_duration(value)
+    return options
 
 
 def _create_client(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
@@ -250,7 +276,8 @@ def _create_client(admin: Admin, request: Request, body: dict[str, Any]) -> tupl
         body["name"], _grants(body.get("grants", [])), auth_method=body.get("auth_method", "client_secret_basic"),
         tenant=body.get("tenant", UNCHANGED), client_id=body.get("client_id"),
         enabled=body.get("enabled", True),
-        rate_limit=body.get("rate_limit"), metadata=_metadata(admin, body.get("metadata")))
+        rate_limit=body.get("rate_limit"), metadata=_metadata(admin, body.get("metadata")),
+        **_conditions(body))
     view = client_view(client, admin.grants(client.client_id))
     if secret is not None:
         view |= {"client_secret": secret.secret, "secret_id": secret.secret_id}  # shown once
@@ -267,13 +294,43 @@ def _patch_client(admin: Admin, request: Request, body: dict[str, Any], client_i
     if "grants" in body:
         options["grants"] = _grants(body["grants"])
     if "metadata" in body:
-        options["metadata"] = _metadata(admin, body["metadata"])
+        # A metadata object that does not name a conditional-access field keeps it as it is, so a
+        # PATCH of the keys alone cannot lift an address restriction.
+        named = set(body["metadata"]) if isinstance(body["metadata"], dict) else set()
+        current = admin.client(client_id).metadata
+        options["metadata"] = dataclasses.replace(
+            _metadata(admin, body["metadata"]), **{n: getattr(current, n) for n in _CONDITIONS if n not in named})
+    options |= _conditions(body)
     changed = admin.update_client(client_id, **options)
     return 200, client_view(admin.client(client_id), admin.grants(client_id)) | {"changed": changed}
 
 
 def _delete_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
     admin.delete_client(client_id)
+    return 204, None
+
+
+def _approve_client(admin: Admin, request: Request, body: dict[str, Any], client_id: str) -> tuple[int, Any]:
+    changed = admin.approve_client(client_id)
+    return 200, client_view(admin.client(client_id), admin.grants(client_id)) | {"changed": changed}
+
+
+def _list_registration_tokens(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    query = _query(request, _LIST_QUERY)
+    now = admin.now()
+    return 200, _page([(t.token_id, registration_token_view(t, now)) for t in admin.registration_tokens()], query)
+
+
+def _create_registration_token(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    ttl = body.get("ttl")
+    token, plaintext = admin.create_registration_token(
+        _grants(body["grants"]), max_uses=body.get("max_uses"), ttl=None if ttl is None else parse_duration(ttl),
+        tenant=body.get("tenant", UNCHANGED), approval=body.get("approval", False))
+    return 201, registration_token_view(token, admin.now()) | {"initial_access_token": plaintext}  # shown once
+
+
+def _revoke_registration_token(admin: Admin, request: Request, body: dict[str, Any], token_id: str) -> tuple[int, Any]:
+    admin.revoke_registration_token(token_id)
     return 204, None
 
 
@@ -329,6 +386,10 @@ ROUTES: list[Route] = [
     Route("GET", re.compile(r"/clients/([^/]+)"), _get_client, False),
     Route("PATCH", re.compile(r"/clients/([^/]+)"), _patch_client, True, CLIENT_PATCH),
     Route("DELETE", re.compile(r"/clients/([^/]+)"), _delete_client, True),
+    Route("POST", re.compile(r"/clients/([^/]+)/approve"), _approve_client, True, CLIENT_APPROVE),
+    Route("GET", re.compile(r"/registration-tokens"), _list_registration_tokens, False),
+    Route("POST", re.compile(r"/registration-tokens"), _create_registration_token, True, REGISTRATION_TOKEN_CREATE),
+    Route("DELETE", re.compile(r"/registration-tokens/([^/]+)"), _revoke_registration_token, True),
     Route("GET", re.compile(r"/clients/([^/]+)/secrets"), _list_secrets, False),
     Route("POST", re.compile(r"/clients/([^/]+)/secrets"), _rotate_secret, True, SECRET_ROTATE),
     Route("DELETE", re.compile(r"/clients/([^/]+)/secrets/([^/]+)"), _revoke_secret, True),
@@ -337,7 +398,7 @@ ROUTES: list[Route] = [
     Route("POST", re.compile(r"/tokens/revoke"), _revoke_tokens, True, TOKENS_REVOKE),
 ]
 QUERIES = {_list_apis: _LIST_QUERY, _list_clients: _CLIENT_QUERY, _list_secrets: _LIST_QUERY,
-           _list_keys: _LIST_QUERY}  # for the OpenAPI document
+           _list_keys: _LIST_QUERY, _list_registration_tokens: _LIST_QUERY}  # for the OpenAPI document
 
 
 _error = render_problem

@@ -15,12 +15,15 @@ from warden.server.admin_extra import extra_paths
 from warden.server.admin_schema import (
     API_IN,
     API_OUT,
+    CLIENT_APPROVE,
     CLIENT_CREATE,
     CLIENT_OUT,
     CLIENT_PATCH,
     KEY_OUT,
     KEYS_ROTATE,
     PROBLEM,
+    REGISTRATION_TOKEN_CREATE,
+    REGISTRATION_TOKEN_OUT,
     SECRET_OUT,
     SECRET_ROTATE,
     TOKENS_REVOKE,
@@ -72,9 +75,10 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
 
     handlers = {r.handler.__name__: r for r in ROUTES}
     query = {name.lstrip("_"): QUERIES[handlers[name].handler] for name in
-             ("_list_apis", "_list_clients", "_list_secrets", "_list_keys")}
+             ("_list_apis", "_list_clients", "_list_secrets", "_list_keys", "_list_registration_tokens")}
     read, write = "warden:admin:read", "warden:admin"
-    ref = {name: {"$ref": f"#/components/schemas/{name}"} for name in ("Api", "Client", "Secret", "Key")}
+    ref = {name: {"$ref": f"#/components/schemas/{name}"} for name in ("Api", "Client", "Secret", "Key",
+                                                                       "RegistrationToken")}
     new_secret = {"type": "object", "required": ["client_id", "secret_id", "client_secret"], "properties": {
         "client_id": {"type": "string"}, "secret_id": {"type": "string"}, "client_secret": {"type": "string"}}}
     revoked = {"type": "object", "properties": {"revoked_jti": {"type": "string"}, "client_id": {"type": "string"},
@@ -96,7 +100,7 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
                     "tokenUrl": f"{issuer}/oauth2/token", "scopes": {write: "every operation",
                                                                       read: "read only"}}}}},
             "schemas": {"Problem": PROBLEM, "Api": API_OUT, "Client": CLIENT_OUT, "Secret": SECRET_OUT,
-                        "Key": KEY_OUT},
+                        "Key": KEY_OUT, "RegistrationToken": REGISTRATION_TOKEN_OUT},
         },
         "paths": {
             "/apis": {"get": _op("listApis", "list APIs", read, "200", _page("Api"), query=query["list_apis"])},
@@ -117,6 +121,20 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
                            errors=("401", "403", "404", "503")),
                 "patch": _op("updateClient", "change a client", write, "200", ref["Client"], body=CLIENT_PATCH),
                 "delete": _op("deleteClient", "delete a client", write, "204", None,
+                              errors=("401", "403", "404", "503"))},
+            "/clients/{client_id}/approve": {
+                "parameters": _path("client_id"),
+                "post": _op("approveClient", "let a client registered with approval authenticate", write, "200",
+                            ref["Client"], body=CLIENT_APPROVE, errors=("400", "401", "403", "404", "503"))},
+            "/registration-tokens": {
+                "get": _op("listRegistrationTokens", "list initial access tokens (never their values)", read, "200",
+                           _page("RegistrationToken"), query=query["list_registration_tokens"]),
+                "post": _op("createRegistrationToken", "make an initial access token for POST /oauth2/register "
+                            "(RFC 7591); its value is returned once", write, "201", ref["RegistrationToken"],
+                            body=REGISTRATION_TOKEN_CREATE, errors=("400", "401", "403", "503"))},
+            "/registration-tokens/{token_id}": {
+                "parameters": _path("token_id"),
+                "delete": _op("revokeRegistrationToken", "revoke an initial access token", write, "204", None,
                               errors=("401", "403", "404", "503"))},
             "/clients/{client_id}/secrets": {
                 "parameters": _path("client_id"),

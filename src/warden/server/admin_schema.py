@@ -21,12 +21,15 @@ from warden.errors import ConfigError
 __all__ = [
     "API_IN",
     "API_OUT",
+    "CLIENT_APPROVE",
     "CLIENT_CREATE",
     "CLIENT_OUT",
     "CLIENT_PATCH",
     "KEYS_ROTATE",
     "KEY_OUT",
     "PROBLEM",
+    "REGISTRATION_TOKEN_CREATE",
+    "REGISTRATION_TOKEN_OUT",
     "SECRET_OUT",
     "SECRET_ROTATE",
     "TOKENS_REVOKE",
@@ -46,6 +49,7 @@ _STR_LIST: Schema = {"type": "array", "minItems": 1, "maxItems": 100,
                      "items": {"type": "string", "minLength": 1, "maxLength": 200}}
 _GRANT: Schema = {"type": "object", "required": ["api", "scopes"], "additionalProperties": False,
                   "properties": {"api": {"type": "string", "minLength": 1, "maxLength": 2048}, "scopes": _STR_LIST}}
+_GRANT_LIST: Schema = {"type": "array", "maxItems": 100, "items": _GRANT}
 _METADATA: Schema = {"type": ["object", "null"], "description": (
     "jwks | jwks_uri | federated | dpop_bound_access_tokens | tls_client_auth_* | "
     "tls_client_certificate_bound_access_tokens | token_exchange (checked by the server's client-metadata rules)"),
@@ -61,6 +65,12 @@ _CLIENT_FIELDS: dict[str, Schema] = {
     "rate_limit": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000,
                    "description": "token requests per second; null for the server's default"},
     "metadata": _METADATA,
+    "allowed_ips": {"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "description": "CIDR networks the client may authenticate from (empty: anywhere); the source "
+                                   "is the TCP peer, or X-Forwarded-For from server.trusted_proxies"},
+    "max_token_lifetime": {"oneOf": [{"type": "null"}, *_DURATION["oneOf"]],
+                           "description": "caps every API's token lifetime for this client (60s to 1d); null: "
+                                          "no cap"},
 }
 CLIENT_CREATE: Schema = {"type": "object", "required": ["name"], "additionalProperties": False,
                          "properties": {**_CLIENT_FIELDS, "client_id": {"type": "string", "pattern": _ID}}}
@@ -82,6 +92,16 @@ TOKENS_REVOKE: Schema = {"oneOf": [
      "properties": {"client_id": {"type": "string", "pattern": _ID}}},
 ]}
 
+CLIENT_APPROVE: Schema = {"type": "object", "additionalProperties": False, "properties": {},
+                          "description": "empty, or no body at all"}
+REGISTRATION_TOKEN_CREATE: Schema = {"type": "object", "required": ["grants"], "additionalProperties": False,
+                                     "properties": {
+    "grants": {**_GRANT_LIST, "minItems": 1, "description": "the most a registered client may get"},
+    "max_uses": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000},
+    "ttl": {"oneOf": [{"type": "null"}, *_DURATION["oneOf"]], "description": "how long it may be used"},
+    "tenant": {"type": ["string", "null"], "pattern": _TENANT},
+    "approval": {"type": "boolean", "description": "registered clients wait for POST /clients/{id}/approve"}}}
+
 # responses ---------------------------------------------------------------------------------
 _TIME: Schema = {"type": ["string", "null"], "description": "RFC 3339 UTC time"}
 API_OUT: Schema = {"type": "object", "required": ["identifier", "scopes", "ttl", "alg"], "properties": {
@@ -98,6 +118,9 @@ CLIENT_OUT: Schema = {"type": "object", "required": ["client_id", "name", "enabl
         "api": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
         "default": {"type": "boolean"}}}},
     "tokens_revoked_before": _TIME, "created_at": _TIME, "metadata": {"type": "object"},
+    "allowed_ips": {"type": "array", "items": {"type": "string"}},
+    "max_token_lifetime": {"type": ["integer", "null"], "description": "seconds"},
+    "pending_approval": {"type": "boolean", "description": "registered with approval and not yet approved"},
     "changed": {"type": "boolean"},
     "client_secret": {"type": "string", "description": "only in the answer that created it"},
     "secret_id": {"type": "string"}}}
@@ -107,6 +130,14 @@ SECRET_OUT: Schema = {"type": "object", "required": ["secret_id", "state"], "pro
 KEY_OUT: Schema = {"type": "object", "required": ["kid", "alg", "state"], "properties": {
     "kid": {"type": "string"}, "alg": {"type": "string"}, "state": {"type": "string"},
     "created_at": _TIME, "activated_at": _TIME, "retired_at": _TIME}}
+REGISTRATION_TOKEN_OUT: Schema = {"type": "object", "required": ["token_id", "state", "grants"], "properties": {
+    "token_id": {"type": "string"}, "state": {"type": "string", "enum": ["active", "expired", "revoked", "used_up"]},
+    "grants": {"type": "array", "items": {"type": "object", "properties": {
+        "api": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}}},
+    "tenant": {"type": ["string", "null"]}, "approval": {"type": "boolean"}, "uses": {"type": "integer"},
+    "max_uses": {"type": ["integer", "null"]}, "expires_at": _TIME, "created_at": _TIME, "revoked_at": _TIME,
+    "created_by": {"type": "string"},
+    "initial_access_token": {"type": "string", "description": "only in the answer that created it"}}}
 PROBLEM: Schema = {"type": "object", "required": ["type", "title", "status"], "properties": {
     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
     "detail": {"type": "string"}, "error": {"type": "string", "description": "the OAuth-style error code"}},

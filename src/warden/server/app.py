@@ -55,9 +55,11 @@ ROUTES: dict[str, tuple[Endpoint, bool]] = {  # path -> (endpoint, reads a body)
     "/readyz": (endpoints.readyz, False),
     "/metrics": (endpoints.metrics, False),
     "/oauth2/status": (endpoints.status_lists, False),
+    "/oauth2/register": (endpoints.register, True),
 }
 ADMIN_PREFIX = "/admin/v1/"
 STATUS_PREFIX = "/oauth2/status/"
+REGISTRATION_PREFIX = "/oauth2/register/"  # RFC 7592: registration_client_uri = <this><client_id>
 _CODES = {code: str(code) for code in range(100, 600)}
 _GET_ONLY = {"/oauth2/jwks", "/.well-known/oauth-authorization-server", "/healthz", "/readyz", "/metrics",
              "/oauth2/status"}
@@ -90,7 +92,7 @@ class WardenApp:
     @staticmethod
     def reads_body(path: str) -> bool:
         route = ROUTES.get(path)
-        return (route is not None and route[1]) or path.startswith(ADMIN_PREFIX)
+        return (route is not None and route[1]) or path.startswith((ADMIN_PREFIX, REGISTRATION_PREFIX))
 
     def body_too_large(self) -> Response:
         response = render_error(ContentTooLarge("request body too large", reason="body_too_large"))
@@ -117,6 +119,11 @@ class WardenApp:
                     return await handle_admin(request, self.runtime, self.runtime.admin)
                 if request.path == "/console" or request.path.startswith("/console/"):
                     return await handle_console(request, self.runtime)
+                if request.path.startswith(REGISTRATION_PREFIX):
+                    client_id = request.path[len(REGISTRATION_PREFIX):]
+                    if not client_id or "/" in client_id:
+                        raise EndpointNotFound(reason="not_found")
+                    return await endpoints.registration(request, self.runtime, client_id)
                 if request.path.startswith(STATUS_PREFIX):
                     if request.method not in ("GET", "HEAD"):
                         raise MethodNotAllowed(reason="method_not_allowed", allow="GET")

@@ -15,7 +15,13 @@ import time
 from prometheus_client import Counter
 
 from warden.protocol.client_assertion import ASSERTION_ALGS
-from warden.protocol.errors import EndpointNotFound, InvalidClient, InvalidRequest, OAuthError
+from warden.protocol.errors import (
+    EndpointNotFound,
+    InvalidClient,
+    InvalidRequest,
+    MethodNotAllowed,
+    OAuthError,
+)
 from warden.protocol.form import Form, parse_form
 from warden.protocol.introspection import INACTIVE, render_active
 from warden.protocol.metadata import render_metadata
@@ -28,13 +34,14 @@ from warden.server.sender import client_certificate
 from warden.services.call import Call, DPoPInput
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
 from warden.services.client_credentials_grant import ClientCredentialsGrant
+from warden.services.registration import RegistrationCall
 from warden.services.status_lists import status_list_uri
 from warden.services.token_exchange_grant import TokenExchangeGrant
 from warden.services.token_lookup import Introspection, Revocation
 from warden.services.transaction_token_grant import TokenExchangeRouter
 
-__all__ = ["healthz", "introspect", "jwks", "metadata", "metrics", "readyz", "revoke", "status_list", "status_lists",
-           "token"]
+__all__ = ["healthz", "introspect", "jwks", "metadata", "metrics", "readyz", "register", "registration", "revoke",
+           "status_list", "status_lists", "token"]
 
 _FORM_TYPE = b"application/x-www-form-urlencoded"
 _LIMITED = {"client_rate_limited": "client", "failed_auth_throttled": "failed_auth"}  # reason -> limit label
@@ -146,6 +153,32 @@ async def revoke(request: Request, rt: Runtime) -> Response:
     return Response(200, b"", list(NO_STORE))  # RFC 7009 §2.2: 200 for a revoked and for an invalid token alike
 
 
+def _registration_call(request: Request, rt: Runtime, client_id: str | None) -> RegistrationCall:
+    return RegistrationCall(request.method, request.body, request.headers.get(b"content-type"),
+                            request.header(b"authorization"), b"authorization" in request.repeated, request.source,
+                            rt.clock.now(), client_id)
+
+
+async def register(request: Request, rt: Runtime) -> Response:
+    """RFC 7591 §3: POST a client's metadata with an initial access token; 201 with its credentials."""
+    if request.method != "POST":
+        raise MethodNotAllowed(reason="method_not_allowed", allow="POST")
+    call = _registration_call(request, rt, None)
+    await rt.registrations.run(call)
+    return json_response(call.status, call.response, NO_STORE)
+
+
+async def registration(request: Request, rt: Runtime, client_id: str) -> Response:
+    """RFC 7592 §2: read, update or delete a registered client with its registration access token."""
+    if request.method not in ("GET", "PUT", "DELETE"):
+        raise MethodNotAllowed(reason="method_not_allowed", allow="GET, PUT, DELETE")
+    call = _registration_call(request, rt, client_id)
+    await rt.registrations.run(call)
+    if call.status == 204:
+        return Response(204, b"", list(NO_STORE))
+    return json_response(call.status, call.response, NO_STORE)
+
+
 async def jwks(request: Request, rt: Runtime) -> Response:
     body = json.dumps(rt.registry.jwks, separators=(",", ":")).encode()
     return Response(200, body, [(b"content-type", b"application/jwk-set+json"),
@@ -156,6 +189,7 @@ async def metadata(request: Request, rt: Runtime) -> Response:
     scopes = sorted({s for api in rt.registry.apis.values() for s in api.scopes})
     methods = [m.value for m in SUPPORTED_AUTH_METHODS if rt.settings.mtls.enabled or "tls" not in m.value]
     body = render_metadata(rt.issuer, scopes, methods, list(ASSERTION_ALGS), list(rt.grants))
+    body["registration_endpoint"] = f"{rt.issuer}/oauth2/register"  # RFC 8414 §2, RFC 7591 §3
     if rt.settings.dpop.enabled:
         body["dpop_signing_alg_values_supported"] = list(rt.dpop_algs)  # RFC 9449 §5.1
     if rt.settings.mtls.enabled:

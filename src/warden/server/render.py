@@ -15,6 +15,7 @@ from json.encoder import encode_basestring_ascii as _quote
 
 from warden.protocol.errors import (
     InvalidClient,
+    InvalidToken,
     MethodNotAllowed,
     OAuthError,
     SlowDown,
@@ -54,6 +55,9 @@ def render_error(error: OAuthError) -> Response:
     if isinstance(error, InvalidClient):
         # §5.2: a 401 must carry a challenge for the scheme the client may use.
         headers.append(_BASIC_CHALLENGE)
+    if isinstance(error, InvalidToken):
+        # RFC 6750 §3.1; the registration endpoints (RFC 7591 §3, RFC 7592 §2) take bearer tokens
+        headers.append((b"www-authenticate", b'Bearer error="invalid_token"'))
     if isinstance(error, (SlowDown, TemporarilyUnavailable)):
         headers.append((b"retry-after", str(max(1, int(error.retry_after + 0.999))).encode()))
     if isinstance(error, MethodNotAllowed):

@@ -38,6 +38,7 @@ from warden.services.kek import KeyMaterial, load_kek
 from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
 from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
+from warden.services.registration import ClientRegistrations
 from warden.services.registry import Registry
 from warden.services.shared_state import ClusterRateLimiter, SharedState
 from warden.services.status_lists import StatusAllocator, StatusListPublisher
@@ -175,9 +176,17 @@ class Runtime:
                     self.issuer, self.audit))
         self.introspection = Introspection(self, auth, self.issuer, self.audit)
         self.revocation = Revocation(self, auth, self.issuer, self.audit)
+        self.registrations = ClientRegistrations(self.admin, self.issuer, self.audit, dev_mode=settings.dev_mode,
+                                                 on_registered=self._refresh_registry, throttle=self.auth_throttle)
         self.console_logins = ConsoleLogins(self.material, self.clock, self.issuer,
                                             login_url_lifetime=settings.console.login_url_lifetime,
                                             session_lifetime=settings.console.session_lifetime)
+
+    async def _refresh_registry(self) -> None:
+        """Poll now rather than at the next interval, so a client just registered here can be used here
+        at once (other processes and nodes learn of it by their own polls, within one interval)."""
+        if self._registry is not None:
+            await asyncio.to_thread(self._registry.refresh, self.clock.now())
 
     async def use_once(self, key: str, exp: float) -> bool:
         """Single use across every process on Redis when `redis_url` is set (one SET NX PX), else on the

@@ -16,19 +16,32 @@ scope applies to every caller, `apply`/`export` included.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import secrets as _random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from warden.core.addresses import parse_allowed_ips
 from warden.core.algorithms import DEFAULT_ALG
 from warden.core.api import Api, validate_api
 from warden.core.client import SECRET_METHODS, AuthMethod, Client, Grant, validate_client_id, validate_tenant
-from warden.core.client_metadata import ClientMetadata
+from warden.core.client_metadata import MAX_TOKEN_LIFETIME, ClientMetadata
 from warden.core.clock import Clock
+from warden.core.durations import MIN_TTL, render_duration
 from warden.core.keys import SigningKey
+from warden.core.registration import ClientRegistration, PolicyGrant, RegistrationToken
 from warden.core.revocation import RevokedToken, status_entry_of_jti
-from warden.core.secrets import ClientSecret, generate_secret, hash_secret
+from warden.core.secrets import (
+    INITIAL_ACCESS_TOKEN_PREFIX,
+    REGISTRATION_ACCESS_TOKEN_PREFIX,
+    ClientSecret,
+    SecretState,
+    generate_secret,
+    has_valid_checksum,
+    hash_secret,
+    secret_state,
+)
 from warden.core.tenancy import AdminScope, grant_crosses_tenant
 from warden.errors import ConfigError, Conflict, Forbidden, NotFound
 from warden.services.audit import AuditSink
@@ -40,7 +53,7 @@ from warden.storage.contract import Store
 if TYPE_CHECKING:
     from warden.services.console_login import LoginUrl
 
-__all__ = ["UNCHANGED", "Admin", "GrantSpec", "NewSecret", "parse_grant_spec"]
+__all__ = ["UNCHANGED", "Admin", "GrantSpec", "NewSecret", "parse_grant_spec", "with_conditions"]
 
 
 class _Unchanged:
@@ -66,6 +79,23 @@ class NewSecret:
 
     def __repr__(self) -> str:
         return f"NewSecret(secret_id={self.secret_id!r}, client_id={self.client_id!r})"
+
+
+def with_conditions(metadata: ClientMetadata, allowed_ips: Sequence[str] | _Unchanged = UNCHANGED,
+                    max_token_lifetime: int | _Unchanged | None = UNCHANGED) -> ClientMetadata:
+    """`metadata` with the given conditional-access fields replaced (validated like stored metadata)."""
+    changes: dict[str, object] = {}
+    if not isinstance(allowed_ips, _Unchanged):
+        try:
+            changes["allowed_ips"] = parse_allowed_ips(allowed_ips)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if not isinstance(max_token_lifetime, _Unchanged):
+        if max_token_lifetime is not None and not MIN_TTL <= max_token_lifetime <= MAX_TOKEN_LIFETIME:
+            raise ConfigError(f"max_token_lifetime must be between {render_duration(MIN_TTL)} and "
+                              f"{render_duration(MAX_TOKEN_LIFETIME)}")
+        changes["max_token_lifetime"] = max_token_lifetime
+    return dataclasses.replace(metadata, **changes) if changes else metadata  # type: ignore[arg-type]
 
 
 def parse_grant_spec(text: str) -> GrantSpec:
@@ -205,13 +235,28 @@ class Admin:
                       client_id: str | None = None, enabled: bool = True,
                       rate_limit: float | None = None,
                       metadata: ClientMetadata | None = None,
-                      secret: str | None = None) -> tuple[Client, NewSecret | None]:
+                      secret: str | None = None,
+                      allowed_ips: Sequence[str] | _Unchanged = UNCHANGED,
+                      max_token_lifetime: int | _Unchanged | None = UNCHANGED) -> tuple[Client, NewSecret | None]:
         """`secret`: use this plaintext (e.g. from the operator's vault) instead of generating one.
-        `tenant`: UNCHANGED (the default) is the caller's own tenant, none for a global admin."""
+        `tenant`: UNCHANGED (the default) is the caller's own tenant, none for a global admin.
+        `allowed_ips` and `max_token_lifetime` (conditional access) override what `metadata` says."""
         if isinstance(tenant, _Unchanged):
             tenant = self.scope.default_tenant()
+        metadata = with_conditions(metadata or ClientMetadata(), allowed_ips, max_token_lifetime)
+        client, grant_rows, secret_rows, new_secret = self._new_client(
+            name, grants, auth_method=auth_method, tenant=tenant, client_id=client_id, enabled=enabled,
+            rate_limit=rate_limit, metadata=metadata, secret=secret)
+        self.store.create_client(client, grant_rows, secret_rows)
+        self._audit.emit("client.created", actor=self._actor, client_id=client.client_id,
+                         auth_method=client.auth_method.value, grants=[g.api for g in grant_rows], tenant=tenant)
+        return client, new_secret
+
+    def _new_client(self, name: str, grants: Sequence[GrantSpec], *, auth_method: str, tenant: str | None,
+                    client_id: str | None, enabled: bool, rate_limit: float | None, metadata: ClientMetadata,
+                    secret: str | None) -> tuple[Client, list[Grant], list[ClientSecret], NewSecret | None]:
+        """A new client's rows, validated (the caller's tenant scope included); nothing is stored."""
         method = self._method(auth_method)
-        metadata = metadata or ClientMetadata()
         self._check_metadata(method, metadata)
         client_id = client_id or _random.token_hex(12)
         try:
@@ -234,10 +279,7 @@ class Admin:
         if method in SECRET_METHODS:
             row, new_secret = self._new_secret(client_id, plaintext=secret)
             secret_rows.append(row)
-        self.store.create_client(client, grant_rows, secret_rows)
-        self._audit.emit("client.created", actor=self._actor, client_id=client_id, auth_method=method.value,
-                         grants=[g.api for g in grant_rows], tenant=tenant)
-        return client, new_secret
+        return client, grant_rows, secret_rows, new_secret
 
     @staticmethod
     def _check_metadata(method: AuthMethod, metadata: ClientMetadata) -> None:
@@ -272,10 +314,20 @@ class Admin:
                       tenant: str | _Unchanged | None = UNCHANGED, auth_method: str | None = None,
                       grants: Sequence[GrantSpec] | None = None,
                       rate_limit: float | _Unchanged | None = UNCHANGED,
-                      metadata: ClientMetadata | None = None) -> bool:
-        """Change the named attributes; return whether anything changed."""
+                      metadata: ClientMetadata | None = None,
+                      allowed_ips: Sequence[str] | _Unchanged = UNCHANGED,
+                      max_token_lifetime: int | _Unchanged | None = UNCHANGED) -> bool:
+        """Change the named attributes; return whether anything changed.
+
+        `metadata` replaces the client's metadata, except `pending_approval`, which only
+        `approve_client` clears; `allowed_ips` and `max_token_lifetime` then apply on top."""
         client = self.client(client_id)
         changes: dict[str, object] = {}
+        if metadata is not None or not isinstance(allowed_ips, _Unchanged) or not isinstance(
+                max_token_lifetime, _Unchanged):
+            base = client.metadata if metadata is None else dataclasses.replace(
+                metadata, pending_approval=client.metadata.pending_approval)
+            metadata = with_conditions(base, allowed_ips, max_token_lifetime)
         if name is not None and name != client.name:
             changes["name"] = name
         if enabled is not None and enabled != client.enabled:
@@ -348,6 +400,106 @@ class Admin:
         client = self.client(client_id)
         self.store.delete_client(client_id)
         self._audit.emit("client.deleted", actor=self._actor, client_id=client_id, tenant=client.tenant)
+
+    def approve_client(self, client_id: str) -> bool:
+        """Let a client registered with `--approval` authenticate; False if it was not pending."""
+        client = self.client(client_id)
+        if not client.metadata.pending_approval:
+            return False
+        self.store.update_client(dataclasses.replace(
+            client, metadata=dataclasses.replace(client.metadata, pending_approval=False)))
+        self._audit.emit("client.approved", actor=self._actor, client_id=client_id, tenant=client.tenant)
+        return True
+
+    # dynamic registration (RFC 7591 / 7592) -------------------------------------
+    def create_registration_token(self, grants: Sequence[GrantSpec], *, max_uses: int | None = None,
+                                  ttl: int | None = None, tenant: str | _Unchanged | None = UNCHANGED,
+                                  approval: bool = False) -> tuple[RegistrationToken, str]:
+        """A new initial access token and its plaintext (shown once): clients registered with it get
+        at most `grants`, are placed in `tenant` (UNCHANGED: the caller's own) and, with `approval`,
+        wait for `approve_client`. A tenant admin mints tokens for its own tenant only."""
+        if isinstance(tenant, _Unchanged):
+            tenant = self.scope.default_tenant()
+        if not grants:
+            raise ConfigError("list at least one --grant the registered clients may get")
+        if tenant is not None:
+            try:
+                validate_tenant(tenant)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if not self.scope.may_assign(tenant):
+            raise self._tenant_refused("a registration token", tenant)
+        rows = self._grants("registration", grants, tenant)  # the APIs and scopes must exist now
+        if max_uses is not None and not 1 <= max_uses <= 1_000_000:
+            raise ConfigError("--max-uses must be between 1 and 1000000")
+        if ttl is not None and ttl <= 0:
+            raise ConfigError("--ttl must be positive")
+        plaintext = generate_secret(_random.token_bytes, INITIAL_ACCESS_TOKEN_PREFIX)
+        now = self._clock.now()
+        token = RegistrationToken(f"rt_{_random.token_hex(6)}", hash_secret(self._material.pepper, plaintext),
+                                  tuple((g.api, g.scopes) for g in rows), now, tenant, approval, max_uses, 0,
+                                  now + ttl if ttl else None, None, self._actor)
+        self.store.save_registration_token(token)
+        self._audit.emit("registration_token.created", actor=self._actor, token_id=token.token_id,
+                         grants=[g.api for g in rows], tenant=tenant, approval=approval, max_uses=max_uses,
+                         expires_at=token.expires_at)
+        return token, plaintext
+
+    def registration_tokens(self) -> list[RegistrationToken]:
+        """The initial access tokens this caller sees: all, or its tenant's."""
+        return [t for t in self.store.load_registration_tokens()
+                if self.scope.is_global or t.tenant == self.scope.tenant]
+
+    def revoke_registration_token(self, token_id: str) -> None:
+        token = next((t for t in self.registration_tokens() if t.token_id == token_id), None)
+        if token is None:
+            raise NotFound(f"no registration token {token_id}")
+        self.store.revoke_registration_token(token_id, self._clock.now())
+        self._audit.emit("registration_token.revoked", actor=self._actor, token_id=token_id, tenant=token.tenant)
+
+    def find_registration_token(self, plaintext: str) -> RegistrationToken | None:
+        """The initial access token `plaintext` is, in any state; None if it is none of ours."""
+        if not has_valid_checksum(plaintext, INITIAL_ACCESS_TOKEN_PREFIX):
+            return None  # cheap refusal of garbage before any lookup
+        return self.store.load_registration_token(hash_secret(self._material.pepper, plaintext))
+
+    def register_client(self, token: RegistrationToken, name: str, auth_method: str, metadata: ClientMetadata,
+                        grants: Sequence[PolicyGrant]) -> tuple[Client, NewSecret | None, str] | None:
+        """Create a client under `token`'s policy (the caller has narrowed `grants` to it), spending one
+        use; None when the token can no longer be used. Returns the client, its secret (secret methods)
+        and its registration access token, both shown once. ConfigError: metadata the rules refuse."""
+        metadata = dataclasses.replace(metadata, pending_approval=token.approval)
+        client, grant_rows, secret_rows, new_secret = self._new_client(
+            name, [GrantSpec(api, scopes) for api, scopes in grants], auth_method=auth_method, tenant=token.tenant,
+            client_id=None, enabled=True, rate_limit=None, metadata=metadata, secret=None)
+        access_token = generate_secret(_random.token_bytes, REGISTRATION_ACCESS_TOKEN_PREFIX)
+        registration = ClientRegistration(client.client_id, token.token_id,
+                                          hash_secret(self._material.pepper, access_token), token.grants,
+                                          client.created_at)
+        if not self.store.register_client(token.token_id, self._clock.now(), client, grant_rows, secret_rows,
+                                          registration):
+            return None
+        self._audit.emit("client.registered", actor=self._actor, client_id=client.client_id,
+                         token_id=token.token_id, auth_method=client.auth_method.value,
+                         grants=[g.api for g in grant_rows], tenant=client.tenant, pending_approval=token.approval)
+        return client, new_secret, access_token
+
+    def verify_registration_access_token(self, client_id: str, plaintext: str) -> ClientRegistration | None:
+        """The client's registration if `plaintext` is its registration access token, else None."""
+        presented = hash_secret(self._material.pepper, plaintext)
+        registration = self.store.load_registration(client_id) if has_valid_checksum(
+            plaintext, REGISTRATION_ACCESS_TOKEN_PREFIX) else None
+        if registration is None:
+            hmac.compare_digest(presented, bytes(32))  # the same work either way
+            return None
+        return registration if hmac.compare_digest(presented, registration.access_token_hash) else None
+
+    def verify_client_secret(self, client_id: str, plaintext: str) -> bool:
+        """Whether `plaintext` is one of the client's active secrets (RFC 7592 §2.2 updates)."""
+        presented = hash_secret(self._material.pepper, plaintext)
+        now = self._clock.now()
+        return any(hmac.compare_digest(presented, s.hash) and secret_state(s, now) is SecretState.ACTIVE
+                   for s in self.store.load_secrets(client_id))
 
     # secrets ------------------------------------------------------------------
     def rotate_secret(self, client_id: str, grace: int) -> NewSecret:

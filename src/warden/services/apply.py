@@ -44,7 +44,8 @@ from warden.services.admin import Admin, GrantSpec, NewSecret
 __all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "export_state", "parse_apply_file"]
 
 _API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound", "tenant"}
-_METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens", "token_exchange",
+_METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens", "token_exchange", "allowed_ips",
+                  "max_token_lifetime", "pending_approval",
                   "tls_client_certificate_bound_access_tokens", *TLS_SUBJECT_FIELDS)
 _CLIENT_KEYS = {"client_id", "name", "auth_method", "tenant", "enabled", "grants", "rate_limit", *_METADATA_KEYS}
 

@@ -4,6 +4,11 @@ The token, introspection and revocation endpoints all start with these steps. Ea
 client authentication has its own module (`client_auth` for secrets, `assertion_auth` for JWT
 assertions and workload identity, `tls_auth` for certificates); this module orders them, applies
 the failed-authentication throttle around them (`auth_throttle`) and audits failures.
+
+After the credentials, `enforce_client_conditions` applies the client's conditional access: a
+client waiting for approval (dynamic registration) and a request from outside the client's
+`allowed_ips` are refused like any failed authentication (`invalid_client`), the reason going
+to audit and metrics only.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from cryptography.x509.verification import Store as CertificateStore
 
+from warden.core.addresses import is_address_allowed
 from warden.core.redaction import redact
 from warden.protocol.client_auth import parse_client_auth
 from warden.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
@@ -27,6 +33,7 @@ from warden.services.tls_auth import authenticate_certificate
 __all__ = ["AuthenticatedEndpoint", "CallerAuthentication"]
 
 _SECURITY_REASONS = frozenset({"secret_expired", "secret_revoked"})
+_FAILED = "client authentication failed"  # the description every authentication failure shares
 
 
 class CallerAuthentication:
@@ -50,6 +57,7 @@ class CallerAuthentication:
             self.read_credentials,
             self.refuse_if_throttled,
             self.verify_credentials,
+            self.enforce_client_conditions,
         )
 
     @staticmethod
@@ -97,6 +105,15 @@ class CallerAuthentication:
             assert call.certificate is not None
             call.caller = await authenticate_certificate(presented, call.certificate, registry, self._client_ca,
                                                          self._key_sources)
+
+    @staticmethod
+    def enforce_client_conditions(call: Call) -> None:
+        """Conditional access on the authenticated client: approval, then source address."""
+        metadata = call.authenticated.client.metadata
+        if metadata.pending_approval:
+            raise InvalidClient(_FAILED, reason="client_pending_approval")
+        if metadata.allowed_ips and not is_address_allowed(call.source, metadata.allowed_ips):
+            raise InvalidClient(_FAILED, reason="source_not_allowed")
 
     def on_failure(self, call: Call, error: OAuthError) -> OAuthError:
         """Count a failed authentication against the throttle and audit it; answer the error to raise.

@@ -63,8 +63,7 @@ class _Current:
 class _StatusLists:
     """What both sides of the status lists work from: the settings, the serving state, the issuer."""
 
-    def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str, *,
-                 store_timeout: float = 2.0) -> None:
+    def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str) -> None:
         self._settings = settings
         self._state = state
         self._issuer = issuer
@@ -73,7 +72,8 @@ class _StatusLists:
 class StatusAllocator(_StatusLists):
     """Gives each token an entry (the token endpoint's `assign_status` step)."""
 
-    def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str) -> None:
+    def __init__(self, settings: StatusListSettings, state: ServingState, issuer: str, *,
+                 store_timeout: float = 2.0) -> None:
         super().__init__(settings, state, issuer)
         self._current: dict[str, _Current] = {}
         self._reserving: dict[str, asyncio.Future[None]] = {}

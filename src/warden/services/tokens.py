@@ -10,6 +10,7 @@ What varies per token (times, `jti`, sender binding, key) is computed every time
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -64,6 +65,9 @@ def _prepare(entry: ClientEntry, request: TokenRequest, registry: Registry, issu
     if isinstance(prepared, _Prepared) and prepared.entry is entry:
         return prepared
     decision = decide_token(entry.grants, registry.apis, request.scopes, request.resources)
+    cap = entry.client.metadata.max_token_lifetime
+    if cap is not None and cap < decision.ttl:  # conditional access: the client's cap wins over the API's
+        decision = dataclasses.replace(decision, ttl=cap)
     scope = " ".join(decision.scopes)
     prepared = _Prepared(entry, decision, scope, claims_template(issuer, entry.client.client_id,
                                                                  decision.audiences, scope, entry.client.tenant))

@@ -12,6 +12,7 @@ from warden.core.api import Api
 from warden.core.client import AuthMethod, Client
 from warden.core.client_metadata import parse_client_metadata, render_client_metadata
 from warden.core.keys import KeyState, SigningKey
+from warden.core.registration import ClientRegistration, PolicyGrant, RegistrationToken
 from warden.core.secrets import ClientSecret
 
 __all__ = [
@@ -20,6 +21,9 @@ __all__ = [
     "client_values",
     "join_scopes",
     "key_from_row",
+    "policy_json",
+    "registration_from_row",
+    "registration_token_from_row",
     "secret_from_row",
     "secret_values",
     "split_scopes",
@@ -73,3 +77,24 @@ def key_from_row(row: Row[object]) -> SigningKey:
     m = row._mapping
     return SigningKey(m["kid"], m["alg"], KeyState(m["state"]), json.loads(m["public_jwk"]),
                       bytes(m["encrypted_private_key"]), m["created_at"], m["activated_at"], m["retired_at"])
+
+
+def policy_json(grants: tuple[PolicyGrant, ...]) -> str:
+    return json.dumps([[api, list(scopes)] for api, scopes in grants], separators=(",", ":"))
+
+
+def _policy(text: str) -> tuple[PolicyGrant, ...]:
+    return tuple((str(api), tuple(scopes)) for api, scopes in json.loads(text))
+
+
+def registration_token_from_row(row: Row[object]) -> RegistrationToken:
+    m = row._mapping
+    return RegistrationToken(m["token_id"], bytes(m["hash"]), _policy(m["grants"]), m["created_at"], m["tenant"],
+                             bool(m["approval"]), m["max_uses"], int(m["uses"]), m["expires_at"], m["revoked_at"],
+                             m["created_by"])
+
+
+def registration_from_row(row: Row[object]) -> ClientRegistration:
+    m = row._mapping
+    return ClientRegistration(m["client_id"], m["token_id"], bytes(m["access_token_hash"]), _policy(m["grants"]),
+                              m["created_at"])

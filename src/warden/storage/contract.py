@@ -16,6 +16,7 @@ from typing import Protocol
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey
+from warden.core.registration import ClientRegistration, RegistrationToken
 from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 
@@ -89,6 +90,29 @@ class Store(Protocol):
 
     def record_secret_use(self, uses: dict[str, float]) -> None:
         """Batch update of last-used times; not a change-log event."""
+
+    # dynamic registration (RFC 7591 initial access tokens, RFC 7592 registrations); not change-log events
+    def save_registration_token(self, token: RegistrationToken) -> None:
+        """Insert; Conflict if the id or the hash exists."""
+
+    def load_registration_token(self, token_hash: bytes) -> RegistrationToken | None:
+        """The token whose keyed hash is `token_hash`, whatever its state."""
+
+    def load_registration_tokens(self) -> list[RegistrationToken]:
+        """Every token, oldest first."""
+
+    def revoke_registration_token(self, token_id: str, at: float) -> None:
+        """NotFound if absent; the first revocation time stands."""
+
+    def register_client(self, token_id: str, now: float, client: Client, grants: Sequence[Grant],
+                        secrets: Sequence[ClientSecret], registration: ClientRegistration) -> bool:
+        """Spend one use of initial access token `token_id` and create the client (as `create_client`)
+        with its registration, in one transaction; False, creating nothing, when the token is revoked,
+        expired at `now` or used up. Atomic across processes and nodes: racing registrations never
+        spend more than `max_uses`."""
+
+    def load_registration(self, client_id: str) -> ClientRegistration | None:
+        """A client's registration; `delete_client` removes it with the client."""
 
     # signing keys
     def add_key(self, key: SigningKey) -> None: ...

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey
+from warden.core.registration import ClientRegistration, RegistrationToken
 from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 from warden.errors import Conflict, NotFound
@@ -32,6 +33,8 @@ class MemoryStore:
         self._status_lists: dict[int, list[float]] = {}  # list_id -> [next_start, reusable_at]
         self._status_blocks: dict[int, list[StatusBlock]] = {}
         self._cursors: dict[str, int] = {}
+        self._registration_tokens: dict[str, RegistrationToken] = {}
+        self._registrations: dict[str, ClientRegistration] = {}
 
     def _log(self, kind: ChangeKind, key: str) -> None:
         seq = self._changes[-1].seq + 1 if self._changes else 1
@@ -73,6 +76,10 @@ class MemoryStore:
     # clients
     def create_client(self, client: Client, grants: Sequence[Grant], secrets: Sequence[ClientSecret]) -> None:
         with self._lock:
+            self._create_client(client, grants, secrets)
+
+    def _create_client(self, client: Client, grants: Sequence[Grant], secrets: Sequence[ClientSecret]) -> None:
+        with self._lock:
             if client.client_id in self._clients:
                 raise Conflict(f"client {client.client_id} already exists")
             self._check_grants(grants)
@@ -104,6 +111,7 @@ class MemoryStore:
             if self._clients.pop(client_id, None) is None:
                 raise NotFound(f"no client {client_id}")
             self._grants.pop(client_id, None)
+            self._registrations.pop(client_id, None)
             for sid in [s.secret_id for s in self._secrets.values() if s.client_id == client_id]:
                 del self._secrets[sid]
             self._log(ChangeKind.CLIENT, client_id)
@@ -115,6 +123,42 @@ class MemoryStore:
             self._check_grants(grants)
             self._grants[client_id] = list(grants)
             self._log(ChangeKind.CLIENT, client_id)
+
+    # dynamic registration
+    def save_registration_token(self, token: RegistrationToken) -> None:
+        with self._lock:
+            if token.token_id in self._registration_tokens or any(
+                    t.hash == token.hash for t in self._registration_tokens.values()):
+                raise Conflict(f"registration token {token.token_id} exists")
+            self._registration_tokens[token.token_id] = token
+
+    def load_registration_token(self, token_hash: bytes) -> RegistrationToken | None:
+        return next((t for t in self._registration_tokens.values() if t.hash == token_hash), None)
+
+    def load_registration_tokens(self) -> list[RegistrationToken]:
+        return sorted(self._registration_tokens.values(), key=lambda t: (t.created_at, t.token_id))
+
+    def revoke_registration_token(self, token_id: str, at: float) -> None:
+        with self._lock:
+            token = self._registration_tokens.get(token_id)
+            if token is None:
+                raise NotFound(f"no registration token {token_id}")
+            if token.revoked_at is None:
+                self._registration_tokens[token_id] = dataclasses.replace(token, revoked_at=at)
+
+    def register_client(self, token_id: str, now: float, client: Client, grants: Sequence[Grant],
+                        secrets: Sequence[ClientSecret], registration: ClientRegistration) -> bool:
+        with self._lock:
+            token = self._registration_tokens.get(token_id)
+            if token is None or token.state(now) != "active":
+                return False
+            self._create_client(client, grants, secrets)
+            self._registration_tokens[token_id] = dataclasses.replace(token, uses=token.uses + 1)
+            self._registrations[client.client_id] = registration
+            return True
+
+    def load_registration(self, client_id: str) -> ClientRegistration | None:
+        return self._registrations.get(client_id)
 
     def load_client(self, client_id: str) -> Client | None:
         return self._clients.get(client_id)

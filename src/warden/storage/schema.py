@@ -35,10 +35,12 @@ __all__ = [
     "apis",
     "audit_cursors",
     "change_log",
+    "client_registrations",
     "client_secrets",
     "clients",
     "grants",
     "metadata",
+    "registration_tokens",
     "revoked_tokens",
     "signing_keys",
     "status_blocks",
@@ -176,4 +178,32 @@ audit_cursors = Table(
     Column("name", _key(), primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+# Dynamic registration (RFC 7591): initial access tokens, stored as keyed hashes (looked up by hash),
+# with the policy (`grants` JSON: [[api, [scopes]], ...]) that caps what a registered client gets.
+registration_tokens = Table(
+    "registration_tokens", metadata,
+    Column("token_id", _key(), primary_key=True),
+    Column("hash", LargeBinary, nullable=False, index=True, unique=True),
+    Column("grants", Text, nullable=False),
+    Column("tenant", Text, nullable=True),
+    Column("approval", Boolean, nullable=False),
+    Column("max_uses", Integer, nullable=True),
+    Column("uses", Integer, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text, nullable=False),
+)
+
+# A registered client's registration access token (RFC 7592, hashed) and the policy it was registered
+# under; it goes with the client. No foreign key to the initial access token: the policy is copied.
+client_registrations = Table(
+    "client_registrations", metadata,
+    Column("client_id", _key(), ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True),
+    Column("token_id", _key(), nullable=False),
+    Column("access_token_hash", LargeBinary, nullable=False),
+    Column("grants", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

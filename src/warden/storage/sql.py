@@ -46,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from warden.core.api import Api
 from warden.core.client import Client, Grant
 from warden.core.keys import KeyState, SigningKey
+from warden.core.registration import ClientRegistration, RegistrationToken
 from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 from warden.errors import Conflict, NotFound, StorageError, StorageUnavailable
@@ -55,6 +56,9 @@ from warden.storage._rows import (
     client_values,
     join_scopes,
     key_from_row,
+    policy_json,
+    registration_from_row,
+    registration_token_from_row,
     secret_from_row,
     secret_values,
     split_scopes,
@@ -65,8 +69,10 @@ from warden.storage.schema import (
     apis,
     audit_cursors,
     change_log,
+    client_registrations,
     client_secrets,
     clients,
+    registration_tokens,
     revoked_tokens,
     signing_keys,
     status_blocks,
@@ -204,14 +210,18 @@ class SqlStore:
     # clients ------------------------------------------------------------------
     def create_client(self, client: Client, grants: Sequence[Grant], secrets: Sequence[ClientSecret]) -> None:
         with self._transaction() as conn:
-            if self._has_client(conn, client.client_id):
-                raise Conflict(f"client {client.client_id} already exists")
-            self._check_apis(conn, grants)
-            conn.execute(insert(clients).values(created_at=client.created_at, **client_values(client)))
-            self._insert_grants(conn, grants)
-            if secrets:
-                conn.execute(insert(client_secrets), [secret_values(s) for s in secrets])
+            self._create_client(conn, client, grants, secrets)
             self._log(conn, [(ChangeKind.CLIENT, client.client_id)])
+
+    def _create_client(self, conn: Connection, client: Client, grants: Sequence[Grant],
+                       secrets: Sequence[ClientSecret]) -> None:
+        if self._has_client(conn, client.client_id):
+            raise Conflict(f"client {client.client_id} already exists")
+        self._check_apis(conn, grants)
+        conn.execute(insert(clients).values(created_at=client.created_at, **client_values(client)))
+        self._insert_grants(conn, grants)
+        if secrets:
+            conn.execute(insert(client_secrets), [secret_values(s) for s in secrets])
 
     def _has_client(self, conn: Connection, client_id: str) -> bool:
         query = select(clients.c.client_id).where(clients.c.client_id == client_id)
@@ -246,6 +256,7 @@ class SqlStore:
             # opened without PRAGMA foreign_keys would silently keep the orphans.
             conn.execute(delete(grants_table).where(grants_table.c.client_id == client_id))
             conn.execute(delete(client_secrets).where(client_secrets.c.client_id == client_id))
+            conn.execute(delete(client_registrations).where(client_registrations.c.client_id == client_id))
             if conn.execute(delete(clients).where(clients.c.client_id == client_id)).rowcount == 0:
                 raise NotFound(f"no client {client_id}")
             self._log(conn, [(ChangeKind.CLIENT, client_id)])
@@ -319,6 +330,61 @@ class SqlStore:
                 .values(last_used_at=bindparam("used")))
         with self._transaction() as conn:
             conn.execute(stmt, [{"sid": sid, "used": at} for sid, at in sorted(uses.items())])
+
+    # dynamic registration -----------------------------------------------------
+    def save_registration_token(self, token: RegistrationToken) -> None:
+        with self._transaction() as conn:
+            conn.execute(insert(registration_tokens).values(
+                token_id=token.token_id, hash=token.hash, grants=policy_json(token.grants), tenant=token.tenant,
+                approval=token.approval, max_uses=token.max_uses, uses=token.uses, expires_at=token.expires_at,
+                revoked_at=token.revoked_at, created_at=token.created_at, created_by=token.created_by))
+
+    def load_registration_token(self, token_hash: bytes) -> RegistrationToken | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(select(registration_tokens).where(registration_tokens.c.hash == token_hash)).first()
+        return None if row is None else registration_token_from_row(row)
+
+    def load_registration_tokens(self) -> list[RegistrationToken]:
+        t = registration_tokens.c
+        with self._transaction(write=False) as conn:
+            return [registration_token_from_row(row)
+                    for row in conn.execute(select(registration_tokens).order_by(t.created_at, t.token_id))]
+
+    def revoke_registration_token(self, token_id: str, at: float) -> None:
+        t = registration_tokens.c
+        with self._transaction() as conn:
+            if conn.execute(select(t.token_id).where(t.token_id == token_id)).first() is None:
+                raise NotFound(f"no registration token {token_id}")
+            conn.execute(update(registration_tokens).where(t.token_id == token_id, t.revoked_at.is_(None))
+                         .values(revoked_at=at))
+
+    def register_client(self, token_id: str, now: float, client: Client, grants: Sequence[Grant],
+                        secrets: Sequence[ClientSecret], registration: ClientRegistration) -> bool:
+        t = registration_tokens.c
+        # One conditional UPDATE spends the use: on PostgreSQL a racing transaction waits on the row
+        # lock and re-evaluates the condition against the committed count; SQLite's BEGIN IMMEDIATE
+        # runs writers one at a time. Either way no more than max_uses registrations commit.
+        spend = (update(registration_tokens)
+                 .where(t.token_id == token_id, t.revoked_at.is_(None),
+                        or_(t.expires_at.is_(None), t.expires_at > now),
+                        or_(t.max_uses.is_(None), t.uses < t.max_uses))
+                 .values(uses=t.uses + 1))
+        with self._transaction() as conn:
+            if conn.execute(spend).rowcount != 1:
+                return False
+            self._create_client(conn, client, grants, secrets)
+            conn.execute(insert(client_registrations).values(
+                client_id=registration.client_id, token_id=registration.token_id,
+                access_token_hash=registration.access_token_hash, grants=policy_json(registration.grants),
+                created_at=registration.created_at))
+            self._log(conn, [(ChangeKind.CLIENT, client.client_id)])
+        return True
+
+    def load_registration(self, client_id: str) -> ClientRegistration | None:
+        r = client_registrations.c
+        with self._transaction(write=False) as conn:
+            row = conn.execute(select(client_registrations).where(r.client_id == client_id)).first()
+        return None if row is None else registration_from_row(row)
 
     # keys ---------------------------------------------------------------------
     def add_key(self, key: SigningKey) -> None:

@@ -7,7 +7,7 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warden.core.redaction import RedactingFormatter, redact
+from warden.core.redaction import REDACTED, RedactingFormatter, redact
 from warden.core.secrets import SECRET_PREFIX, generate_secret
 from warden.protocol.errors import InvalidClient, safe_description
 
@@ -102,3 +102,18 @@ def test_metric_label_values_are_redacted():
     secret = _secret(3)
     Labelled(counter)(f"bad {secret}").inc()
     assert secret not in generate_latest(registry).decode()
+
+
+def test_registration_credentials_are_redacted():
+    import secrets as random
+
+    from warden.core.secrets import (
+        INITIAL_ACCESS_TOKEN_PREFIX,
+        REGISTRATION_ACCESS_TOKEN_PREFIX,
+        generate_secret,
+    )
+
+    for prefix in (INITIAL_ACCESS_TOKEN_PREFIX, REGISTRATION_ACCESS_TOKEN_PREFIX):
+        value = generate_secret(random.token_bytes, prefix)
+        out = redact(f"Bearer {value} refused")
+        assert value not in out and out == f"Bearer {prefix}{REDACTED} refused"

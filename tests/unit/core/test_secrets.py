@@ -51,3 +51,24 @@ def test_secret_state_follows_expiry_and_revocation():
     assert secret_state(ClientSecret("s", "c", b"h", 0, expires_at=100), 99.9) is SecretState.ACTIVE
     assert secret_state(ClientSecret("s", "c", b"h", 0, expires_at=100), 100) is SecretState.EXPIRED
     assert secret_state(ClientSecret("s", "c", b"h", 0, revoked_at=5), 1) is SecretState.REVOKED
+
+
+def test_registration_credentials_have_their_own_prefix_and_checksum():
+    import secrets as random
+
+    from warden.core.secrets import (
+        CREDENTIAL_PREFIXES,
+        INITIAL_ACCESS_TOKEN_PREFIX,
+        REGISTRATION_ACCESS_TOKEN_PREFIX,
+        SECRET_LENGTH,
+        generate_secret,
+        has_valid_checksum,
+    )
+
+    for prefix in (INITIAL_ACCESS_TOKEN_PREFIX, REGISTRATION_ACCESS_TOKEN_PREFIX):
+        value = generate_secret(random.token_bytes, prefix)
+        assert value.startswith(prefix) and len(value) == SECRET_LENGTH  # 36 base62 characters: 214 bits (T30)
+        assert has_valid_checksum(value, prefix)
+        assert not has_valid_checksum(value)  # a registration credential is no client secret
+        assert not has_valid_checksum(value.replace(prefix, "wsec_"), "wsec_")
+    assert len({len(p) for p in CREDENTIAL_PREFIXES}) == 1

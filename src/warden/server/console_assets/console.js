@@ -269,7 +269,8 @@
       .map((c) => el("tr", {},
         el("td", {}, el("code", {}, c.client_id)),
         el("td", {}, c.name),
-        el("td", { class: c.enabled ? "state-enabled" : "state-disabled" }, c.enabled ? "enabled" : "disabled"),
+        el("td", { class: c.enabled && !c.pending_approval ? "state-enabled" : "state-disabled" },
+          c.pending_approval ? "pending approval" : (c.enabled ? "enabled" : "disabled")),
         el("td", {}, c.auth_method),
         el("td", {}, c.grants.map((g) => g.api + " (" + g.scopes.join(" ") + ")").join(", ")),
         el("td", {}, ago(lastUse(c))),
@@ -280,7 +281,12 @@
             onclick: () => act((c.enabled ? "Disabling " : "Enabling ") + c.client_id, async () => {
               await api("PATCH", "/clients/" + encodeURIComponent(c.client_id), { enabled: !c.enabled });
               await loadClients();
-            }) }, c.enabled ? "Disable" : "Enable"))));
+            }) }, c.enabled ? "Disable" : "Enable"),
+          ...(c.pending_approval ? [" ", el("button", { type: "button", "aria-label": "Approve " + c.name,
+            onclick: () => act("Approving " + c.client_id, async () => {
+              await api("POST", "/clients/" + encodeURIComponent(c.client_id) + "/approve", {});
+              await loadClients();
+            }) }, "Approve")] : []))));
     fill($("clients-table").tBodies[0], rows, q ? "no client matches" : "no clients yet");
   }
   $("client-search").addEventListener("input", renderClients);
