@@ -143,6 +143,7 @@ Reason = Literal[
     "server_error",
     "shared_state_unavailable",
     "signature",
+    "signing_key_unavailable",
     "slow_down",
     "status_invalid",
     "status_list_unavailable",
