@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.conftest import LiveServer, wait_until
+from tests.integration.conftest import LiveServer, free_port, wait_until
 
 from warden.core.clock import SystemClock
 from warden.core.keys import KeyState
@@ -195,3 +195,55 @@ def test_a_key_gone_from_the_token_answers_503_not_a_token_from_elsewhere(server
     reasons = {e.get("reason") for e in server.audit_events()}
     assert "signing_key_unavailable" in reasons
     assert PIN not in server.audit_path.read_text()
+
+
+def test_admin_api_rotation_makes_the_new_key_in_the_token(server: LiveServer, token: Token):
+    admin_api = f"{server.issuer}/admin/v1"
+    cid, secret = server.client({admin_api: "warden:admin"}, name="ops")
+    bearer = server.token(cid, secret, resource=admin_api).json()["access_token"]
+    before = {k.kid for k in server.admin.store.load_keys()}
+    resp = server.http.post(f"{server.url}/admin/v1/keys/rotate", json={"algs": ["ES256"]},
+                            headers={"authorization": f"Bearer {bearer}"})
+    assert resp.status_code == 200, resp.text
+    made = [k for k in server.admin.store.load_keys() if k.kid not in before]
+    assert len(made) == 1 and made[0].encrypted_private_key == f"p11:{LABEL}".encode()
+    assert len(token.objects(made[0].kid, pkcs11.ObjectClass.PRIVATE_KEY)) == 1
+
+
+def test_a_session_the_token_closed_is_reopened_on_the_next_signature(server: LiveServer, token: Token):
+    from warden.services import pkcs11_keys
+
+    fetch(server, "ES256")
+    shared = pkcs11_keys._SESSIONS[(str(MODULE), LABEL)]
+    shared.session.close()  # as an HSM restart would end it
+    access, api = fetch(server, "ES256")  # reopened once, transparently
+    Validator(issuer=server.issuer, audience=api).validate(access, scopes=["read"])
+    assert shared.session is not None
+
+
+@pytest.mark.slow
+def test_warden_serve_with_two_workers_signs_in_the_token(token: Token, tmp_path: Path):
+    from tests.integration.test_cli_e2e import Served
+
+    env = token.env(str(tmp_path / "data"))
+
+    def run(*args: str) -> str:
+        return subprocess.run([*WARDEN, *args], env=env, capture_output=True, text=True, timeout=120,
+                              check=True).stdout
+    run("init")
+    run("apis", "create", "https://orders.example", "--scopes", "read", "--alg", "RS256")
+    created = json.loads(run("clients", "create", "billing", "--grant", "https://orders.example=read", "--json"))
+    served = Served(env, free_port(), workers=2)  # the PIN reaches each spawned worker, never its command line
+    try:
+        kids = set()
+        for _ in range(6):
+            resp = served.token(created["client_id"], created["client_secret"])
+            assert resp.status_code == 200, resp.text
+            Validator(issuer=served.url, audience="https://orders.example").validate(resp.json()["access_token"])
+            kids.add(kid_of(resp.json()["access_token"]))
+        (kid,) = kids
+        assert token.objects(kid, pkcs11.ObjectClass.PRIVATE_KEY)
+    finally:
+        code, out, err = served.stop()
+    assert code == 0, err
+    assert PIN not in out + err

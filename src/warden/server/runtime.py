@@ -210,7 +210,7 @@ class Runtime:
         if self.store is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready")
         return Admin(self.store, self.material, self.clock, self.audit, actor, dev_mode=self.settings.dev_mode,
-                     on_revoked=lambda kind: self.metrics.revoked_tokens(kind).inc())
+                     on_revoked=lambda kind: self.metrics.revoked_tokens(kind).inc(), key_backends=self.key_backends)
 
     async def start(self) -> None:
         try:
