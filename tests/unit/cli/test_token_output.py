@@ -96,3 +96,24 @@ def test_destinations_that_do_not_fit_are_usage_errors(fmt, dest, environ, messa
 
 def test_issued_token_repr_hides_the_token():
     assert TOKEN.access_token not in repr(TOKEN)
+
+
+@given(st.text(max_size=200))
+def test_a_platform_token_from_the_environment_is_one_compact_value_or_a_usage_error(value):
+    from warden.cli.platform_tokens import PlatformTokenError, token_from_env
+
+    try:
+        token = token_from_env("T", {"T": value})
+    except PlatformTokenError as exc:
+        assert exc.exit_code == EXIT_USAGE
+    else:
+        assert token == value.strip() and token.isascii() and not any(c.isspace() for c in token)
+
+
+def test_a_missing_platform_token_says_which_variable_and_file():
+    from warden.cli.platform_tokens import PlatformTokenError, token_from_env, token_from_file
+
+    with pytest.raises(PlatformTokenError, match="CI_JOB_JWT_V2 is not set"):
+        token_from_env("CI_JOB_JWT_V2", {})
+    with pytest.raises(PlatformTokenError, match="/nonexistent/token"):
+        token_from_file("/nonexistent/token")
