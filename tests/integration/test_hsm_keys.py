@@ -171,6 +171,9 @@ def test_cli_rotation_and_init_use_the_token_and_never_show_the_pin(server: Live
     access, _ = fetch(server, "RS256")
     assert kid_of(access) == json.loads(proc.stdout)["activated"][0]
 
+    listed = json.loads(subprocess.run([*WARDEN, "keys", "list", "--json"], env=env, capture_output=True, text=True,
+                                       timeout=120, check=True).stdout)
+    assert {k["backend"] for k in listed} == {"pkcs11"}
     init = subprocess.run([*WARDEN, "init"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert init.returncode == 0, init.stderr  # every stored key is in the token and matches the JWKS
     wrong = subprocess.run([*WARDEN, "init"], env={**env, "WARDEN_KEYS_PKCS11_PIN": "0000-" + PIN[::-1]},
