@@ -217,7 +217,7 @@ def test_a_session_the_token_closed_is_reopened_on_the_next_signature(server: Li
     from warden.services import pkcs11_keys
 
     fetch(server, "ES256")
-    shared = pkcs11_keys._SESSIONS[(str(MODULE), LABEL)]
+    shared = pkcs11_keys._SESSIONS[(str(MODULE), LABEL, "sign")]
     shared.session.close()  # as an HSM restart would end it
     access, api = fetch(server, "ES256")  # reopened once, transparently
     Validator(issuer=server.issuer, audience=api).validate(access, scopes=["read"])

@@ -7,9 +7,10 @@ token label. Mechanisms: ES256 signs the SHA-256 digest with `CKM_ECDSA` on P-25
 token answers R || S, as RFC 7518 §3.4 wants), RS256 uses `CKM_SHA256_RSA_PKCS`, EdDSA
 `CKM_EDDSA` on Ed25519.
 
-One logged-in session per process and token serves every caller, behind a lock: PKCS#11
-logs in per application, not per session, and a session must not run two operations at
-once. When the token fails (it was unplugged, the HSM restarted) the session is reopened
+Each process keeps two sessions per token, each behind its own lock (a session must not
+run two operations at once): one signs tokens, the other generates, inspects and destroys
+keys, so a key being generated in a background thread never holds up a signature. PKCS#11
+logs in per application, so the second session shares the first one's login. When the token fails (it was unplugged, the HSM restarted) the session is reopened
 once; if that fails too the caller gets `TemporarilyUnavailable` (503, never a token from
 another key, F18). The PIN is a `Secret` and appears in no message.
 """
@@ -48,7 +49,7 @@ class _Session:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
-_SESSIONS: dict[tuple[str, str], _Session] = {}
+_SESSIONS: dict[tuple[str, str, str], _Session] = {}  # (module, token label, "sign" | "manage")
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -84,9 +85,9 @@ class Pkcs11Keys:
         return f"Pkcs11Keys(module={self._module!r}, token_label={self._label!r})"
 
     # the session ---------------------------------------------------------------------------------
-    def _shared(self) -> _Session:
+    def _shared(self, purpose: str) -> _Session:
         with _SESSIONS_LOCK:
-            return _SESSIONS.setdefault((self._module, self._label), _Session())
+            return _SESSIONS.setdefault((self._module, self._label, purpose), _Session())
 
     def _user_pin(self) -> str:
         if self._pin is not None:
@@ -119,10 +120,10 @@ class Pkcs11Keys:
             raise TemporarilyUnavailable("signing keys unavailable", reason="signing_key_unavailable",
                                          retry_after=1) from exc
 
-    def _run(self, operation: Any) -> Any:
+    def _run(self, operation: Any, purpose: str = "manage") -> Any:
         """Run `operation(session)` under the lock; reopen the session once if the token failed."""
         p11 = _pkcs11()
-        shared = self._shared()
+        shared = self._shared(purpose)
         with shared.lock:
             for attempt in (0, 1):
                 if shared.session is None:
@@ -191,7 +192,7 @@ class Pkcs11Keys:
         if mechanism is None:
             raise ConfigError(f"signing key {kid}: the pkcs11 backend does not sign {alg}")
         prehash = alg == "ES256"  # CKM_ECDSA signs a digest; the others hash inside the token
-        handle: list[Any] = [self._run(lambda session: self._find(session, kid, private=True))]
+        handle: list[Any] = [self._run(lambda session: self._find(session, kid, private=True), "sign")]
 
         def sign_input(data: bytes) -> bytes:
             message = hashlib.sha256(data).digest() if prehash else data
@@ -207,7 +208,7 @@ class Pkcs11Keys:
                     raise p11.exceptions.SessionClosed() from None
 
             try:
-                return bytes(self._run(op))
+                return bytes(self._run(op, "sign"))
             except (p11.exceptions.PKCS11Error, ConfigError) as exc:  # a failing token, or the key gone from it
                 log.error("signing key %s: the PKCS#11 token cannot sign (%s)", kid, type(exc).__name__)
                 raise TemporarilyUnavailable("signing key unavailable", reason="signing_key_unavailable",
