@@ -188,6 +188,7 @@ def test_cli_rotation_and_init_use_the_token_and_never_show_the_pin(server: Live
 
 
 def test_a_key_gone_from_the_token_answers_503_not_a_token_from_elsewhere(server: LiveServer, token: Token):
+    """F18: an HSM that cannot sign is 503 with Retry-After, never a fallback to another key."""
     access, api = fetch(server, "EdDSA")
     for obj in token.objects(kid_of(access), pkcs11.ObjectClass.PRIVATE_KEY):
         obj.destroy()  # as if the HSM lost it
