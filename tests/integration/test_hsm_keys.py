@@ -30,6 +30,7 @@ from warden.services.audit import AuditSink
 from warden.services.kek import load_kek
 from warden.services.key_backends import open_key_backends
 from warden.services.keyring import Keyring
+from warden.services.pkcs11_keys import library_lock
 
 MODULE = next((p for p in ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
                            "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so") if os.path.exists(p)), None)
@@ -43,7 +44,10 @@ WARDEN = [sys.executable, "-m", "warden.cli.main"]
 
 
 class Token:
-    """The SoftHSM2 token: its settings for Warden and a session of the test's own to inspect it."""
+    """The SoftHSM2 token: its settings for Warden and a session of the test's own to inspect it.
+
+    The server under test runs in this process and calls the same library from its threads, so
+    every call the test makes holds the library's lock too (`locked`), as Warden's own calls do."""
 
     def __init__(self, root: Path) -> None:
         (root / "tokens").mkdir()
@@ -55,7 +59,11 @@ class Token:
                         "--so-pin", "so-" + PIN], check=True, capture_output=True, env={**os.environ})
         self.pin_file = root / "pin"
         self.pin_file.write_text(PIN + "\n")
-        self.session = pkcs11.lib(MODULE).get_token(token_label=LABEL).open(rw=True)
+        with self.locked():
+            self.session = pkcs11.lib(MODULE).get_token(token_label=LABEL).open(rw=True)
+
+    def locked(self) -> Any:
+        return library_lock(str(MODULE))
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -73,7 +81,8 @@ class Token:
         template: dict[Any, Any] = {pkcs11.Attribute.ID: kid.encode()}
         if cls is not None:
             template[pkcs11.Attribute.CLASS] = cls
-        return list(self.session.get_objects(template))
+        with self.locked():
+            return list(self.session.get_objects(template))
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +133,12 @@ def test_tokens_are_signed_inside_the_token_and_validate_against_the_jwks(server
     key = stored[kid_of(access)]
     assert key.encrypted_private_key == f"p11:{LABEL}".encode()  # the store holds no private material at all
     (private,) = token.objects(key.kid, pkcs11.ObjectClass.PRIVATE_KEY)
-    assert private[pkcs11.Attribute.SENSITIVE] is True and private[pkcs11.Attribute.EXTRACTABLE] is False
-    assert private[pkcs11.Attribute.NEVER_EXTRACTABLE] is True and private[pkcs11.Attribute.TOKEN] is True
     secret_part = pkcs11.Attribute.PRIVATE_EXPONENT if alg == "RS256" else pkcs11.Attribute.VALUE
-    with pytest.raises(pkcs11.exceptions.AttributeSensitive):
-        private[secret_part]  # the token refuses to show the private key
+    with token.locked():
+        assert private[pkcs11.Attribute.SENSITIVE] is True and private[pkcs11.Attribute.EXTRACTABLE] is False
+        assert private[pkcs11.Attribute.NEVER_EXTRACTABLE] is True and private[pkcs11.Attribute.TOKEN] is True
+        with pytest.raises(pkcs11.exceptions.AttributeSensitive):
+            private[secret_part]  # the token refuses to show the private key
 
 
 def test_rotation_prepublishes_retires_and_removes_keys_in_the_token(server: LiveServer, token: Token):
@@ -167,7 +177,8 @@ def test_cli_rotation_and_init_use_the_token_and_never_show_the_pin(server: Live
     server.sync()
     fresh = [k for k in server.admin.store.load_keys() if k.alg == "RS256" and k.state is KeyState.NEXT]
     (public,) = token.objects(fresh[0].kid, pkcs11.ObjectClass.PUBLIC_KEY)
-    assert int.from_bytes(public[pkcs11.Attribute.MODULUS], "big").bit_length() == 2048
+    with token.locked():
+        assert int.from_bytes(public[pkcs11.Attribute.MODULUS], "big").bit_length() == 2048
     access, _ = fetch(server, "RS256")
     assert kid_of(access) == json.loads(proc.stdout)["activated"][0]
 
@@ -190,8 +201,9 @@ def test_cli_rotation_and_init_use_the_token_and_never_show_the_pin(server: Live
 def test_a_key_gone_from_the_token_answers_503_not_a_token_from_elsewhere(server: LiveServer, token: Token):
     """F18: an HSM that cannot sign is 503 with Retry-After, never a fallback to another key."""
     access, api = fetch(server, "EdDSA")
-    for obj in token.objects(kid_of(access), pkcs11.ObjectClass.PRIVATE_KEY):
-        obj.destroy()  # as if the HSM lost it
+    with token.locked():
+        for obj in token.objects(kid_of(access), pkcs11.ObjectClass.PRIVATE_KEY):
+            obj.destroy()  # as if the HSM lost it
     cid, secret = server.client({api: "read"})
     resp = server.token(cid, secret)
     assert resp.status_code == 503 and resp.json()["error"] == "temporarily_unavailable"
@@ -218,8 +230,9 @@ def test_a_session_the_token_closed_is_reopened_on_the_next_signature(server: Li
     from warden.services import pkcs11_keys
 
     fetch(server, "ES256")
-    shared = pkcs11_keys._SESSIONS[(str(MODULE), LABEL, "sign")]
-    shared.session.close()  # as an HSM restart would end it
+    shared = pkcs11_keys._SESSIONS[(str(MODULE), LABEL)]
+    with token.locked():
+        shared.session.close()  # as an HSM restart would end it
     access, api = fetch(server, "ES256")  # reopened once, transparently
     Validator(issuer=server.issuer, audience=api).validate(access, scopes=["read"])
     assert shared.session is not None

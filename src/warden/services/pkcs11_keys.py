@@ -7,10 +7,13 @@ token label. Mechanisms: ES256 signs the SHA-256 digest with `CKM_ECDSA` on P-25
 token answers R || S, as RFC 7518 §3.4 wants), RS256 uses `CKM_SHA256_RSA_PKCS`, EdDSA
 `CKM_EDDSA` on Ed25519.
 
-Each process keeps two sessions per token, each behind its own lock (a session must not
-run two operations at once): one signs tokens, the other generates, inspects and destroys
-keys, so a key being generated in a background thread never holds up a signature. PKCS#11
-logs in per application, so the second session shares the first one's login. When the token fails (it was unplugged, the HSM restarted) the session is reopened
+Each process keeps one logged-in session per token (PKCS#11 logs in per application, not
+per session). Every call into a PKCS#11 library takes that library's process-wide lock
+(`library_lock`): python-pkcs11 initialises libraries without locking callbacks
+(`C_Initialize(NULL)`), which tells a library such as SoftHSM2 that no two threads call it
+at once. So generating a key (in the maintenance thread, once per rotation) delays the
+signatures of that process while it runs: 70-300 ms for RSA-2048 in SoftHSM2, 10-50 ms for
+EdDSA and ES256. When the token fails (it was unplugged, the HSM restarted) the session is reopened
 once; if that fails too the caller gets `TemporarilyUnavailable` (503, never a token from
 another key, F18). The PIN is a `Secret` and appears in no message.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -32,7 +35,7 @@ from warden.secret import Secret
 from warden.services.key_backends import GeneratedKey, SignFunction
 from warden.settings import Pkcs11Settings
 
-__all__ = ["Pkcs11Keys"]
+__all__ = ["Pkcs11Keys", "library_lock"]
 
 log = logging.getLogger("warden.server")
 _REF_PREFIX = b"p11:"
@@ -43,14 +46,20 @@ _EXTRA = "pip install 'warden-m2m[hsm]'"
 
 @dataclass
 class _Session:
-    """The process's session with one token, and the lock its operations take."""
+    """The process's session with one token."""
 
     session: Any = None
-    lock: threading.RLock = field(default_factory=threading.RLock)
 
 
-_SESSIONS: dict[tuple[str, str, str], _Session] = {}  # (module, token label, "sign" | "manage")
+_SESSIONS: dict[tuple[str, str], _Session] = {}  # (module, token label)
+_LIBRARY_LOCKS: dict[str, threading.RLock] = {}
 _SESSIONS_LOCK = threading.Lock()
+
+
+def library_lock(module: str) -> threading.RLock:
+    """The lock every call into the PKCS#11 library at `module` must hold, in this process."""
+    with _SESSIONS_LOCK:
+        return _LIBRARY_LOCKS.setdefault(module, threading.RLock())
 
 
 def _pkcs11() -> Any:
@@ -85,9 +94,9 @@ class Pkcs11Keys:
         return f"Pkcs11Keys(module={self._module!r}, token_label={self._label!r})"
 
     # the session ---------------------------------------------------------------------------------
-    def _shared(self, purpose: str) -> _Session:
+    def _shared(self) -> _Session:
         with _SESSIONS_LOCK:
-            return _SESSIONS.setdefault((self._module, self._label, purpose), _Session())
+            return _SESSIONS.setdefault((self._module, self._label), _Session())
 
     def _user_pin(self) -> str:
         if self._pin is not None:
@@ -120,11 +129,11 @@ class Pkcs11Keys:
             raise TemporarilyUnavailable("signing keys unavailable", reason="signing_key_unavailable",
                                          retry_after=1) from exc
 
-    def _run(self, operation: Any, purpose: str = "manage") -> Any:
-        """Run `operation(session)` under the lock; reopen the session once if the token failed."""
+    def _run(self, operation: Any) -> Any:
+        """Run `operation(session)` under the library's lock; reopen the session once if the token failed."""
         p11 = _pkcs11()
-        shared = self._shared(purpose)
-        with shared.lock:
+        shared = self._shared()
+        with library_lock(self._module):
             for attempt in (0, 1):
                 if shared.session is None:
                     shared.session = self._open()
@@ -192,7 +201,7 @@ class Pkcs11Keys:
         if mechanism is None:
             raise ConfigError(f"signing key {kid}: the pkcs11 backend does not sign {alg}")
         prehash = alg == "ES256"  # CKM_ECDSA signs a digest; the others hash inside the token
-        handle: list[Any] = [self._run(lambda session: self._find(session, kid, private=True), "sign")]
+        handle: list[Any] = [self._run(lambda session: self._find(session, kid, private=True))]
 
         def sign_input(data: bytes) -> bytes:
             message = hashlib.sha256(data).digest() if prehash else data
@@ -208,7 +217,7 @@ class Pkcs11Keys:
                     raise p11.exceptions.SessionClosed() from None
 
             try:
-                return bytes(self._run(op, "sign"))
+                return bytes(self._run(op))
             except (p11.exceptions.PKCS11Error, ConfigError) as exc:  # a failing token, or the key gone from it
                 log.error("signing key %s: the PKCS#11 token cannot sign (%s)", kid, type(exc).__name__)
                 raise TemporarilyUnavailable("signing key unavailable", reason="signing_key_unavailable",
