@@ -23,7 +23,7 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 	touch $(RUN_STAMP)
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PIP) -e '.[server,otel,test,dev,docs]'
+	$(PIP) -e '.[server,otel,hsm,test,dev,docs]'
 	touch $(TEST_STAMP) $(RUN_STAMP)
 
 run: $(RUN_STAMP)

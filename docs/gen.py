@@ -111,10 +111,10 @@ def render_configuration() -> str:
         comments = _field_comments(cls)
         rows = ["| key | environment | type | default | description |", "|---|---|---|---|---|"]
         for f in fields:
-            path = (section, f.name) if section else (f.name,)
+            path = (*section.split("."), f.name) if section else (f.name,)
             env = env_names.get(path)
             env_text = f"`{env}`" if env else "TOML only"
-            if env and s.is_secret_field(f.type):
+            if env and s.is_secret_field(f.type) and f"{env}_FILE" not in s.environment_names():
                 env_text += f"<br>`{env}_FILE`"
             kind = "duration" if f.name in s._DURATIONS else _type_name(f.type)
             rows.append(f"| `{f.name}` | {env_text} | {_cell(kind)} | {_default(f)} | "
@@ -123,9 +123,17 @@ def render_configuration() -> str:
 
     out.append("## Top level\n\n")
     out.append(table(s.Settings, top, None))
-    for name, cls in sections:
+    while sections:
+        name, cls = sections.pop(0)
+        own, subsections = [], []
+        for f in dataclasses.fields(cls):
+            if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory()):
+                subsections.append((f"{name}.{f.name}", type(f.default_factory())))  # e.g. [keys.pkcs11]
+            else:
+                own.append(f)
         out.append(f"\n## `[{name}]`\n\n{_clean_doc(cls.__doc__ or '')}\n\n")
-        out.append(table(cls, list(dataclasses.fields(cls)), name))
+        out.append(table(cls, own, name))
+        sections[:0] = subsections
     for name, cls in tables:
         out.append(f"\n## `[[{name}]]`\n\n{_clean_doc(cls.__doc__ or '')}\n\n")
         out.append("Repeat the table once per issuer. Settable in the TOML file only.\n\n")

@@ -36,6 +36,7 @@ __all__ = [
     "LogSettings",
     "MTLSSettings",
     "MetricsSettings",
+    "Pkcs11Settings",
     "Secret",
     "ServerSettings",
     "Settings",
@@ -73,12 +74,33 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class Pkcs11Settings:
+    """The PKCS#11 token that holds the signing keys when `keys.backend = "pkcs11"` (an HSM, a
+    cloud HSM's PKCS#11 library, SoftHSM2 for tests). Keys are generated in the token as
+    sensitive, non-extractable objects and never leave it; Warden keeps only their public half
+    and the key id. Needs the `hsm` extra (python-pkcs11). Give `pin` or `pin_file`, not both.
+    """
+
+    module: str = ""  # path of the vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
+    token_label: str = ""  # the label of the token (slot) holding Warden's keys
+    pin: Secret | None = None  # the token's user PIN
+    pin_file: str = ""  # a file holding the user PIN instead (trailing newline dropped)
+    rsa_bits: int = 2048  # modulus size of RS256 keys generated in the token (2048, 3072 or 4096)
+
+
+@dataclass(frozen=True)
 class KeySettings:
-    """Signing-key lifecycle. `publish_lead` must exceed resource servers' JWKS cache age."""
+    """Signing-key lifecycle and where private keys live. `publish_lead` must exceed resource
+    servers' JWKS cache age. `backend = "database"` keeps private keys in the store, encrypted
+    under the key-encryption key; `"pkcs11"` generates and uses them inside a PKCS#11 token
+    (`[keys.pkcs11]`). Keys made by the other backend keep signing and verifying until they
+    rotate out, so switching backends is two rotations without a gap."""
 
     rotation_interval: int = 30 * 86400  # how long a key signs before the next one takes over
     publish_lead: int = 900  # how long a new key is published in the JWKS before it signs
     encryption_key: Secret | None = None  # base64url 32 bytes; else <data_dir>/kek (0600)
+    backend: str = "database"  # where new private keys are made and kept: database or pkcs11
+    pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
 
 
 @dataclass(frozen=True)
@@ -259,12 +281,11 @@ class Settings:
         return self.issuer or f"{scheme}://{self.server.host}:{self.server.port}"
 
 
-_SECTIONS: dict[str, type[Any]] = {
-    "server": ServerSettings, "keys": KeySettings, "limits": LimitSettings, "audit": AuditSettings,
-    "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings, "dpop": DPoPSettings, "mtls": MTLSSettings,
-    "status_list": StatusListSettings,
-    "token_exchange": TokenExchangeSettings,
-    "transaction_tokens": TransactionTokenSettings,
+_SECTIONS: dict[str, type[Any]] = {  # by dotted path: "keys.pkcs11" is the table [keys.pkcs11]
+    "server": ServerSettings, "keys": KeySettings, "keys.pkcs11": Pkcs11Settings, "limits": LimitSettings,
+    "audit": AuditSettings, "log": LogSettings, "metrics": MetricsSettings, "client_auth": ClientAuthSettings,
+    "dpop": DPoPSettings, "mtls": MTLSSettings, "status_list": StatusListSettings,
+    "token_exchange": TokenExchangeSettings, "transaction_tokens": TransactionTokenSettings,
     "console": ConsoleSettings,
 }
 _DURATIONS = {"lifetime", "rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
@@ -354,11 +375,12 @@ def _apply(cls: type[Any], base: Any, values: Mapping[str, Any], prefix: str) ->
     changes: dict[str, Any] = {}
     for key, value in values.items():
         f = fields.get(key)
-        if f is None or (key in _SECTIONS and not isinstance(value, dict)):
+        section = prefix + key
+        if f is None or (section in _SECTIONS and not isinstance(value, dict)):
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown setting '{prefix}{key}' (known: {known})")
-        if key in _SECTIONS:
-            changes[key] = _apply(_SECTIONS[key], getattr(base, key), value, f"{key}.")
+        if section in _SECTIONS:
+            changes[key] = _apply(_SECTIONS[section], getattr(base, key), value, f"{section}.")
         elif key == "trusted_issuers":
             changes[key] = _trusted_issuers(value)
         else:
@@ -372,8 +394,10 @@ def environment_names() -> dict[str, tuple[str, ...]]:
            if f.name not in _SECTIONS and f.name != "trusted_issuers"]
     names: dict[str, tuple[str, ...]] = {f"WARDEN_{k.upper()}": (k,) for k in top}
     for section, cls in _SECTIONS.items():
+        env = section.upper().replace(".", "_")
         for f in dataclasses.fields(cls):
-            names[f"WARDEN_{section.upper()}_{f.name.upper()}"] = (section, f.name)
+            if f"{section}.{f.name}" not in _SECTIONS:
+                names[f"WARDEN_{env}_{f.name.upper()}"] = (*section.split("."), f.name)
     return names
 
 
@@ -385,7 +409,7 @@ def is_secret_field(ftype: Any) -> bool:
 def secret_paths() -> set[tuple[str, ...]]:
     paths: set[tuple[str, ...]] = {(f.name,) for f in dataclasses.fields(Settings) if is_secret_field(f.type)}
     for section, cls in _SECTIONS.items():
-        paths |= {(section, f.name) for f in dataclasses.fields(cls) if is_secret_field(f.type)}
+        paths |= {(*section.split("."), f.name) for f in dataclasses.fields(cls) if is_secret_field(f.type)}
     return paths
 
 
@@ -405,6 +429,8 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     secrets = secret_paths()
     from_file: set[str] = set()
     for env_name, path in list(names.items()):
+        if f"{env_name}_FILE" in names:
+            continue  # a setting of its own (keys.pkcs11.pin_file), which names the file itself
         if path in secrets and f"{env_name}_FILE" in environ:
             if env_name in environ:
                 raise ConfigError(f"set {env_name} or {env_name}_FILE, not both")
@@ -416,10 +442,10 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         path = found
         value = _read_secret_file(env_name, raw) if env_name in from_file else raw
-        if len(path) == 1:
-            out[path[0]] = value
-        else:
-            out.setdefault(path[0], {})[path[1]] = value
+        table = out
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+        table[path[-1]] = value
     return out
 
 
@@ -478,6 +504,22 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("setting log.format: expected text or json")
     if settings.audit.sink == "":
         raise ConfigError("setting audit.sink: expected stdout, off or a file path")
+    _validate_keys(settings.keys)
+
+
+def _validate_keys(keys: KeySettings) -> None:
+    if keys.backend not in ("database", "pkcs11"):
+        raise ConfigError("setting keys.backend: expected database or pkcs11")
+    if keys.backend != "pkcs11":
+        return
+    p11 = keys.pkcs11
+    for name in ("module", "token_label"):
+        if not getattr(p11, name):
+            raise ConfigError(f"setting keys.pkcs11.{name}: required with keys.backend = \"pkcs11\"")
+    if (p11.pin is None) == (not p11.pin_file):
+        raise ConfigError("setting keys.pkcs11: give pin or pin_file (one of them)")
+    if p11.rsa_bits not in (2048, 3072, 4096):
+        raise ConfigError("setting keys.pkcs11.rsa_bits: expected 2048, 3072 or 4096")
 
 
 def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None,
@@ -497,11 +539,11 @@ def load_settings(config_file: str | None = None, environ: Mapping[str, str] | N
     for key, value in overrides.items():
         if value is None:
             continue
-        if "." in key:
-            section, sub = key.split(".", 1)
-            nested.setdefault(section, {})[sub] = value
-        else:
-            nested[key] = value
+        *sections, name = key.split(".")
+        table = nested
+        for section in sections:
+            table = table.setdefault(section, {})
+        table[name] = value
     final: Settings = _apply(Settings, settings, nested, "")
     _validate(final)
     return final

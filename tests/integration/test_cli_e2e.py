@@ -117,7 +117,7 @@ def test_curl_token_validates_and_cli_changes_reach_every_worker(cli_env: dict[s
         assert fetched["access_token"] not in bad.stderr
         wrong = run_cli("token", "--issuer", server.url, "--client-id", cid, env=dict(cli_env, WARDEN_CLIENT_SECRET="x"),
                         check=False)
-        assert wrong.returncode == 1 and "invalid_client" in wrong.stderr and wrong.stderr.count("\n") == 1
+        assert wrong.returncode == 3 and "invalid_client" in wrong.stderr and wrong.stderr.count("\n") == 1  # 3: authentication refused
 
         rotated = cli_json("clients", "secrets", "rotate", cid, "--grace", "0", env=cli_env)["client_secret"]
         assert wait_until(lambda: all(server.token(cid, rotated).status_code == 200 for _ in range(6)))

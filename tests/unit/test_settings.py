@@ -135,3 +135,18 @@ def test_serve_exports_no_secret_setting_to_the_environment():
     env = settings_environment(s)
     assert "WARDEN_DATABASE_URL" not in env and not any("hunter2" in v for v in env.values())
     assert env["WARDEN_SERVER_PORT"] == "8080"
+
+
+def test_pkcs11_key_settings_name_what_is_missing_and_hide_the_pin():
+    pin = "4417-pin-canary"
+    base = {"keys.backend": "pkcs11", "keys.pkcs11.module": "/x.so", "keys.pkcs11.token_label": "w"}
+    with pytest.raises(ConfigError, match="pin or pin_file"):
+        load_settings(environ={}, **base)
+    with pytest.raises(ConfigError, match="pin or pin_file"):
+        load_settings(environ={"WARDEN_KEYS_PKCS11_PIN": "1", "WARDEN_KEYS_PKCS11_PIN_FILE": "/p"}, **base)
+    with pytest.raises(ConfigError, match=r"keys\.pkcs11\.token_label"):
+        load_settings(environ={"WARDEN_KEYS_PKCS11_PIN": "1"}, **{**base, "keys.pkcs11.token_label": ""})
+    with pytest.raises(ConfigError, match=r"keys\.backend"):
+        load_settings(environ={"WARDEN_KEYS_BACKEND": "kms"})
+    settings = load_settings(environ={"WARDEN_KEYS_PKCS11_PIN": pin}, **base)
+    assert pin not in repr(settings) and settings.keys.pkcs11.pin is not None

@@ -425,19 +425,45 @@ def tokens_revoke(args: argparse.Namespace) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
-    from warden.client import ClientCredentials
+    """Fetch one token; the exit code says why it failed (`token_output.EXIT_*`)."""
+    from warden.cli.platform_tokens import platform_token
+    from warden.cli.token_output import (
+        EXIT_USAGE,
+        CommandFailed,
+        IssuedAccessToken,
+        TokenDestinations,
+        exit_code_for,
+        write_token,
+    )
+    from warden.client import ClientCredentials, RetryPolicy, TokenError
 
-    if args.client_secret_file:
-        cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id,
-                               client_secret_file=args.client_secret_file, audience=args.audience, scope=args.scope)
-    elif os.environ.get("WARDEN_CLIENT_SECRET"):
-        cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id, audience=args.audience, scope=args.scope)
-    else:
-        raise ConfigError("set WARDEN_CLIENT_SECRET or pass --client-secret-file")
-    issued = cc.get_access_token()
-    emit({"access_token": issued.access_token, "token_type": issued.token_type,
-          "expires_in": int(issued.expires_in), "scope": " ".join(issued.scope) if issued.scope else None},
-         _json(args), issued.access_token)
+    fmt = args.format or ("json" if _json(args) else "text")
+    destinations = TokenDestinations(variable=args.variable, github_output=args.github_output,
+                                     github_env=args.github_env, gitlab_dotenv=args.gitlab_dotenv)
+    destinations.validate(fmt, os.environ)
+    sources = [f for f in (args.federated_token_file, args.federated_token_env, args.github_oidc_audience) if f]
+    if len(sources) > 1:
+        raise CommandFailed("give one of --federated-token-file, --federated-token-env, --github-oidc-audience",
+                            EXIT_USAGE)
+    if sources and args.client_secret_file:
+        raise CommandFailed("a workload identity needs no secret: drop --client-secret-file", EXIT_USAGE)
+    assertion = platform_token(file=args.federated_token_file, env=args.federated_token_env,
+                               github_audience=args.github_oidc_audience)
+    if assertion is None and not args.client_secret_file and not os.environ.get("WARDEN_CLIENT_SECRET"):
+        raise ConfigError("set WARDEN_CLIENT_SECRET, or pass --client-secret-file or a workload identity "
+                          "(--federated-token-file, --federated-token-env, --github-oidc-audience)")
+    cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id, audience=args.audience, scope=args.scope,
+                           client_secret_file=args.client_secret_file,
+                           client_assertion=(lambda: assertion) if assertion is not None else None,
+                           timeout=args.timeout, retry=RetryPolicy(max_attempts=args.attempts))
+    try:
+        issued = cc.get_access_token()
+    except TokenError as exc:
+        raise CommandFailed(f"no token: {exc}", exit_code_for(exc.error, status=exc.status,
+                                                               retryable=exc.retryable)) from None
+    result = IssuedAccessToken(issued.access_token, issued.token_type, int(issued.expires_in),
+                               " ".join(issued.scope) if issued.scope else None)
+    write_token(result, fmt, destinations, sys.stdout, os.environ)
     return 0
 
 

@@ -37,6 +37,7 @@ def admin_session(args: argparse.Namespace) -> Iterator[Admin]:  # type: ignore[
     from warden.services.admin import Admin
     from warden.services.audit import open_audit_sink
     from warden.services.kek import load_kek
+    from warden.services.key_backends import open_key_backends
     from warden.storage.engine import open_store
 
     settings = settings_from_args(args)
@@ -51,7 +52,8 @@ def admin_session(args: argparse.Namespace) -> Iterator[Admin]:  # type: ignore[
     audit = open_audit_sink(sink, chain=settings.audit.chain)
     try:
         store.migrate()
-        yield Admin(store, material, SystemClock(), audit, actor=f"cli:{_user()}")
+        yield Admin(store, material, SystemClock(), audit, actor=f"cli:{_user()}",
+                    key_backends=open_key_backends(settings.keys, material))
     finally:
         audit.close()
         store.close()

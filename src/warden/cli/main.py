@@ -229,13 +229,40 @@ def build_parser() -> _Parser:
                        "~/.config/fish/completions/warden.fish"])
     p.add_argument("shell", choices=("bash", "zsh", "fish"))
 
-    p = _add(sub, "token", c.token, "fetch an access token (secret from WARDEN_CLIENT_SECRET or a file)",
-             server=False)
+    p = _add(sub, "token", c.token, "fetch an access token (secret from WARDEN_CLIENT_SECRET or a file, or a "
+             "workload identity's platform token); exit 3: authentication refused, 4: server unavailable, "
+             "5: request refused", server=False,
+             examples=["warden token --issuer https://auth.example --client-id billing --audience https://api.example",
+                       "warden token ... --github-oidc-audience warden --format github --github-env WARDEN_TOKEN",
+                       "warden token ... --federated-token-env WARDEN_ID_TOKEN --format gitlab "
+                       "--gitlab-dotenv warden.env"])
     p.add_argument("--issuer", required=True)
     p.add_argument("--client-id", required=True)
     p.add_argument("--client-secret-file")
     p.add_argument("--scope")
     p.add_argument("--audience")
+    p.add_argument("--format", choices=("text", "json", "env", "github", "gitlab"),
+                   help="text (the token; the default), json (as --json), env (VARIABLE=token, shell-quoted), "
+                        "github (::add-mask:: first, then --github-output / --github-env), "
+                        "gitlab (a dotenv line with --gitlab-dotenv, else export VARIABLE=token)")
+    p.add_argument("--variable", default="WARDEN_ACCESS_TOKEN", help="the variable name of the env and gitlab formats")
+    p.add_argument("--github-output", metavar="NAME", help="github format: append NAME=token to $GITHUB_OUTPUT "
+                                                          "(a step output, steps.ID.outputs.NAME)")
+    p.add_argument("--github-env", metavar="NAME", help="github format: append NAME=token to $GITHUB_ENV "
+                                                       "(an environment variable of the job's later steps)")
+    p.add_argument("--gitlab-dotenv", metavar="FILE", help="gitlab format: append VARIABLE=token to FILE "
+                                                          "(for artifacts:reports:dotenv)")
+    p.add_argument("--federated-token-file", metavar="FILE",
+                   help="workload identity: send the platform token in FILE as the client assertion")
+    p.add_argument("--federated-token-env", metavar="VAR",
+                   help="workload identity: send the platform token in environment variable VAR "
+                        "(GitLab CI id_tokens)")
+    p.add_argument("--github-oidc-audience", metavar="AUD",
+                   help="workload identity: request a GitHub Actions OIDC token for audience AUD "
+                        "(needs permissions: id-token: write)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
+    p.add_argument("--attempts", type=int, default=4,
+                   help="attempts before giving up on an unavailable server (with backoff)")
 
     p = _add(sub, "verify", c.verify, "validate an access token against an issuer's JWKS", server=False)
     p.add_argument("token", help="the token, or - to read it from stdin")
@@ -298,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except WardenError as exc:
         _write_error(str(exc))
-        return 1
+        return int(getattr(exc, "exit_code", 1))  # `warden token` says why it failed (cli/token_output.py)
     except KeyboardInterrupt:
         return 130
 

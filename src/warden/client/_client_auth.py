@@ -4,7 +4,9 @@
 - `client_secret_post` (RFC 6749 §2.3.1): `client_id` and `client_secret` in the body.
 - `private_key_jwt` (RFC 7523 §2.2, §3; RFC 7521 §4.2): a signed assertion whose `aud` is
   the issuer identifier, never the token endpoint URL (audience injection, T61), with
-  `typ: client-authentication+jwt`, a fresh `jti` and a lifetime of 60 seconds.
+  `typ: client-authentication+jwt`, a fresh `jti` and a lifetime of 60 seconds. A workload
+  identity sends, in the same parameters, a token its platform issued (a Kubernetes
+  service-account token, a CI job's OIDC token), read afresh for every request.
 - `tls_client_auth`, `self_signed_tls_client_auth` (RFC 8705 §2): the certificate in the
   caller's TLS context authenticates; the body names `client_id`.
 """
@@ -53,6 +55,7 @@ class ClientAuthentication:
     secret: Secret | None = None
     signing_key: SigningKey | None = None
     issuer: str | None = None  # the assertion audience for private_key_jwt (T61)
+    assertion: Callable[[], str] | None = None  # a workload identity: the platform's token, instead of signing
 
     def apply(self, headers: _Pairs, form: _Pairs, *, now: float) -> None:
         """Add this client's authentication to a token request's headers and form."""
@@ -98,7 +101,10 @@ def _post(auth: ClientAuthentication, headers: _Pairs, form: _Pairs, now: float)
 
 
 def client_assertion(auth: ClientAuthentication, now: float) -> str:
-    """The RFC 7523 §3 client assertion; `aud` is the issuer identifier string (T61)."""
+    """The RFC 7523 §3 client assertion; `aud` is the issuer identifier string (T61). A workload
+    identity's assertion is its platform's token, as the platform issued it."""
+    if auth.assertion is not None:
+        return auth.assertion()
     if auth.signing_key is None or auth.issuer is None:
         raise ValueError("private_key_jwt needs a signing key and the issuer")  # checked by ClientCredentials
     issued_at = int(now)

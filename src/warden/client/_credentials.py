@@ -121,6 +121,10 @@ class ClientCredentials(httpx.Auth):
         client_secret_file: a file holding the secret (for mounted secrets). When neither is given
             and no key is, the secret is read from the `WARDEN_CLIENT_SECRET` environment variable.
         private_key: a `SigningKey` for `private_key_jwt` (RFC 7523).
+        client_assertion: a workload identity instead of a key: a callable returning a token the
+            platform issued (a Kubernetes service-account token, a GitHub Actions or GitLab CI
+            OIDC token), sent as the RFC 7523 client assertion. It is called for every token
+            request, so a rotated token file or a single-use token is read afresh.
         auth_method: a registered client authentication method; by default `client_secret_basic`
             with a secret and `private_key_jwt` with a key. `tls_client_auth` and
             `self_signed_tls_client_auth` (RFC 8705) need `ssl_context` with a client certificate.
@@ -157,6 +161,7 @@ class ClientCredentials(httpx.Auth):
         client_secret: str | Secret | None = None,
         client_secret_file: str | os.PathLike[str] | None = None,
         private_key: SigningKey | None = None,
+        client_assertion: Callable[[], str] | None = None,
         auth_method: AuthMethod | None = None,
         token_endpoint: str | None = None,
         audience: str | None = None,
@@ -194,9 +199,14 @@ class ClientCredentials(httpx.Auth):
         if not (isinstance(timeout, (int, float)) and 0 < timeout <= 300):
             raise ConfigError("timeout must be between 0 and 300 seconds")
 
-        secret = self._resolve_secret(client_secret, client_secret_file, private_key, auth_method, environ)
+        if client_assertion is not None and private_key is not None:
+            raise ConfigError("give private_key or client_assertion, not both")
+        if client_assertion is not None and not callable(client_assertion):
+            raise ConfigError("client_assertion must be a callable returning the platform's token")
+        has_key = private_key is not None or client_assertion is not None
+        secret = self._resolve_secret(client_secret, client_secret_file, has_key, auth_method, environ)
         method = auth_method or (
-            "private_key_jwt" if private_key is not None and secret is None else "client_secret_basic"
+            "private_key_jwt" if has_key and secret is None else "client_secret_basic"
         )
         spec = CLIENT_AUTH_METHODS.get(method)
         if spec is None:
@@ -205,10 +215,13 @@ class ClientCredentials(httpx.Auth):
             raise ConfigError(
                 f"auth_method {method} needs client_secret, client_secret_file or {SECRET_ENV_VAR}"
             )
-        if spec.needs == "private_key" and (private_key is None or issuer is None):
+        if spec.needs == "private_key" and client_assertion is None and (private_key is None or issuer is None):
             raise ConfigError(
-                "auth_method private_key_jwt needs private_key and issuer (the assertion audience)"
+                "auth_method private_key_jwt needs private_key and issuer (the assertion audience), "
+                "or client_assertion"
             )
+        if client_assertion is not None and spec.needs != "private_key":
+            raise ConfigError(f"client_assertion is sent with private_key_jwt, not {method}")
         if spec.needs == "tls" and ssl_context is None:
             raise ConfigError(f"auth_method {method} needs ssl_context with a client certificate")
 
@@ -222,7 +235,8 @@ class ClientCredentials(httpx.Auth):
         self._refresh = refresh or RefreshPolicy()
         self._retry = retry or RetryPolicy()
         self._random = random or _random.Random().random
-        auth = ClientAuthentication(client_id, method, secret=secret, signing_key=private_key, issuer=issuer)
+        auth = ClientAuthentication(client_id, method, secret=secret, signing_key=private_key, issuer=issuer,
+                                    assertion=client_assertion)
         self._requests = TokenRequestFactory(auth, dpop_key=dpop_key, wall_clock=wall_clock or time.time)
         self._endpoint = EndpointResolver(
             issuer=issuer,
@@ -253,7 +267,7 @@ class ClientCredentials(httpx.Auth):
     def _resolve_secret(
         client_secret: str | Secret | None,
         client_secret_file: str | os.PathLike[str] | None,
-        private_key: SigningKey | None,
+        has_key: bool,
         auth_method: AuthMethod | None,
         environ: Mapping[str, str] | None,
     ) -> Secret | None:
@@ -264,7 +278,7 @@ class ClientCredentials(httpx.Auth):
         if client_secret_file is not None:
             return Secret.from_file(client_secret_file)
         spec = CLIENT_AUTH_METHODS.get(auth_method) if auth_method else None
-        if private_key is None and (spec is None or spec.needs == "secret"):
+        if not has_key and (spec is None or spec.needs == "secret"):
             return Secret.from_env(SECRET_ENV_VAR, environ)
         return None
 

@@ -22,6 +22,7 @@ from warden.jose.jwk import (
 from warden.jose.jws import (
     MAX_TOKEN_BYTES,
     CompactSigner,
+    DelegatedSigner,
     JoseError,
     ParsedJWS,
     compact_signer,
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "Algorithm",
     "CompactSigner",
+    "DelegatedSigner",
     "JoseError",
     "MemberError",
     "ParsedJWS",

@@ -27,6 +27,7 @@ from warden.jose.members import object_member, string_member
 __all__ = [
     "MAX_TOKEN_BYTES",
     "CompactSigner",
+    "DelegatedSigner",
     "JoseError",
     "ParsedJWS",
     "compact_signer",
@@ -116,6 +117,20 @@ class CompactSigner:
     def sign(self, payload: bytes) -> str:
         signing_input = self.header_segment + b64url_encode(payload)
         return (signing_input + b"." + b64url_encode(self.algorithm.sign(self.key, signing_input))).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class DelegatedSigner:
+    """Signs compact JWS with a key Warden cannot see (in an HSM, a KMS): `sign_input` takes the JWS
+    signing input and returns the JWS Signature octets (RFC 7515 §5.1), e.g. R || S for ES256
+    (RFC 7518 §3.4). The key's algorithm is the caller's to pin, as with `compact_signer`."""
+
+    header_segment: bytes
+    sign_input: Callable[[bytes], bytes]
+
+    def sign(self, payload: bytes) -> str:
+        signing_input = self.header_segment + b64url_encode(payload)
+        return (signing_input + b"." + b64url_encode(self.sign_input(signing_input))).decode("ascii")
 
 
 def compact_signer(header_segment: bytes, key: PrivateKey, alg: str) -> CompactSigner:

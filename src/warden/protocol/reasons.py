@@ -161,6 +161,7 @@ Reason = Literal[
     "server_error",
     "shared_state_unavailable",
     "signature",
+    "signing_key_unavailable",
     "slow_down",
     "source_not_allowed",
     "status_invalid",

@@ -129,7 +129,8 @@ SECRET_OUT: Schema = {"type": "object", "required": ["secret_id", "state"], "pro
     "created_at": _TIME, "expires_at": _TIME, "revoked_at": _TIME, "last_used_at": _TIME}}
 KEY_OUT: Schema = {"type": "object", "required": ["kid", "alg", "state"], "properties": {
     "kid": {"type": "string"}, "alg": {"type": "string"}, "state": {"type": "string"},
-    "created_at": _TIME, "activated_at": _TIME, "retired_at": _TIME}}
+    "created_at": _TIME, "activated_at": _TIME, "retired_at": _TIME,
+    "backend": {"type": "string", "description": "where the private key lives: database or pkcs11 (keys.backend)"}}}
 REGISTRATION_TOKEN_OUT: Schema = {"type": "object", "required": ["token_id", "state", "grants"], "properties": {
     "token_id": {"type": "string"}, "state": {"type": "string", "enum": ["active", "expired", "revoked", "used_up"]},
     "grants": {"type": "array", "items": {"type": "object", "properties": {

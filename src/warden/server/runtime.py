@@ -35,6 +35,7 @@ from warden.services.client_credentials_grant import ClientCredentialsGrant
 from warden.services.console_login import ConsoleLogins
 from warden.services.dpop_proofs import DPoPProofs
 from warden.services.kek import KeyMaterial, load_kek
+from warden.services.key_backends import open_key_backends
 from warden.services.key_sources import FetchPolicy, KeySources
 from warden.services.keyring import Keyring
 from warden.services.ratelimit import InProcessRateLimiter, RateLimiter
@@ -127,6 +128,7 @@ class Runtime:
         self.store: Store | None = None
         self.material: KeyMaterial = load_kek(
             settings.keys.encryption_key.reveal() if settings.keys.encryption_key else None, settings.data_dir)
+        self.key_backends = open_key_backends(settings.keys, self.material)  # where private signing keys live
         self._registry: Registry | None = None
         self.ready = False
         ca = settings.client_auth
@@ -207,9 +209,9 @@ class Runtime:
     def _open(self) -> None:
         store = self._store_factory()
         store.migrate()
-        Keyring(store, self.material, self.clock, self.audit).ensure_keys()
+        Keyring(store, self.material, self.clock, self.audit, self.key_backends).ensure_keys()
         self._ensure_admin_api(store)
-        registry = Registry(store, self.material)
+        registry = Registry(store, self.material, self.key_backends)
         registry.load(self.clock.now())
         self.store, self._registry, self.ready = store, registry, True
         self._observe_registry(self.clock.now())
@@ -241,7 +243,8 @@ class Runtime:
         if self.store is None:
             raise TemporarilyUnavailable("server is starting", reason="not_ready")
         return Admin(self.store, self.material, self.clock, self.audit, actor, dev_mode=self.settings.dev_mode,
-                     on_revoked=lambda kind: self.metrics.revoked_tokens(kind).inc(), scope=scope)
+                     on_revoked=lambda kind: self.metrics.revoked_tokens(kind).inc(), scope=scope,
+                     key_backends=self.key_backends)
 
     async def start(self) -> None:
         try:
@@ -307,7 +310,7 @@ class Runtime:
         if not self.ready or self.store is None:
             return
         now = self.clock.now()
-        keyring = Keyring(self.store, self.material, self.clock, self.audit)
+        keyring = Keyring(self.store, self.material, self.clock, self.audit, self.key_backends)
         keyring.maintain(interval=self.settings.keys.rotation_interval,
                          publish_lead=self.settings.keys.publish_lead,
                          max_token_ttl=self.registry.max_token_ttl)

@@ -47,6 +47,7 @@ from warden.errors import ConfigError, Conflict, Forbidden, NotFound
 from warden.services.audit import AuditSink
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
 from warden.services.kek import KeyMaterial
+from warden.services.key_backends import KeyBackends
 from warden.services.keyring import Keyring
 from warden.storage.contract import Store
 
@@ -112,9 +113,11 @@ def parse_grant_spec(text: str) -> GrantSpec:
 class Admin:
     def __init__(self, store: Store, material: KeyMaterial, clock: Clock, audit: AuditSink,
                  actor: str = "cli", *, dev_mode: bool = False,
-                 on_revoked: Callable[[str], None] | None = None, scope: AdminScope | None = None) -> None:
+                 on_revoked: Callable[[str], None] | None = None, scope: AdminScope | None = None,
+                 key_backends: KeyBackends | None = None) -> None:
         """`on_revoked` hears of each revocation made, with its kind (`token` or `client`), for metrics.
-        `scope`: the caller's reach (default: global)."""
+        `scope`: the caller's reach (default: global). `key_backends` says where new signing keys are
+        made (default: the database)."""
         self.dev_mode = dev_mode  # allows plain-http jwks_uri on loopback
         self.scope = scope or AdminScope()
         self.store = store
@@ -123,7 +126,7 @@ class Admin:
         self._audit = audit
         self._actor = actor
         self._on_revoked = on_revoked
-        self.keyring = Keyring(store, material, clock, audit)
+        self.keyring = Keyring(store, material, clock, audit, key_backends)
 
     def now(self) -> float:
         return self._clock.now()

@@ -30,17 +30,20 @@ def prepare_store(settings: Settings) -> StoreReport:
     from warden.core.clock import SystemClock
     from warden.services.audit import AuditSink
     from warden.services.kek import load_kek
-    from warden.services.keyring import Keyring, signers_from_keys
+    from warden.services.key_backends import open_key_backends
+    from warden.services.keyring import Keyring, check_backend_keys, signers_from_keys
     from warden.storage.engine import open_store
 
     material = load_kek(settings.keys.encryption_key.reveal() if settings.keys.encryption_key else None,
                         settings.data_dir)
+    backends = open_key_backends(settings.keys, material)
     store = open_store(settings.database_url.reveal() if settings.database_url else None, settings.data_dir)
     try:
         store.migrate()
-        Keyring(store, material, SystemClock(), AuditSink()).ensure_keys()
+        Keyring(store, material, SystemClock(), AuditSink(), backends).ensure_keys()
         keys = store.load_keys()
-        signers_from_keys(keys, material)  # proves the KEK decrypts the stored keys
+        signers_from_keys(keys, backends)  # proves the KEK decrypts the stored keys, and the token opens
+        check_backend_keys(keys, backends)  # and that each backend holds the very key that is published
         counts: dict[str, int] = {}
         for key in keys:
             counts[key.state.value] = counts.get(key.state.value, 0) + 1

@@ -1,7 +1,9 @@
 """Signing keys: creation, rotation (on demand and on schedule), removal, and signers.
 
 The lifecycle rules are in `warden.core.keys`; this module applies them to the
-store. Every algorithm an API may choose keeps one `active` key and one `next`
+store. Private keys live in a key backend (`services.key_backends`: the database,
+encrypted, or a PKCS#11 token); the lifecycle is the same for every backend.
+Every algorithm an API may choose keeps one `active` key and one `next`
 key published ahead of use. Several server processes may run maintenance at
 once: state changes are compare-and-set, and if two processes ever both create
 an active key the newest wins deterministically and the other is retired.
@@ -9,6 +11,7 @@ an active key the newest wins deterministically and the other is retired.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,34 +19,35 @@ from dataclasses import dataclass, field
 from warden.core.api import SIGNING_ALGS
 from warden.core.clock import Clock
 from warden.core.keys import KeyState, SigningKey, plan_rotation, plan_scheduled, removable_keys
-from warden.jose import (
-    CompactSigner,
-    PrivateKey,
-    compact_signer,
-    encode_header,
-    generate_private_key,
-    public_jwk,
-)
+from warden.errors import ConfigError, WardenError
+from warden.jose import DelegatedSigner, encode_header
 from warden.services.audit import AuditSink
 from warden.services.kek import KeyMaterial
+from warden.services.key_backends import DatabaseKeys, KeyBackends, SignFunction
 from warden.storage.contract import Store
 
-__all__ = ["Keyring", "Signer", "signers_from_keys"]
+log = logging.getLogger("warden.server")
+
+__all__ = ["Keyring", "Signer", "check_backend_keys", "signers_from_keys"]
 
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """An active key ready to sign: the JWS header segment is encoded once, and the key is checked
-    against its algorithm once (`compact`), not on every token."""
+    """An active key ready to sign: the JWS header segment is encoded once, and the key is resolved
+    in its backend (and checked against its algorithm) once, not on every token."""
 
     kid: str
     alg: str
-    key: PrivateKey
+    sign_input: SignFunction = field(repr=False)
     header_segment: bytes
-    compact: CompactSigner = field(init=False, repr=False, compare=False)
+    compact: DelegatedSigner = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "compact", compact_signer(self.header_segment, self.key, self.alg))
+        object.__setattr__(self, "compact", DelegatedSigner(self.header_segment, self.sign_input))
+
+    def sign_jws(self, header_segment: bytes, payload: bytes) -> str:
+        """Sign `payload` under another header (a status list token) with the same key."""
+        return DelegatedSigner(header_segment, self.sign_input).sign(payload)
 
 
 def _new_kid(alg: str) -> str:
@@ -55,32 +59,47 @@ def _newest_active(keys: Iterable[SigningKey], alg: str) -> SigningKey | None:
     return max(actives, key=lambda k: (k.activated_at or k.created_at, k.kid)) if actives else None
 
 
-def signers_from_keys(keys: list[SigningKey], material: KeyMaterial) -> dict[str, Signer]:
+def signers_from_keys(keys: list[SigningKey], backends: KeyBackends) -> dict[str, Signer]:
+    """The signer of each algorithm's active key, each resolved in the backend that holds it."""
     out: dict[str, Signer] = {}
     for alg in SIGNING_ALGS:
         key = _newest_active(keys, alg)
         if key is not None:
             header = encode_header({"alg": alg, "typ": "at+jwt", "kid": key.kid})
-            out[alg] = Signer(key.kid, alg, material.decrypt_private_key(key.kid, key.encrypted_private_key), header)
+            ref = key.encrypted_private_key
+            out[alg] = Signer(key.kid, alg, backends.for_ref(key.kid, ref).sign(key.kid, alg, ref), header)
     return out
 
 
+def check_backend_keys(keys: list[SigningKey], backends: KeyBackends) -> None:
+    """Raise ConfigError unless every key's backend holds it and its public half is the published one
+    (a re-initialised token, or another token with the same label, would sign tokens nobody can verify)."""
+    for key in keys:
+        ref = key.encrypted_private_key
+        held = backends.for_ref(key.kid, ref).public_jwk(key.kid, key.alg, ref)
+        if {k: v for k, v in held.items() if k not in ("use", "alg", "kid")} != \
+                {k: v for k, v in key.public_jwk.items() if k not in ("use", "alg", "kid")}:
+            raise ConfigError(f"signing key {key.kid}: the key backend holds a different key than the one published")
+
+
 class Keyring:
-    def __init__(self, store: Store, material: KeyMaterial, clock: Clock, audit: AuditSink) -> None:
+    def __init__(self, store: Store, material: KeyMaterial, clock: Clock, audit: AuditSink,
+                 backends: KeyBackends | None = None) -> None:
+        """`backends` says where new keys are made (default: the database, under `material`)."""
         self._store = store
-        self._material = material
+        self._backends = backends or KeyBackends(DatabaseKeys(material))
         self._clock = clock
         self._audit = audit
 
     def _create(self, alg: str, state: KeyState) -> SigningKey:
         kid = _new_kid(alg)
-        private = generate_private_key(alg)
+        backend = self._backends.primary
+        made = backend.generate(kid, alg)
         now = self._clock.now()
-        key = SigningKey(kid=kid, alg=alg, state=state, public_jwk=public_jwk(private, kid=kid, alg=alg),
-                         encrypted_private_key=self._material.encrypt_private_key(kid, private),
+        key = SigningKey(kid=kid, alg=alg, state=state, public_jwk=made.public_jwk, encrypted_private_key=made.ref,
                          created_at=now, activated_at=now if state is KeyState.ACTIVE else None)
         self._store.add_key(key)
-        self._audit.emit("key.created", actor="system", kid=kid, alg=alg, state=state.value)
+        self._audit.emit("key.created", actor="system", kid=kid, alg=alg, state=state.value, backend=backend.name)
         return key
 
     def ensure_keys(self, algs: Iterable[str] = SIGNING_ALGS) -> None:
@@ -140,5 +159,10 @@ class Keyring:
         gone = removable_keys(keys, now, max_token_ttl=max_token_ttl)
         if gone:
             self._store.delete_keys(gone)
+            refs = {k.kid: k.encrypted_private_key for k in keys}
             for kid in gone:
                 self._audit.emit("key.removed", actor="schedule", kid=kid)
+                try:
+                    self._backends.for_ref(kid, refs[kid]).destroy(kid, refs[kid])
+                except WardenError as exc:  # the row is gone: the key signs nothing more; say it lingers
+                    log.warning("removed signing key %s could not be destroyed in its backend: %s", kid, exc)

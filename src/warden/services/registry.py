@@ -23,6 +23,7 @@ from warden.core.revocation import RevokedToken
 from warden.core.secrets import ClientSecret
 from warden.jose import PublicKey, load_public_jwk
 from warden.services.kek import KeyMaterial
+from warden.services.key_backends import DatabaseKeys, KeyBackends
 from warden.services.keyring import Signer, signers_from_keys
 from warden.storage.contract import ChangeKind, Store
 
@@ -39,9 +40,9 @@ class ClientEntry:
 
 
 class Registry:
-    def __init__(self, store: Store, material: KeyMaterial) -> None:
+    def __init__(self, store: Store, material: KeyMaterial, key_backends: KeyBackends | None = None) -> None:
         self._store = store
-        self._material = material
+        self._key_backends = key_backends or KeyBackends(DatabaseKeys(material))
         self.clients: dict[str, ClientEntry] = {}
         self.apis: dict[str, Api] = {}
         self.revoked: dict[str, RevokedToken] = {}
@@ -86,7 +87,7 @@ class Registry:
     def _load_keys(self) -> None:
         keys = self._store.load_keys()
         self.keys = keys
-        self.signers = signers_from_keys(keys, self._material)
+        self.signers = signers_from_keys(keys, self._key_backends)
         self.verification_keys = {k.kid: (k.alg, load_public_jwk(k.public_jwk)) for k in keys}
         # Publish next, active and retired keys: next ahead of use, retired until its tokens expire.
         order = {KeyState.ACTIVE: 0, KeyState.NEXT: 1, KeyState.RETIRED: 2}

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from warden.core.algorithms import DEFAULT_ALG
 from warden.core.revocation import StatusBlock, StatusEntry
-from warden.jose import encode_header, sign_compact
+from warden.jose import encode_header
 from warden.protocol.errors import TemporarilyUnavailable
 from warden.protocol.status_list import INVALID, STATUSLIST_TYP, StatusList, status_list_claims
 from warden.services.call import Call, ServingState
@@ -226,4 +226,4 @@ class StatusListPublisher(_StatusLists):
         claims = status_list_claims(status_list_uri(self._issuer, list_id), iat, iat + 10 * ttl, ttl, statuses)
         header = encode_header({"alg": signer.alg, "kid": signer.kid, "typ": STATUSLIST_TYP})
         payload = json.dumps(claims, separators=(",", ":")).encode("ascii")
-        return _Rendered(now, sign_compact(header, payload, signer.key, signer.alg))
+        return _Rendered(now, signer.sign_jws(header, payload))

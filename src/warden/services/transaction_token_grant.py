@@ -23,7 +23,7 @@ from typing import Any
 
 from warden.core.algorithms import DEFAULT_ALG
 from warden.core.revocation import is_revoked_by_client
-from warden.jose import encode_header, sign_compact
+from warden.jose import encode_header
 from warden.protocol.errors import InvalidClient, InvalidGrant, OAuthError, TemporarilyUnavailable
 from warden.protocol.token_exchange import TokenExchangeRequest, narrow_scopes
 from warden.protocol.transaction_tokens import (
@@ -157,8 +157,7 @@ class TransactionTokenGrant:
         if client.tenant is not None:
             payload["tenant"] = client.tenant
         header = encode_header({"alg": signer.alg, "kid": signer.kid, "typ": TXN_TYP})
-        token = sign_compact(header, json.dumps(payload, separators=(",", ":")).encode("ascii"), signer.key,
-                             signer.alg)
+        token = signer.sign_jws(header, json.dumps(payload, separators=(",", ":")).encode("ascii"))
         call.issued = IssuedToken(token, exp - iat, payload["scope"], payload["txn"], (self.trust_domain,),
                                   signer.kid, "N_A", issued_token_type=TXN_TOKEN_TYPE)
 

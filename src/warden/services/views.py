@@ -54,8 +54,11 @@ def secret_view(secret: ClientSecret, now: float) -> dict[str, Any]:
 
 
 def key_view(key: SigningKey) -> dict[str, Any]:
+    ref = key.encrypted_private_key  # its prefix names the key backend holding the private key
+    backend = "pkcs11" if ref.startswith(b"p11:") else "database" if ref.startswith(b"w1") else "other"
     return {"kid": key.kid, "alg": key.alg, "state": key.state.value, "created_at": render_time(key.created_at),
-            "activated_at": render_time(key.activated_at), "retired_at": render_time(key.retired_at)}
+            "activated_at": render_time(key.activated_at), "retired_at": render_time(key.retired_at),
+            "backend": backend}
 
 
 def registration_token_view(token: RegistrationToken, now: float) -> dict[str, Any]:

@@ -75,6 +75,15 @@ def test_every_registered_algorithm_signs_assertions(alg):
     parse_compact(form["client_assertion"][0]).verify(load_public_jwk(key.public_jwk()), [alg])
 
 
+def test_workload_identity_sends_the_platform_token_as_is_read_afresh_per_request():
+    tokens = iter(["eyJplatform.one.sig", "eyJplatform.two.sig"])
+    auth = ClientAuthentication("c1", "private_key_jwt", assertion=lambda: next(tokens))
+    _, form = build(auth)
+    assert form["client_assertion_type"] == [ASSERTION_TYPE] and form["client_id"] == ["c1"]
+    assert form["client_assertion"] == ["eyJplatform.one.sig"]
+    assert build(auth)[1]["client_assertion"] == ["eyJplatform.two.sig"]
+
+
 def test_tls_client_auth_sends_only_the_client_id():
     headers, form = build(ClientAuthentication("c1", "tls_client_auth"))
     assert form["client_id"] == ["c1"] and "authorization" not in headers and "client_secret" not in form

@@ -53,6 +53,9 @@ def test_secret_is_read_from_a_file(tmp_path, mock_as):
         ({"audience": "https://api.example#frag"}, "fragment"),
         ({"client_id": ""}, "client_id"),
         ({"timeout": 0}, "timeout"),
+        ({"client_assertion": "eyJ.a.b", "client_secret": None}, "must be a callable"),
+        ({"client_assertion": lambda: "t", "private_key": SigningKey.generate()}, "not both"),
+        ({"client_assertion": lambda: "t", "auth_method": "client_secret_post"}, "not client_secret_post"),
     ],
 )
 def test_unusable_arguments_raise_config_error(kwargs, message):
@@ -88,6 +91,11 @@ def test_neither_issuer_nor_endpoint_is_an_error():
 
 def test_private_key_selects_private_key_jwt():
     cc = ClientCredentials("https://as.example", client_id="c", private_key=SigningKey.generate(), environ={})
+    assert cc.auth_method == "private_key_jwt"
+
+
+def test_client_assertion_selects_private_key_jwt_without_a_secret():
+    cc = ClientCredentials("https://as.example", client_id="c", client_assertion=lambda: "eyJ.a.b", environ={})
     assert cc.auth_method == "private_key_jwt"
 
 
