@@ -131,6 +131,7 @@ Reason = Literal[
     "not_found",
     "not_ready",
     "parameter_too_long",
+    "registry_busy",
     "registry_stale",
     "resource_not_granted",
     "revocation_window",

@@ -97,7 +97,7 @@ class AssertionAuthenticator:
             raise InvalidClient(_FAILED, reason="unknown_client")
         if presented.client_id and sub != presented.client_id:
             raise InvalidClient("client assertion sub must equal client_id", reason="assertion_sub")
-        entry = registry.clients.get(client_id)
+        entry = await registry.client(client_id)
         if entry is None:
             raise InvalidClient(_FAILED, reason="unknown_client")
         if entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
@@ -130,7 +130,7 @@ class AssertionAuthenticator:
         sub = _string_claim(claims, "sub")
         if not sub:
             raise InvalidClient("platform token sub is required", reason="assertion_sub")
-        candidates = registry.federated.get((trusted.issuer, sub), frozenset())
+        candidates = await registry.federated_clients(trusted.issuer, sub)
         if presented.client_id:
             if presented.client_id not in candidates:
                 raise InvalidClient(_FAILED, reason="federation_not_bound")
@@ -141,7 +141,7 @@ class AssertionAuthenticator:
             reason: Reason = "federation_not_bound" if not candidates else "federation_ambiguous"
             raise InvalidClient(_FAILED if not candidates else "client_id is required for this identity",
                                 reason=reason)
-        entry = registry.clients.get(client_id)
+        entry = await registry.client(client_id)
         if entry is None or entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
             raise InvalidClient(_FAILED, reason="federation_not_bound")
         kid = parsed.kid
