@@ -706,3 +706,24 @@ def test_federated_identities_are_found_by_issuer_and_subject_through_every_chan
     assert store.load_federated_client_ids("https://ci.example", "repo:z") == ["fed-a"]
     store.delete_client("fed-b")
     assert store.load_federated_client_ids("https://ci.example", "repo:x") == []
+
+
+def test_migration_0008_indexes_the_federated_identities_of_existing_clients(
+        open_sql_store: Callable[[], Store], sql_engine: Engine) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from warden.storage.migrations import alembic_config
+
+    with sql_engine.connect() as conn:
+        command.upgrade(alembic_config(conn), "0004")
+        meta = ('{"federated": [{"issuer": "https://ci.example", "subject": "repo:x"}, '
+                '{"issuer": "https://ci.example", "subject": "repo:y"}]}')
+        for client_id, metadata_json in (("old-fed", meta), ("old-plain", "{}")):
+            conn.execute(text("INSERT INTO clients (client_id, name, auth_method, enabled, metadata, created_at) "
+                              "VALUES (:c, :c, 'private_key_jwt', true, :m, 0)"), {"c": client_id, "m": metadata_json})
+        conn.commit()
+    store = open_sql_store()
+    store.migrate()
+    assert store.load_federated_client_ids("https://ci.example", "repo:x") == ["old-fed"]
+    assert store.load_federated_client_ids("https://ci.example", "repo:y") == ["old-fed"]
