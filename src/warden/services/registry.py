@@ -310,10 +310,12 @@ class Registry:
             if self._on_store_lookup is not None:
                 self._on_store_lookup(len(client_ids))
             found = {r.client.client_id: r for r in self._store.load_client_records(client_ids)}
-        finally:
+        except BaseException:
             with self._lock:
                 self._loads_in_flight -= 1
-        with self._lock:
+            raise
+        with self._lock:  # still counted in flight here, so no poll forgets what `_touched` says meanwhile
+            self._loads_in_flight -= 1
             now = self._clock()
             for client_id in client_ids:
                 if self._touched.get(client_id, 0) > start:
