@@ -138,7 +138,7 @@ def test_a_large_registry_starts_empty_and_loads_clients_on_their_first_request(
 
 
 def test_concurrent_misses_share_one_query_and_each_id_is_asked_once() -> None:
-    world = World(clients=30, cache_size=50 // 2)
+    world = World(clients=30, cache_size=25)
     found = world.lookup("c0001", "c0002", "c0001", "c0003", "c0002", "nobody")
     assert [e.client.client_id if e else None for e in found] == ["c0001", "c0002", "c0001", "c0003", "c0002", None]
     assert world.store.record_queries == [["c0001", "c0002", "c0003", "nobody"]]
