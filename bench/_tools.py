@@ -144,8 +144,9 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(label: str, url: str, script: Path | None, connections: int, duration: float,
-            cpu: int = 1, server: Process | None = None) -> WrkResult:
-    argv = [*pin(cpu), ensure_wrk(), "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
+            cpu: int | None = 1, server: Process | None = None) -> WrkResult:
+    """`cpu`: the CPU wrk is pinned to (None: not pinned)."""
+    argv = [*(pin(cpu) if cpu is not None else []), ensure_wrk(), "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
     if script is not None:
         argv += ["-s", str(script)]
     cpu_before = server.cpu_seconds() if server else 0.0

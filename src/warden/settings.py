@@ -37,6 +37,7 @@ __all__ = [
     "MTLSSettings",
     "MetricsSettings",
     "Pkcs11Settings",
+    "RegistrySettings",
     "Secret",
     "ServerSettings",
     "Settings",
@@ -185,6 +186,26 @@ class TrustedIssuer:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    """The clients each server process holds in memory (services.registry).
+
+    A registry of up to `cache_size` clients is loaded whole at start-up and nothing on the token
+    path queries the database. A larger one is held in part: the clients in use, the least recently
+    used evicted, each other client loaded on its first request (one indexed query, shared by the
+    requests that wait for it). Ids the database does not have are remembered for `negative_ttl`
+    (at most `negative_cache_size` of them), and at most `miss_rate` ids per second are looked up
+    for the whole server; beyond that a request gets 503 with Retry-After, so a spray of made-up
+    client ids cannot turn into database load. Changes reach cached clients through the change log
+    as before (within `registry_poll_interval`).
+    """
+
+    cache_size: int = 100_000  # clients held per process; a larger registry is held in part (the clients in use)
+    negative_cache_size: int = 10_000  # unknown client ids remembered per process
+    negative_ttl: int = 10  # seconds an unknown client id is answered without a database lookup
+    miss_rate: float = 1000.0  # client ids looked up in the database per second for the whole server (0: no limit)
+
+
+@dataclass(frozen=True)
 class StatusListSettings:
     """Token Status List (draft-ietf-oauth-status-list): every access token names an entry in a
     list the server publishes, so revocation reaches resource servers without a call per token."""
@@ -273,6 +294,7 @@ class Settings:
     token_exchange: TokenExchangeSettings = field(default_factory=TokenExchangeSettings)
     transaction_tokens: TransactionTokenSettings = field(default_factory=TransactionTokenSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()  # TOML only: [[trusted_issuers]] tables
 
     @property
@@ -287,10 +309,11 @@ _SECTIONS: dict[str, type[Any]] = {  # by dotted path: "keys.pkcs11" is the tabl
     "dpop": DPoPSettings, "mtls": MTLSSettings, "status_list": StatusListSettings,
     "token_exchange": TokenExchangeSettings, "transaction_tokens": TransactionTokenSettings,
     "console": ConsoleSettings,
+    "registry": RegistrySettings,
 }
 _DURATIONS = {"lifetime", "rotation_interval", "publish_lead", "assertion_max_lifetime", "assertion_max_age",
               "jwks_cache_ttl", "jwks_refresh_cooldown", "max_token_lifetime", "leeway", "nonce_lifetime", "max_age",
-              "ttl", "block_window"}
+              "ttl", "block_window", "negative_ttl"}
 
 
 def _trusted_issuers(value: Any) -> tuple[TrustedIssuer, ...]:
@@ -500,6 +523,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("setting token_exchange.max_act_depth: expected at least 1")
     if settings.redis_url is not None and not settings.redis_url.reveal().startswith(("redis://", "rediss://")):
         raise ConfigError("setting redis_url: expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
+    if settings.registry.cache_size < 1:
+        raise ConfigError("setting registry.cache_size: expected at least 1")
     if settings.log.format not in ("text", "json"):
         raise ConfigError("setting log.format: expected text or json")
     if settings.audit.sink == "":

@@ -150,3 +150,31 @@ def test_disabled_federated_client_is_refused(server: LiveServer, platform: Issu
     server.admin.update_client(cid, enabled=False)
     server.sync()
     assert present(server, platform.kubernetes()).status_code == 401
+
+
+def test_workload_identity_with_a_registry_larger_than_its_cache(start_server, platform: Issuer):
+    # A partial registry finds the client bound to (iss, sub) through the store's index, and follows
+    # changes of the binding and of the client after its poll.
+    server = start_server("sqlite", dev_mode=True, trusted_issuers=[
+        {"issuer": platform.url, "audience": "warden", "max_token_lifetime": "2h"}], **{"registry.cache_size": 2})
+    api = server.api("read")
+    for i in range(4):
+        server.admin.create_client(f"filler {i}", [GrantSpec(api, ("read",))])
+    meta = parse_client_metadata({"federated": [{"issuer": platform.url, "subject": SA}]})
+    client, _ = server.admin.create_client("workload", [GrantSpec(api, ("read",))], auth_method="private_key_jwt",
+                                           metadata=meta)
+    server.sync()
+    assert not server.app.runtime.registry.complete
+    resp = present(server, platform.kubernetes())
+    assert resp.status_code == 200, resp.text
+    assert pyjwt.decode(resp.json()["access_token"], options={"verify_signature": False})["client_id"] == \
+        client.client_id
+    other = "system:serviceaccount:payments:other"
+    server.admin.update_client(client.client_id, metadata=parse_client_metadata(
+        {"federated": [{"issuer": platform.url, "subject": other}]}))
+    server.sync()
+    assert present(server, platform.kubernetes()).status_code == 401
+    assert present(server, platform.kubernetes(sub=other)).status_code == 200
+    server.admin.update_client(client.client_id, enabled=False)
+    server.sync()
+    assert present(server, platform.kubernetes(sub=other)).status_code == 401

@@ -717,3 +717,100 @@ def test_racing_assertion_copies_exactly_one_wins(open_sql_store: Callable[[], S
     with ThreadPoolExecutor(max_workers=25) as pool:
         results = list(pool.map(lambda i: stores[i % 5].use_assertion("c:racing", T0 + 60), range(50)))
     assert results.count(True) == 1
+
+
+# the registry's miss path and bulk seeding --------------------------------------------
+def test_count_clients_stops_at_the_limit(granted: Store) -> None:
+    granted.create_client(client("svc-2"), [], [])
+    assert granted.count_clients() == 2
+    assert granted.count_clients(limit=1) == 1
+    assert granted.count_clients(limit=5) == 2
+
+
+def test_load_client_records_gives_each_named_client_with_its_grants_and_secrets(granted: Store) -> None:
+    granted.add_secret(secret("sec-0", created_at=T0 - 5))  # created first, listed first
+    granted.create_client(client("svc-2"), [], [])
+    records = granted.load_client_records(["svc-2", "nobody", "svc-1", "svc-1"])
+    assert [r.client.client_id for r in records] == ["svc-1", "svc-2"]
+    one, two = records
+    assert one.client == granted.load_client("svc-1")
+    assert one.grants == tuple(granted.load_grants("svc-1"))
+    assert [g.position for g in one.grants] == [0, 1]
+    assert one.secrets == tuple(granted.load_secrets("svc-1"))
+    assert [s.secret_id for s in one.secrets] == ["sec-0", "sec-1"]
+    assert (two.grants, two.secrets) == ((), ())
+    assert granted.load_client_records([]) == []
+    assert granted.load_client_records(["nobody"]) == []
+
+
+def test_create_clients_writes_every_client_and_logs_each(store: Store) -> None:
+    from warden.storage.contract import ClientRecord
+
+    store.save_api(api())
+    since = store.latest_change()
+    records = [ClientRecord(client(f"bulk-{i}"), (Grant(f"bulk-{i}", API_A, ("read",), 0),),
+                            (secret(f"bs-{i}", f"bulk-{i}"),)) for i in range(3)]
+    store.create_clients(records)
+    assert store.load_client_records([f"bulk-{i}" for i in range(3)]) == records
+    assert logged(store, since) == [(ChangeKind.CLIENT, f"bulk-{i}") for i in range(3)]
+
+
+@pytest.mark.parametrize("problem", ["existing id", "unknown API", "repeated id"])
+def test_create_clients_is_all_or_nothing(granted: Store, problem: str) -> None:
+    from warden.storage.contract import ClientRecord
+
+    fine = ClientRecord(client("new-1"), (Grant("new-1", API_A, ("read",), 0),), (secret("ns-1", "new-1"),))
+    bad = {"existing id": ClientRecord(client("svc-1"), (), ()),
+           "unknown API": ClientRecord(client("new-2"), (Grant("new-2", "https://nope.example", ("x",), 0),), ()),
+           "repeated id": ClientRecord(client("new-1"), (), ())}[problem]
+    since = granted.latest_change()
+    with pytest.raises(NotFound if problem == "unknown API" else Conflict):
+        granted.create_clients([fine, bad])
+    assert granted.load_client("new-1") is None
+    assert granted.latest_change() == since
+
+
+def test_federated_identities_are_found_by_issuer_and_subject_through_every_change(store: Store) -> None:
+    import dataclasses
+
+    from warden.core.client_metadata import parse_client_metadata
+    from warden.storage.contract import ClientRecord
+
+    def bound(*subjects: str) -> Any:
+        return parse_client_metadata({"federated": [{"issuer": "https://ci.example", "subject": s}
+                                                    for s in subjects]})
+
+    a = Client("fed-a", "a", AuthMethod.PRIVATE_KEY_JWT, metadata=bound("repo:x", "repo:y"), created_at=T0)
+    store.create_client(a, [], [])
+    store.create_clients([ClientRecord(Client("fed-b", "b", AuthMethod.PRIVATE_KEY_JWT, metadata=bound("repo:x"),
+                                              created_at=T0), (), ())])
+    assert store.load_federated_client_ids("https://ci.example", "repo:x") == ["fed-a", "fed-b"]
+    assert store.load_federated_client_ids("https://ci.example", "repo:y") == ["fed-a"]
+    assert store.load_federated_client_ids("https://other.example", "repo:x") == []
+    store.update_client(dataclasses.replace(a, metadata=bound("repo:z")))
+    assert store.load_federated_client_ids("https://ci.example", "repo:x") == ["fed-b"]
+    assert store.load_federated_client_ids("https://ci.example", "repo:y") == []
+    assert store.load_federated_client_ids("https://ci.example", "repo:z") == ["fed-a"]
+    store.delete_client("fed-b")
+    assert store.load_federated_client_ids("https://ci.example", "repo:x") == []
+
+
+def test_migration_0007_indexes_the_federated_identities_of_existing_clients(
+        open_sql_store: Callable[[], Store], sql_engine: Engine) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from warden.storage.migrations import alembic_config
+
+    with sql_engine.connect() as conn:
+        command.upgrade(alembic_config(conn), "0004")
+        meta = ('{"federated": [{"issuer": "https://ci.example", "subject": "repo:x"}, '
+                '{"issuer": "https://ci.example", "subject": "repo:y"}]}')
+        for client_id, metadata_json in (("old-fed", meta), ("old-plain", "{}")):
+            conn.execute(text("INSERT INTO clients (client_id, name, auth_method, enabled, metadata, created_at) "
+                              "VALUES (:c, :c, 'private_key_jwt', true, :m, 0)"), {"c": client_id, "m": metadata_json})
+        conn.commit()
+    store = open_sql_store()
+    store.migrate()
+    assert store.load_federated_client_ids("https://ci.example", "repo:x") == ["old-fed"]
+    assert store.load_federated_client_ids("https://ci.example", "repo:y") == ["old-fed"]

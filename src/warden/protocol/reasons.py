@@ -148,6 +148,7 @@ Reason = Literal[
     "registration_token_revoked",
     "registration_token_used_up",
     "registration_unknown_token",
+    "registry_busy",
     "registry_stale",
     "resource_not_granted",
     "revocation_window",

@@ -118,7 +118,7 @@ def _authorize(request: Request, rt: Runtime, write: bool) -> _Caller:
         raise InsufficientScope("scope warden:admin or warden:admin:read is required", reason="admin_scope")
     # The caller's tenant is its client's, now (an active token implies a known, enabled client); a token
     # minted under another tenant assignment is stale, so it cannot carry an old, wider reach.
-    entry = rt.registry.clients.get(claims["client_id"])
+    entry = rt.registry.client_blocking(claims["client_id"])
     if entry is None:  # removed since token_state looked
         raise InvalidToken("the access token is not active", reason="admin_inactive_token")
     tenant = entry.client.tenant

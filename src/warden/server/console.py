@@ -81,7 +81,7 @@ def _session_tenant(session: ConsoleSession, rt: Runtime) -> str | None:
     kind, _, client_id = session.operator.partition(":")
     if kind != "client":
         return None
-    entry = rt.registry.clients.get(client_id)
+    entry = rt.registry.client_blocking(client_id)
     if entry is None or not entry.client.enabled:
         raise InvalidToken("the console session's admin client is disabled or gone", reason="console_no_session")
     return entry.client.tenant

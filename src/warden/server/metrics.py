@@ -184,6 +184,12 @@ class Metrics:
         self.secret_grace_remaining = Gauge("warden_client_secret_grace_remaining_seconds",
                                             "Min over superseded secrets in grace: seconds until their grace ends",
                                             multiprocess_mode="min", registry=r)
+        self.registry_store_lookups = Counter(
+            "warden_registry_store_lookups_total",
+            "Database queries of a partial registry's miss path (clients not cached, workload identities)",
+            registry=r)
+        self.registry_store_lookup_ids = Counter(
+            "warden_registry_store_lookup_ids_total", "Client ids those queries asked for", registry=r)
         self.registry_age = Gauge("warden_registry_staleness_seconds",
                                   "Seconds since the cached registry was last refreshed",
                                   multiprocess_mode="max", registry=r)

@@ -211,7 +211,11 @@ class Runtime:
         store.migrate()
         Keyring(store, self.material, self.clock, self.audit, self.key_backends).ensure_keys()
         self._ensure_admin_api(store)
-        registry = Registry(store, self.material, self.key_backends)
+        rs = self.settings.registry
+        registry = Registry(store, self.material, self.key_backends, cache_size=rs.cache_size,
+                            negative_cache_size=rs.negative_cache_size, negative_ttl=rs.negative_ttl,
+                            miss_rate=rs.miss_rate, miss_limiter=self.rate_limiter, clock=self.clock.now,
+                            on_store_lookup=self._count_store_lookup)
         registry.load(self.clock.now())
         self.store, self._registry, self.ready = store, registry, True
         self._observe_registry(self.clock.now())
@@ -219,6 +223,10 @@ class Runtime:
         # reach keeps full collections from rescanning a large registry: with 100,000 clients such a
         # collection took 150-300 ms, a pause every request in flight would wait out.
         gc.freeze()
+
+    def _count_store_lookup(self, ids: int) -> None:
+        self.metrics.registry_store_lookups.inc()
+        self.metrics.registry_store_lookup_ids.inc(ids)
 
     def _ensure_admin_api(self, store: Store) -> None:
         """Register the admin API (`<issuer>/admin/v1`) so operators can grant clients its scopes."""

@@ -98,7 +98,7 @@ class AssertionAuthenticator:
             raise InvalidClient(_FAILED, reason="unknown_client")
         if presented.client_id and sub != presented.client_id:
             raise InvalidClient("client assertion sub must equal client_id", reason="assertion_sub")
-        entry = registry.clients.get(client_id)
+        entry = await registry.client(client_id)
         if entry is None:
             raise InvalidClient(_FAILED, reason="unknown_client")
         if entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
@@ -131,7 +131,7 @@ class AssertionAuthenticator:
         sub = _string_claim(claims, "sub")
         if not sub:
             raise InvalidClient("platform token sub is required", reason="assertion_sub")
-        candidates = registry.federated.get((trusted.issuer, sub), frozenset())
+        candidates = await registry.federated_clients(trusted.issuer, sub)
         if presented.client_id:
             if presented.client_id not in candidates:
                 raise InvalidClient(_FAILED, reason="federation_not_bound")
@@ -142,7 +142,7 @@ class AssertionAuthenticator:
             reason: Reason = "federation_not_bound" if not candidates else "federation_ambiguous"
             raise InvalidClient(_FAILED if not candidates else "client_id is required for this identity",
                                 reason=reason)
-        entry = registry.clients.get(client_id)
+        entry = await registry.client(client_id)
         if entry is None or entry.client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
             raise InvalidClient(_FAILED, reason="federation_not_bound")
         verified = await self._verify_platform_token(parsed, trusted, sub, now)
@@ -171,8 +171,11 @@ class AssertionAuthenticator:
         if not sub:
             raise InvalidClient("platform token sub is required", reason="assertion_sub")
         verified = await self._verify_platform_token(parsed, trusted, sub, now)
-        bound = [entry for client_id in registry.federated.get((trusted.issuer, sub), frozenset())
-                 if (entry := registry.clients.get(client_id)) is not None and self.is_bound(entry, trusted, verified)]
+        bound = []
+        for client_id in sorted(await registry.federated_clients(trusted.issuer, sub)):
+            entry = await registry.client(client_id)
+            if entry is not None and self.is_bound(entry, trusted, verified):
+                bound.append(entry)
         return verified, bound[0] if len(bound) == 1 else None
 
     async def _verify_platform_token(self, parsed: ParsedJWS, trusted: TrustedIssuer, sub: str,

@@ -91,9 +91,19 @@ class CallerAuthentication:
         registry = self._state.registry
         if presented.assertion is not None or (presented.certificate_used and call.certificate is not None):
             return self._verify_remote(call)
-        call.caller = authenticate_client(presented, registry, self._pepper, call.now, self._on_secret_used,
+        entry = registry.clients.get(presented.client_id)
+        if entry is None and not registry.is_known_absent(presented.client_id):
+            return self._verify_cold_client(call)  # a partial registry's miss: load it from the store
+        call.caller = authenticate_client(presented, entry, self._pepper, call.now, self._on_secret_used,
                                           self._on_superseded)
         return None
+
+    async def _verify_cold_client(self, call: Call) -> None:
+        presented = call.presented
+        assert presented is not None
+        entry = await self._state.registry.client(presented.client_id)
+        call.caller = authenticate_client(presented, entry, self._pepper, call.now, self._on_secret_used,
+                                          self._on_superseded)
 
     async def _verify_remote(self, call: Call) -> None:
         """Assertions and certificates may need keys fetched from a `jwks_uri`, hence a coroutine."""

@@ -16,7 +16,7 @@ from warden.core.client import AuthMethod
 from warden.core.secrets import SecretState, hash_secret, secret_state
 from warden.protocol.client_auth import PresentedCredentials
 from warden.protocol.errors import InvalidClient
-from warden.services.registry import ClientEntry, Registry
+from warden.services.registry import ClientEntry
 
 __all__ = ["SUPPORTED_AUTH_METHODS", "authenticate_client"]
 
@@ -28,7 +28,7 @@ _DUMMY_HASH = b"\x00" * 32
 
 def authenticate_client(
     presented: PresentedCredentials,
-    registry: Registry,
+    entry: ClientEntry | None,
     pepper: bytes,
     now: float,
     on_secret_used: Callable[[str, float], None],
@@ -36,9 +36,9 @@ def authenticate_client(
 ) -> ClientEntry:
     """Return the authenticated client's entry or raise InvalidClient with a private reason.
 
+    `entry` is the registry's entry for `presented.client_id` (None: no such client).
     `on_superseded` is called when the secret used has a newer active successor (it is in its
     rotation grace period), for the metric that tells operators an old secret is still in use."""
-    entry = registry.clients.get(presented.client_id)
     presented_hash = hash_secret(pepper, presented.secret or "")
     if entry is None:
         hmac.compare_digest(presented_hash, _DUMMY_HASH)

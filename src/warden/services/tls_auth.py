@@ -27,7 +27,7 @@ _FAILED = "client authentication failed"
 
 async def authenticate_certificate(presented: PresentedCredentials, cert: x509.Certificate, registry: Registry,
                                    ca_store: CertificateStore | None, sources: KeySources) -> ClientEntry:
-    entry = registry.clients.get(presented.client_id)
+    entry = await registry.client(presented.client_id)
     if entry is None:
         raise InvalidClient(_FAILED, reason="unknown_client")
     client = entry.client

@@ -129,7 +129,7 @@ class TokenExchangeGrant:
         return issued
 
     def _granted(self, client_id: str, audiences: tuple[str, ...]) -> tuple[str, ...]:
-        entry = self._state.registry.clients.get(client_id)
+        entry = self._state.registry.client_blocking(client_id)
         grants = {g.api: g.scopes for g in entry.grants} if entry is not None else {}
         held: tuple[str, ...] | None = None
         for aud in audiences:

@@ -26,7 +26,7 @@ from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
 from warden.services.caller_auth import AuthenticatedEndpoint, CallerAuthentication
 from warden.services.steps import Step
-from warden.services.token_state import token_audiences, token_state
+from warden.services.token_state import atoken_state, token_audiences
 
 __all__ = ["Introspection", "Revocation"]
 
@@ -54,12 +54,12 @@ class Introspection(_TokenLookup):
         super().__init__(state, auth, issuer, audit)
         self.steps = (*auth.steps, self.read_token, self.verify_token, self.decide_what_caller_may_learn)
 
-    def decide_what_caller_may_learn(self, call: Call) -> None:
+    async def decide_what_caller_may_learn(self, call: Call) -> None:
         claims = call.claims
         if claims is None:
             call.token_state = "invalid"
             return
-        state = token_state(claims, self._state.registry, call.now)
+        state = await atoken_state(claims, self._state.registry, call.now)
         if state == "active":
             # T57: a caller learns about its own tokens and tokens for APIs it is granted, nothing else.
             caller = call.authenticated

@@ -7,41 +7,77 @@ from typing import Any
 from warden.core.revocation import is_revoked_by_client
 from warden.protocol.errors import InvalidGrant
 from warden.protocol.token_exchange import act_chain
-from warden.services.registry import Registry
+from warden.services.registry import ClientEntry, Registry
 
-__all__ = ["token_audiences", "token_state"]
+__all__ = ["atoken_state", "token_audiences", "token_state"]
 
 
 def token_state(claims: dict[str, Any], registry: Registry, now: float) -> str:
-    """`active`, or the reason it is not: expired, revoked, client_disabled, client_revoked."""
+    """`active`, or the reason it is not: expired, revoked, client_disabled, client_revoked.
+
+    A partial registry may look the token's clients up in the store, blocking the caller for one
+    query the first time; `atoken_state` waits for them without blocking the event loop."""
+    before = _state_before_clients(claims, registry, now)
+    if before is not None:
+        return before
+    named = _clients_named(claims)
+    if named is None:
+        return "invalid"
+    return _state_of_clients(claims, {cid: registry.client_blocking(cid) for cid in named})
+
+
+async def atoken_state(claims: dict[str, Any], registry: Registry, now: float) -> str:
+    """`token_state` for coroutines: a client that is not cached is loaded without blocking."""
+    before = _state_before_clients(claims, registry, now)
+    if before is not None:
+        return before
+    named = _clients_named(claims)
+    if named is None:
+        return "invalid"
+    return _state_of_clients(claims, {cid: await registry.client(cid) for cid in named})
+
+
+def _state_before_clients(claims: dict[str, Any], registry: Registry, now: float) -> str | None:
     if claims["exp"] <= now:
         return "expired"
     if claims["jti"] in registry.revoked:
         return "revoked"
-    entry = registry.clients.get(claims["client_id"])
-    if entry is None or not entry.client.enabled:
-        return "client_disabled"
+    return None
+
+
+def _clients_named(claims: dict[str, Any]) -> list[str] | None:
+    """The clients whose standing decides the token's: its own and, for an exchanged token
+    (RFC 8693), the subject's (when `sub` names a client) and every prior actor; None for an
+    `act` claim that is not a chain."""
+    named = [claims["client_id"]]
+    if "act" in claims:
+        try:
+            actors = act_chain(claims["act"])
+        except InvalidGrant:
+            return None
+        if isinstance(claims.get("sub"), str):
+            named.append(claims["sub"])
+        named += actors[1:]  # actors[0] is the requesting client, `client_id`
+    return named
+
+
+def _state_of_clients(claims: dict[str, Any], entries: dict[str, ClientEntry | None]) -> str:
+    """Every client of the token must be enabled and not revoked since before its `iat`: revoking
+    any client of a delegation chain ends the tokens exchanged through it, here at once (resource
+    servers: see the README). A federated subject (`sub` naming no client) stands on its own."""
     iat = claims.get("iat", 0)
-    if is_revoked_by_client(iat, entry.client.revoked_before):
+    own = entries[claims["client_id"]]
+    if own is None or not own.client.enabled:
+        return "client_disabled"
+    if is_revoked_by_client(iat, own.client.revoked_before):
         return "client_revoked"
-    if "act" in claims:  # an exchanged token (RFC 8693): every client of its chain must still stand
-        return _chain_state(claims, registry, iat)
-    return "active"
-
-
-def _chain_state(claims: dict[str, Any], registry: Registry, iat: float) -> str:
-    """The subject's client (when `sub` names one: a federated subject does not) and every prior actor
-    must be enabled and not revoked since before `iat`: revoking any client of a delegation chain ends
-    the tokens exchanged through it, here at once (resource servers: see the README)."""
-    try:
-        actors = act_chain(claims["act"])
-    except InvalidGrant:
-        return "invalid"
-    subject = registry.clients.get(claims["sub"]) if isinstance(claims.get("sub"), str) else None
+    if "act" not in claims:
+        return "active"
+    subject = entries.get(claims["sub"]) if isinstance(claims.get("sub"), str) else None
     if subject is not None and (not subject.client.enabled or is_revoked_by_client(iat, subject.client.revoked_before)):
         return "client_revoked" if subject.client.enabled else "client_disabled"
-    for client_id in actors[1:]:  # actors[0] is the requesting client, `client_id`, checked above
-        entry = registry.clients.get(client_id)
+    for client_id in act_chain(claims["act"])[1:]:
+        entry = entries.get(client_id)
         if entry is None or not entry.client.enabled:
             return "client_disabled"
         if is_revoked_by_client(iat, entry.client.revoked_before):

@@ -111,7 +111,7 @@ class TransactionTokenGrant:
             raise InvalidGrant("subject_token is not a transaction token of this server", reason="subject_token_invalid")
         if claims["exp"] <= call.now:
             raise InvalidGrant("subject_token has expired", reason="subject_token_expired")
-        subject = registry.clients.get(claims["sub"])
+        subject = registry.client_blocking(claims["sub"])
         if subject is not None and (not subject.client.enabled
                                     or is_revoked_by_client(claims.get("iat", 0), subject.client.revoked_before)):
             raise InvalidGrant("subject_token has been revoked", reason="subject_token_revoked")
@@ -123,7 +123,7 @@ class TransactionTokenGrant:
     def _held(self, subject: dict[str, Any]) -> tuple[str, ...]:
         if isinstance(subject.get("scope"), str):
             return tuple(subject["scope"].split())
-        entry = self._state.registry.clients.get(subject["client_id"])  # a federated subject: its client's grants
+        entry = self._state.registry.client_blocking(subject["client_id"])  # a federated subject: its client's grants
         held: list[str] = []
         for grant in entry.grants if entry is not None else ():
             held.extend(s for s in grant.scopes if s not in held)

@@ -20,7 +20,7 @@ from warden.core.registration import ClientRegistration, RegistrationToken
 from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 
-__all__ = ["Change", "ChangeKind", "Store"]
+__all__ = ["Change", "ChangeKind", "ClientRecord", "Store"]
 
 
 class ChangeKind(str, Enum):
@@ -36,6 +36,15 @@ class Change:
     kind: ChangeKind
     key: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A client with its grants (by position) and secrets (by creation): what the token path needs."""
+
+    client: Client
+    grants: tuple[Grant, ...]
+    secrets: tuple[ClientSecret, ...]
 
 
 class Store(Protocol):
@@ -75,6 +84,21 @@ class Store(Protocol):
     def load_client(self, client_id: str) -> Client | None: ...
 
     def load_clients(self) -> list[Client]: ...
+
+    def count_clients(self, limit: int | None = None) -> int:
+        """How many clients there are; at most `limit`, so a large store is not counted in full."""
+
+    def load_client_records(self, client_ids: Sequence[str]) -> list[ClientRecord]:
+        """The named clients that exist, each with its grants and secrets, in one indexed query
+        (the registry's miss path); ids that name no client are left out."""
+
+    def create_clients(self, records: Sequence[ClientRecord]) -> None:
+        """Bulk `create_client` in one transaction (seeding and imports): all or nothing, one
+        change-log row per client; Conflict if an id exists, NotFound if a grant names an unknown API."""
+
+    def load_federated_client_ids(self, issuer: str, subject: str) -> list[str]:
+        """Ids of the clients with a federated identity (`issuer`, `subject`) in their metadata, sorted;
+        an indexed lookup, so a registry holding only part of the clients can still find them."""
 
     def load_grants(self, client_id: str | None = None) -> list[Grant]:
         """Grants ordered by client and position."""

@@ -14,7 +14,7 @@ from warden.core.registration import ClientRegistration, RegistrationToken
 from warden.core.revocation import RevokedToken, StatusBlock
 from warden.core.secrets import ClientSecret
 from warden.errors import Conflict, NotFound
-from warden.storage.contract import Change, ChangeKind
+from warden.storage.contract import Change, ChangeKind, ClientRecord
 
 __all__ = ["MemoryStore"]
 
@@ -165,6 +165,34 @@ class MemoryStore:
 
     def load_clients(self) -> list[Client]:
         return sorted(self._clients.values(), key=lambda c: c.client_id)
+
+    def count_clients(self, limit: int | None = None) -> int:
+        return len(self._clients) if limit is None else min(limit, len(self._clients))
+
+    def load_client_records(self, client_ids: Sequence[str]) -> list[ClientRecord]:
+        with self._lock:
+            return [ClientRecord(self._clients[cid], tuple(self.load_grants(cid)), tuple(self.load_secrets(cid)))
+                    for cid in sorted(set(client_ids)) if cid in self._clients]
+
+    def create_clients(self, records: Sequence[ClientRecord]) -> None:
+        with self._lock:
+            ids = [r.client.client_id for r in records]
+            if len(set(ids)) != len(ids):
+                raise Conflict("a client id is listed twice")
+            for r in records:
+                if r.client.client_id in self._clients:
+                    raise Conflict(f"client {r.client.client_id} already exists")
+                self._check_grants(r.grants)
+            secret_ids = [s.secret_id for r in records for s in r.secrets]
+            if len(set(secret_ids)) != len(secret_ids) or any(sid in self._secrets for sid in secret_ids):
+                raise Conflict("duplicate secret id")
+            for r in records:
+                self.create_client(r.client, r.grants, r.secrets)
+
+    def load_federated_client_ids(self, issuer: str, subject: str) -> list[str]:
+        with self._lock:
+            return sorted(c.client_id for c in self._clients.values()
+                          if any((f.issuer, f.subject) == (issuer, subject) for f in c.metadata.federated))
 
     def load_grants(self, client_id: str | None = None) -> list[Grant]:
         with self._lock:

@@ -38,6 +38,7 @@ __all__ = [
     "client_registrations",
     "client_secrets",
     "clients",
+    "federated_identities",
     "grants",
     "metadata",
     "registration_tokens",
@@ -112,6 +113,17 @@ client_secrets = Table(
     Column("revoked_at", Float, nullable=True),
     Column("last_used_at", Float, nullable=True),
     Column("hint", Text, nullable=False),
+)
+
+# The (issuer, subject) of each federated identity in a client's metadata (core.client_metadata), kept
+# by the store with the client row, so a workload-identity login finds its client with one indexed
+# lookup even when the registry holds only the hot part of the clients.
+federated_identities = Table(
+    "federated_identities", metadata,
+    Column("issuer", _key(), primary_key=True),
+    Column("subject", _key(), primary_key=True),
+    Column("client_id", _key(), ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True,
+           index=True),
 )
 
 signing_keys = Table(

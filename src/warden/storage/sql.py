@@ -63,7 +63,7 @@ from warden.storage._rows import (
     secret_values,
     split_scopes,
 )
-from warden.storage.contract import Change, ChangeKind
+from warden.storage.contract import Change, ChangeKind, ClientRecord
 from warden.storage.migrations import upgrade_to_head
 from warden.storage.schema import (
     apis,
@@ -72,6 +72,7 @@ from warden.storage.schema import (
     client_registrations,
     client_secrets,
     clients,
+    federated_identities,
     registration_tokens,
     revoked_tokens,
     signing_keys,
@@ -86,6 +87,12 @@ __all__ = ["SqlStore"]
 _STATUS_LOCK = 0x57534C31  # PostgreSQL advisory lock serialising status-block reservations across nodes
 
 _CHANGE_LOG_LOCK = zlib.crc32(b"warden.change_log")
+_BATCH = 5000  # rows per executemany in bulk writes, and ids per IN list
+
+
+def _federated_rows(client: Client) -> list[dict[str, str]]:
+    pairs = {(f.issuer, f.subject) for f in client.metadata.federated}
+    return [{"issuer": i, "subject": s, "client_id": client.client_id} for i, s in sorted(pairs)]
 
 
 class SqlStore:
@@ -222,6 +229,41 @@ class SqlStore:
         self._insert_grants(conn, grants)
         if secrets:
             conn.execute(insert(client_secrets), [secret_values(s) for s in secrets])
+        self._set_federated(conn, client, replace=False)
+
+    def create_clients(self, records: Sequence[ClientRecord]) -> None:
+        if not records:
+            return
+        with self._transaction() as conn:
+            ids = [r.client.client_id for r in records]
+            if len(set(ids)) != len(ids):
+                raise Conflict("a client id is listed twice")
+            for start in range(0, len(ids), _BATCH):
+                chunk = ids[start:start + _BATCH]
+                taken = conn.execute(select(clients.c.client_id).where(clients.c.client_id.in_(chunk))).first()
+                if taken is not None:
+                    raise Conflict(f"client {taken.client_id} already exists")
+            apis_named = sorted({g.api for r in records for g in r.grants})
+            self._check_apis(conn, [Grant("", api, ()) for api in apis_named])
+            for start in range(0, len(records), _BATCH):
+                chunk_records = records[start:start + _BATCH]
+                conn.execute(insert(clients), [{"created_at": r.client.created_at, **client_values(r.client)}
+                                               for r in chunk_records])
+                self._insert_grants(conn, [g for r in chunk_records for g in r.grants])
+                secret_rows = [secret_values(s) for r in chunk_records for s in r.secrets]
+                if secret_rows:
+                    conn.execute(insert(client_secrets), secret_rows)
+                federated = [row for r in chunk_records for row in _federated_rows(r.client)]
+                if federated:
+                    conn.execute(insert(federated_identities), federated)
+            self._log(conn, [(ChangeKind.CLIENT, client_id) for client_id in ids])
+
+    def _set_federated(self, conn: Connection, client: Client, *, replace: bool) -> None:
+        if replace:
+            conn.execute(delete(federated_identities).where(federated_identities.c.client_id == client.client_id))
+        rows = _federated_rows(client)
+        if rows:
+            conn.execute(insert(federated_identities), rows)
 
     def _has_client(self, conn: Connection, client_id: str) -> bool:
         query = select(clients.c.client_id).where(clients.c.client_id == client_id)
@@ -248,6 +290,7 @@ class SqlStore:
                                   .values(**client_values(client)))
             if result.rowcount == 0:
                 raise NotFound(f"no client {client.client_id}")
+            self._set_federated(conn, client, replace=True)
             self._log(conn, [(ChangeKind.CLIENT, client.client_id)])
 
     def delete_client(self, client_id: str) -> None:
@@ -257,6 +300,7 @@ class SqlStore:
             conn.execute(delete(grants_table).where(grants_table.c.client_id == client_id))
             conn.execute(delete(client_secrets).where(client_secrets.c.client_id == client_id))
             conn.execute(delete(client_registrations).where(client_registrations.c.client_id == client_id))
+            conn.execute(delete(federated_identities).where(federated_identities.c.client_id == client_id))
             if conn.execute(delete(clients).where(clients.c.client_id == client_id)).rowcount == 0:
                 raise NotFound(f"no client {client_id}")
             self._log(conn, [(ChangeKind.CLIENT, client_id)])
@@ -276,6 +320,52 @@ class SqlStore:
 
     def load_clients(self) -> list[Client]:
         return [client_from_row(row) for row in self._rows(select(clients).order_by(clients.c.client_id))]
+
+    def count_clients(self, limit: int | None = None) -> int:
+        ids = select(clients.c.client_id)
+        if limit is not None:
+            ids = ids.limit(limit)
+        with self._transaction(write=False) as conn:
+            return int(conn.execute(select(func.count()).select_from(ids.subquery())).scalar() or 0)
+
+    def load_client_records(self, client_ids: Sequence[str]) -> list[ClientRecord]:
+        wanted = sorted(set(client_ids))
+        if not wanted:
+            return []
+        c, g, s = clients.c, grants_table.c, client_secrets.c
+        # One query: each client row joined with its grants and its secrets. The product of the two is
+        # small (a client has a few of each), and one round trip is what a cold client's request waits for.
+        query = (select(clients, g.api.label("g_api"), g.scopes.label("g_scopes"), g.position.label("g_position"),
+                        *(col.label(f"s_{col.name}") for col in client_secrets.c if col.name != "client_id"))
+                 .select_from(clients.outerjoin(grants_table, g.client_id == c.client_id)
+                              .outerjoin(client_secrets, s.client_id == c.client_id))
+                 .where(c.client_id.in_(bindparam("ids", expanding=True))))
+        found: dict[str, tuple[Client, dict[int, Grant], dict[str, ClientSecret]]] = {}
+        with self._transaction(write=False) as conn:
+            for start in range(0, len(wanted), _BATCH):
+                for row in conn.execute(query, {"ids": wanted[start:start + _BATCH]}):
+                    m = row._mapping
+                    client_id = m["client_id"]
+                    held = found.get(client_id)
+                    if held is None:
+                        held = found[client_id] = (client_from_row(row), {}, {})
+                    if m["g_api"] is not None and m["g_position"] not in held[1]:
+                        held[1][m["g_position"]] = Grant(held[0].client_id, sys.intern(m["g_api"]),
+                                                         split_scopes(m["g_scopes"]), m["g_position"])
+                    if m["s_secret_id"] is not None and m["s_secret_id"] not in held[2]:
+                        held[2][m["s_secret_id"]] = ClientSecret(
+                            m["s_secret_id"], held[0].client_id, bytes(m["s_hash"]), m["s_created_at"],
+                            m["s_expires_at"], m["s_revoked_at"], m["s_last_used_at"], m["s_hint"])
+        return [ClientRecord(client,
+                             tuple(grants[p] for p in sorted(grants)),
+                             tuple(sorted(secrets.values(), key=lambda x: (x.created_at, x.secret_id))))
+                for client, grants, secrets in (found[cid] for cid in wanted if cid in found)]
+
+    def load_federated_client_ids(self, issuer: str, subject: str) -> list[str]:
+        f = federated_identities.c
+        query = select(f.client_id).where(f.issuer == issuer, f.subject == subject).order_by(f.client_id)
+        with self._transaction(write=False) as conn:
+            return [sys.intern(cid) for cid in conn.execute(query).scalars()]
 
     def load_grants(self, client_id: str | None = None) -> list[Grant]:
         g = grants_table.c
