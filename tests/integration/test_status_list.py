@@ -159,6 +159,88 @@ def test_entries_never_collide_across_workers_and_nodes(cli_env: dict[str, str],
     assert codes == [0, 0]
 
 
+def _serve_resource(api: str, issuer: str) -> tuple[str, Callable[[], None]]:
+    """A Starlette API behind `warden.resource`'s middleware, served by uvicorn on a free port, that
+    checks every token's status entry with a 1 s list ttl. Returns its URL and how to stop it."""
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from warden.resource import AccessTokenMiddleware, StatusPolicy, Validator
+
+    async def orders(request: Request) -> JSONResponse:
+        return JSONResponse({"client": request.scope["warden.claims"].client_id})
+
+    app = Starlette(routes=[Route("/orders", orders)])
+    validator = Validator(issuer, api, status_policy=StatusPolicy(min_ttl=0.5, max_ttl=1.0))
+    app.add_middleware(AccessTokenMiddleware, validator=validator, scopes=["read"])  # type: ignore[arg-type]
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_until(lambda: server.started, timeout=10)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.mark.slow
+def test_a_running_resource_service_refuses_tokens_revoked_through_either_node(
+        cli_env: dict[str, str], postgres_url: str,  # noqa: F811
+        make_postgres_schema: Callable[[], str]):
+    """Issue 12's cluster case: two `warden serve` nodes on one PostgreSQL; a resource service using
+    `warden.resource` accepts tokens from both, then refuses, within the list ttl and with no call per
+    token, one revoked by `jti` through node B and every token of a client revoked through the CLI,
+    while another client's token stays good."""
+    schema = make_postgres_schema()
+    sep = "&" if "?" in postgres_url else "?"
+    env = dict(cli_env, WARDEN_DATABASE_URL=f"{postgres_url}{sep}options=-csearch_path%3D{schema}",
+               WARDEN_KEYS_ENCRYPTION_KEY="q3mCUvYsZyQ1XzX5n1QzY4uQ8i7V7Jm2dB9Y9c5Wc0E",
+               WARDEN_STATUS_LIST_PUBLISH_INTERVAL="0.2", WARDEN_STATUS_LIST_TTL="1")
+    ports = [free_port(), free_port()]
+    env["WARDEN_ISSUER"] = f"http://127.0.0.1:{ports[0]}"  # one issuer for the cluster, as behind a balancer
+    api = "https://orders.example"
+    run_cli("apis", "create", api, "--scopes", "read", env=env)
+    nodes = [Served(env, ports[0], workers=1), Served(env, ports[1], workers=1)]
+    stop_resource = None
+    try:
+        made = [cli_json("clients", "create", f"svc-{n}", "--grant", f"{api}=read", env=env) for n in range(2)]
+        for c in made:
+            assert wait_until(lambda c=c: all(node.token(c["client_id"], c["client_secret"]).status_code == 200
+                                              for node in nodes), timeout=10)
+        first, second = made
+        by_jti = nodes[0].token(first["client_id"], first["client_secret"]).json()["access_token"]
+        by_client = [node.token(first["client_id"], first["client_secret"]).json()["access_token"] for node in nodes]
+        bystander = nodes[1].token(second["client_id"], second["client_secret"]).json()["access_token"]
+        url, stop_resource = _serve_resource(api, env["WARDEN_ISSUER"])
+
+        def status(token: str) -> int:
+            return httpx.get(f"{url}/orders", headers={"authorization": f"Bearer {token}"}, timeout=5).status_code
+
+        assert [status(t) for t in (by_jti, *by_client, bystander)] == [200, 200, 200, 200]
+        jti = _claims(by_jti)["jti"]
+        run_cli("tokens", "revoke", "--jti", jti, env=env)
+        assert wait_until(lambda: status(by_jti) == 401, timeout=5)
+        assert [status(t) for t in (*by_client, bystander)] == [200, 200, 200]
+        assert httpx.post(f"{nodes[1].url}/oauth2/introspect", data={"token": by_jti},
+                          auth=(first["client_id"], first["client_secret"])).json() == {"active": False}
+        run_cli("tokens", "revoke", "--client", first["client_id"], env=env)
+        assert wait_until(lambda: [status(t) for t in by_client] == [401, 401], timeout=5)
+        assert status(bystander) == 200
+    finally:
+        if stop_resource is not None:
+            stop_resource()
+        codes = [node.stop()[0] for node in nodes]
+    assert codes == [0, 0]
+
+
 # -- at the resource server ------------------------------------------------------------------------
 def _resource_server(server: LiveServer, api: str, **policy: Any) -> Any:
     from warden.resource import StatusPolicy, Validator
