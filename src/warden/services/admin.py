@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import secrets as _random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from warden.core.clock import Clock
 from warden.core.keys import SigningKey
 from warden.core.revocation import RevokedToken, status_entry_of_jti
 from warden.core.secrets import ClientSecret, generate_secret, hash_secret
-from warden.errors import ConfigError, NotFound
+from warden.errors import ConfigError, Conflict, NotFound
 from warden.services.audit import AuditSink
 from warden.services.client_auth import SUPPORTED_AUTH_METHODS
 from warden.services.kek import KeyMaterial
@@ -326,3 +327,67 @@ class Admin:
             self._actor, can_write=can_write)
         self._audit.emit("console.login_url_issued", actor=self._actor)
         return login
+
+    # reads the CLI needs (so it never reads the store itself) ---------------------------------
+    def api(self, identifier: str) -> Api:
+        api = self.store.load_api(identifier)
+        if api is None:
+            raise NotFound(f"no API {identifier}")
+        return api
+
+    def apis(self) -> list[Api]:
+        return self.store.load_apis()
+
+    def clients(self) -> list[Client]:
+        return self.store.load_clients()
+
+    def grants(self, client_id: str | None = None) -> list[Grant]:
+        """Grants ordered by client and position (every client's when `client_id` is None)."""
+        return self.store.load_grants(client_id)
+
+    def secrets(self, client_id: str) -> list[ClientSecret]:
+        """The client's secrets (hashes and metadata, never a plaintext); NotFound for no client."""
+        self.client(client_id)
+        return self.store.load_secrets(client_id)
+
+    def create_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = "ES256",
+                   name: str = "", dpop_required: bool = False, cert_bound: bool = False) -> Api:
+        """Register a new API; Conflict when the identifier exists (changes go through `save_api`)."""
+        if self.store.load_api(identifier) is not None:
+            raise Conflict(f"API {identifier} already exists; change it with `warden apis update`")
+        api, _ = self.save_api(identifier, scopes, ttl=ttl, alg=alg, name=name, dpop_required=dpop_required,
+                               cert_bound=cert_bound)
+        return api
+
+    # transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every change made through this Admin inside the block is one store transaction, and its
+        audit events are written only once it has committed (a rolled-back change is not audited)."""
+        real = self._audit
+        if isinstance(real, _DeferredAudit):  # nested: the outer block writes them
+            yield
+            return
+        deferred = _DeferredAudit()
+        self._audit = self.keyring._audit = deferred
+        try:
+            with self.store.transaction():
+                yield
+        finally:
+            self._audit = self.keyring._audit = real
+        deferred.replay(real)
+
+
+class _DeferredAudit(AuditSink):
+    """Holds events back until `replay` (after a commit); dropped with it on a rollback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: list[tuple[str, dict[str, object]]] = []
+
+    def emit(self, event: str, **fields: object) -> None:
+        self._held.append((event, fields))
+
+    def replay(self, sink: AuditSink) -> None:
+        for event, fields in self._held:
+            sink.emit(event, **fields)  # type: ignore[arg-type]

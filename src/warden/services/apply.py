@@ -35,7 +35,8 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
 
-__all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "export_state", "parse_apply_file"]
+__all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "export_document", "export_state",
+           "parse_apply_document", "parse_apply_file", "render_apply_file"]
 
 _API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound"}
 _METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens",
@@ -84,8 +85,16 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
 
 
 def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
-    data = load_toml(path, "apply file")
+    return parse_apply_document(load_toml(path, "apply file"), path, dev_mode=dev_mode)
+
+
+def parse_apply_document(data: Any, where: str = "document", *, dev_mode: bool = False) -> DesiredState:
+    """An apply file's content (TOML tables, or the same shape as JSON from the admin API)."""
+    path = where
     _check_keys(data, {"apis", "clients"}, path)
+    for section in ("apis", "clients"):
+        if not isinstance(data.get(section, []), list):
+            raise ConfigError(f"{path}: {section} must be a list of tables")
     apis: list[Api] = []
     for i, raw in enumerate(data.get("apis", [])):
         where = f"apis[{i}]"
@@ -108,6 +117,8 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
         if not isinstance(raw.get("client_id"), str):
             raise ConfigError(f"{where}: client_id is required (it keeps apply idempotent)")
         grants = []
+        if not isinstance(raw.get("grants", []), list):
+            raise ConfigError(f"{where}.grants: expected a list of tables")
         for j, g in enumerate(raw.get("grants", [])):
             _check_keys(g, {"api", "scopes"}, f"{where}.grants[{j}]")
             if not isinstance(g.get("api"), str):
@@ -136,20 +147,6 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
     return DesiredState(tuple(apis), tuple(clients))
 
 
-def _rehearsal(admin: Admin) -> Admin:
-    """An Admin over an in-memory copy of the store's APIs, clients and grants, for a full trial run."""
-    from warden.services.audit import AuditSink
-    from warden.storage.memory import MemoryStore
-
-    copy = MemoryStore()
-    for api in admin.store.load_apis():
-        copy.save_api(api)
-    grants = admin.store.load_grants()
-    for client in admin.store.load_clients():
-        copy.create_client(client, [g for g in grants if g.client_id == client.client_id], [])
-    return Admin(copy, admin._material, admin._clock, AuditSink(), dev_mode=admin.dev_mode)
-
-
 def _client_diff(current: Any, grants_now: list[tuple[str, tuple[str, ...]]], client: DesiredClient) -> list[str]:
     pairs = [("name", current.name, client.name), ("auth_method", current.auth_method.value, client.auth_method),
              ("tenant", current.tenant, client.tenant), ("enabled", current.enabled, client.enabled),
@@ -171,16 +168,29 @@ def _api_diff(old: Api, api: Api) -> list[str]:
 
 def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_run: bool = False,
                 secrets: dict[str, str] | None = None) -> ApplyResult:
-    """Make the store match `state`. The whole change is first run against an in-memory copy of the
-    store, so every rule a real run applies is checked (that is all `dry_run` does) before anything
-    is written; a file that fails anywhere changes nothing. `secrets` gives new clients their secret
-    (by client_id) instead of a generated one. The built-in admin API (the one API that defines
+    """Make the store match `state`, in one store transaction: a file that fails anywhere (a rule,
+    a conflict, the database) changes nothing, and its changes are audited only once committed.
+    `dry_run` makes every change a real run would, in the same transaction, and rolls it back, so
+    it checks exactly what a real run checks. `secrets` gives new clients their secret (by
+    client_id) instead of a generated one. The built-in admin API (the one API that defines
     reserved `warden:` scopes) is never pruned."""
-    result = _apply(_rehearsal(admin), state, prune=prune, secrets=secrets)
-    if dry_run:
-        result.secrets = []  # the rehearsal's secrets exist nowhere
-        return result
-    return _apply(admin, state, prune=prune, secrets=secrets)
+    try:
+        with admin.transaction():
+            result = _apply(admin, state, prune=prune, secrets=secrets)
+            if dry_run:
+                raise _RolledBack(result)
+    except _RolledBack as rehearsed:
+        rehearsed.result.secrets = []  # the rolled-back secrets exist nowhere
+        return rehearsed.result
+    return result
+
+
+class _RolledBack(Exception):
+    """Ends a dry run's transaction with a rollback, carrying what it would have done."""
+
+    def __init__(self, result: ApplyResult) -> None:
+        super().__init__("dry run")
+        self.result = result
 
 
 def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str, str] | None) -> ApplyResult:
@@ -235,34 +245,53 @@ def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str,
 
 
 def export_state(admin: Admin) -> str:
-    """The store's APIs and clients as an apply file; applying it to the same store changes nothing.
-    The built-in admin API is left out (every server registers it itself); secrets never appear."""
+    """The store's APIs and clients as an apply file; applying it to the same store changes nothing."""
+    return render_apply_file(export_document(admin))
+
+
+def export_document(admin: Admin) -> dict[str, list[dict[str, Any]]]:
+    """The store's APIs and clients in the apply file's shape (JSON-ready; what `GET /admin/v1/export`
+    answers). The built-in admin API is left out (every server registers it itself); secrets never appear."""
     from warden.core.api import is_reserved_scope
     from warden.core.client_metadata import render_client_metadata
 
-    lines: list[str] = ["# written by `warden export`; apply with `warden apply FILE`", ""]
-    for api in sorted(admin.store.load_apis(), key=lambda a: a.identifier):
+    apis: list[dict[str, Any]] = []
+    for api in sorted(admin.apis(), key=lambda a: a.identifier):
         if any(is_reserved_scope(s) for s in api.scopes):
             continue
-        lines += ["[[apis]]", f"identifier = {_toml(api.identifier)}", f"scopes = {_toml(list(api.scopes))}",
-                  f"ttl = {api.token_ttl}", f"alg = {_toml(api.alg)}"]
-        lines += [f"name = {_toml(api.name)}"] if api.name else []
-        lines += ["dpop_required = true"] if api.dpop_required else []
-        lines += ["cert_bound = true"] if api.cert_bound else []
-        lines.append("")
-    grants = admin.store.load_grants()
-    for client in sorted(admin.store.load_clients(), key=lambda c: c.client_id):
-        lines += ["[[clients]]", f"client_id = {_toml(client.client_id)}", f"name = {_toml(client.name)}",
-                  f"auth_method = {_toml(client.auth_method.value)}",
-                  f"enabled = {'true' if client.enabled else 'false'}"]
-        lines += [f"tenant = {_toml(client.tenant)}"] if client.tenant is not None else []
-        lines += [f"rate_limit = {float(client.rate_limit)!r}"] if client.rate_limit is not None else []
+        entry: dict[str, Any] = {"identifier": api.identifier, "scopes": list(api.scopes), "ttl": api.token_ttl,
+                                 "alg": api.alg}
+        entry |= {"name": api.name} if api.name else {}
+        entry |= {"dpop_required": True} if api.dpop_required else {}
+        entry |= {"cert_bound": True} if api.cert_bound else {}
+        apis.append(entry)
+    grants = admin.grants()
+    clients: list[dict[str, Any]] = []
+    for client in sorted(admin.clients(), key=lambda c: c.client_id):
+        item: dict[str, Any] = {"client_id": client.client_id, "name": client.name,
+                                "auth_method": client.auth_method.value, "enabled": client.enabled}
+        item |= {"tenant": client.tenant} if client.tenant is not None else {}
+        item |= {"rate_limit": float(client.rate_limit)} if client.rate_limit is not None else {}
         mine = sorted((g for g in grants if g.client_id == client.client_id), key=lambda g: g.position)
-        lines.append("grants = [" + ", ".join(f"{{ api = {_toml(g.api)}, scopes = {_toml(list(g.scopes))} }}"
-                                              for g in mine) + "]")
-        for key, value in json.loads(render_client_metadata(client.metadata)).items():
-            lines.append(f"{key} = {_toml(value)}")
-        lines.append("")
+        item["grants"] = [{"api": g.api, "scopes": list(g.scopes)} for g in mine]
+        item |= json.loads(render_client_metadata(client.metadata))
+        clients.append(item)
+    return {"apis": apis, "clients": clients}
+
+
+def render_apply_file(document: dict[str, list[dict[str, Any]]]) -> str:
+    """An `export_document` as TOML, one `[[apis]]` or `[[clients]]` table per entry."""
+    lines: list[str] = ["# written by `warden export`; apply with `warden apply FILE`", ""]
+    for section in ("apis", "clients"):
+        for entry in document.get(section, []):
+            lines.append(f"[[{section}]]")
+            for key, value in entry.items():
+                if key == "grants":
+                    lines.append("grants = [" + ", ".join(
+                        f"{{ api = {_toml(g['api'])}, scopes = {_toml(list(g['scopes']))} }}" for g in value) + "]")
+                else:
+                    lines.append(f"{key} = {_toml(value)}")
+            lines.append("")
     return "\n".join(lines)
 
 
