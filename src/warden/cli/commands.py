@@ -254,7 +254,7 @@ def secrets_rotate(args: argparse.Namespace) -> int:
 
 def secrets_list(args: argparse.Namespace) -> int:
     with operations(args) as ops:
-        data = ops.list_secrets(args.client_id)
+        data = sorted(ops.list_secrets(args.client_id), key=lambda d: (d["created_at"] or "", d["secret_id"]))
     emit(data, _json(args), table([(d["secret_id"], d["state"], d["hint"], d["created_at"], d["expires_at"],
                                     d["last_used_at"]) for d in data],
                                   ("SECRET_ID", "STATE", "HINT", "CREATED", "EXPIRES", "LAST_USED")))
@@ -272,7 +272,7 @@ def secrets_revoke(args: argparse.Namespace) -> int:
 # keys --------------------------------------------------------------------------
 def keys_list(args: argparse.Namespace) -> int:
     with operations(args) as ops:
-        data = ops.list_keys()
+        data = sorted(ops.list_keys(), key=lambda d: (d["created_at"] or "", d["kid"]))  # oldest first, both modes
     emit(data, _json(args), table([(d["kid"], d["alg"], d["state"], d["created_at"], d["activated_at"],
                                     d["retired_at"]) for d in data],
                                   ("KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED")))
