@@ -17,7 +17,7 @@ from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec
 from warden.services.views import api_view, client_view, key_view, render_time, secret_view
 
-__all__ = ["AdminOperations", "LocalOperations", "View"]
+__all__ = ["AdminOperations", "LocalOperations", "View", "apply_document"]
 
 View = dict[str, Any]  # one JSON object of services.views
 
