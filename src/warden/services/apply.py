@@ -101,13 +101,16 @@ def parse_apply_document(data: Any, where: str = "document", *, dev_mode: bool =
         _check_keys(raw, _API_KEYS, where)
         if not isinstance(raw.get("identifier"), str):
             raise ConfigError(f"{where}: identifier is required")
+        ttl = raw.get("ttl", 900)
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, str)):
+            raise ConfigError(f"{where}.ttl: expected seconds or a duration such as 15m")
         try:
             api = Api(identifier=raw["identifier"], scopes=_str_list(raw.get("scopes"), f"{where}.scopes"),
                       token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", "ES256")),
                       name=str(raw.get("name", "")), dpop_required=raw.get("dpop_required", False) is True,
                       cert_bound=raw.get("cert_bound", False) is True)
             validate_api(api)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         apis.append(api)
     clients: list[DesiredClient] = []
@@ -126,6 +129,9 @@ def parse_apply_document(data: Any, where: str = "document", *, dev_mode: bool =
             grants.append(GrantSpec(g["api"], _str_list(g.get("scopes"), f"{where}.grants[{j}].scopes")))
         enabled = raw.get("enabled", True)
         rate = raw.get("rate_limit")
+        for key in ("name", "auth_method", "tenant"):
+            if key in raw and not isinstance(raw[key], str) and not (key == "tenant" and raw[key] is None):
+                raise ConfigError(f"{where}.{key}: expected a string")
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled: expected true or false")
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0):
@@ -133,7 +139,7 @@ def parse_apply_document(data: Any, where: str = "document", *, dev_mode: bool =
         try:
             metadata = parse_client_metadata({k: raw[k] for k in _METADATA_KEYS if k in raw},
                                              allow_loopback_http=dev_mode)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         clients.append(DesiredClient(raw["client_id"], str(raw.get("name", raw["client_id"])),
                                      str(raw.get("auth_method", "client_secret_basic")), raw.get("tenant"),
