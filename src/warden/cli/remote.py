@@ -215,8 +215,9 @@ def _problem(response: httpx.Response, server: str) -> WardenError:
     except ValueError:
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
+    detail = " ".join(str(detail).split())[:300] if detail else None  # one line, whatever the server sent
     status = response.status_code
-    message = str(detail) if detail else f"{server} answered HTTP {status}"
+    message = detail or f"{server} answered HTTP {status}"
     if status == 400:
         return ConfigError(message)
     if status == 404:
