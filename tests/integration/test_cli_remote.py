@@ -289,3 +289,26 @@ def test_private_key_jwt_admin_client(setup: Setup, tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert "keyed-ops" in listed.stdout
     assert list(setup.remote_cwd.iterdir()) == []
+
+
+def test_remote_mode_works_on_the_base_install(setup: Setup) -> None:
+    """The server extra's packages hidden (as on `pip install warden-m2m`): remote mode still manages."""
+    import sys
+
+    from tests.unit.test_cli_extras import HIDE
+
+    from warden.cli.extras import SERVER_MODULES
+
+    hidden = (*SERVER_MODULES, "psycopg", "redis", "uvloop")
+    code = HIDE.format(hidden=hidden, argv=["clients", "list", "--json"])
+    answer = subprocess.run([sys.executable, "-c", code], check=False, env=setup.remote, capture_output=True,
+                            text=True, timeout=60, cwd=setup.remote_cwd)
+    assert answer.returncode == 0, answer.stderr
+    assert "ops" in [c["client_id"] for c in json.loads(answer.stdout)]
+    assert list(setup.remote_cwd.iterdir()) == []
+
+
+def test_local_mode_flags_are_refused_in_remote_mode(setup: Setup) -> None:
+    answer = run(setup.remote, "apis", "list", "--data-dir", str(setup.remote_cwd / "d"), cwd=setup.remote_cwd)
+    assert answer.returncode == 2 and "--data-dir is for local mode" in answer.stderr
+    assert list(setup.remote_cwd.iterdir()) == []

@@ -78,6 +78,10 @@ def operations(args: argparse.Namespace) -> Iterator[AdminOperations]:
 
     server = remote_server(getattr(args, "server", None))
     if server is not None:
+        for flag in ("data_dir", "database_url"):
+            if getattr(args, flag, None):
+                raise ConfigError(f"--{flag.replace('_', '-')} is for local mode, and this command is going to "
+                                  f"{server} (--server or WARDEN_SERVER)")
         with RemoteOperations(server, client_secret_file=getattr(args, "client_secret_file", None),
                               private_key_file=getattr(args, "private_key_file", None),
                               private_key_alg=getattr(args, "private_key_alg", None),

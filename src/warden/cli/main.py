@@ -87,7 +87,7 @@ def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[
     parents = ([_common(json_flag)] if common else []) + ([_remote()] if remote else [])
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
     parser: _Parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents, epilog=epilog)
-    parser.set_defaults(handler=handler, needs_server=server, command_name=parser.prog)
+    parser.set_defaults(handler=handler, needs_server=server, command_name=parser.prog, remote_capable=remote)
     return parser
 
 
@@ -243,6 +243,18 @@ def build_parser() -> _Parser:
     return parser
 
 
+def _goes_remote(args: argparse.Namespace) -> bool:
+    """A management command sent to a server's admin API needs no server extra (remote.py is base-install)."""
+    if not getattr(args, "remote_capable", False):
+        return False
+    from warden.cli.context import is_remote
+
+    try:
+        return is_remote(args)
+    except ConfigError:
+        return True  # a malformed --server: let the command report it
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     _ERRORS_AS_JSON[0] = "--json" in (sys.argv[1:] if argv is None else argv)
@@ -251,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.needs_server and missing_server_modules():
+    if args.needs_server and not _goes_remote(args) and missing_server_modules():
         _write_error(needs_server_message(args.command_name))
         return 2
     try:
