@@ -288,6 +288,11 @@ def test_private_key_jwt_admin_client(setup: Setup, tmp_path: Path) -> None:
     listed = run(env, "clients", "list", "--private-key-file", str(pem), "--key-id", "k1", cwd=setup.remote_cwd)
     assert listed.returncode == 0, listed.stderr
     assert "keyed-ops" in listed.stdout
+    # warden token takes the key with the same flags
+    fetched = run(env, "token", "--issuer", setup.server.url, "--client-id", "keyed-ops", "--private-key-file",
+                  str(pem), "--key-id", "k1", "--audience", f"{setup.server.url}/admin/v1", "--json")
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["scope"] == "warden:admin"
     assert list(setup.remote_cwd.iterdir()) == []
 
 

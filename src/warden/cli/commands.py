@@ -300,9 +300,17 @@ def tokens_revoke(args: argparse.Namespace) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
-    from warden.client import ClientCredentials
+    from warden.client import ClientCredentials, SigningKey
 
-    if args.client_secret_file:
+    if args.private_key_file and args.client_secret_file:
+        raise ConfigError("give --client-secret-file or --private-key-file, not both")
+    if (args.private_key_alg or args.key_id) and not args.private_key_file:
+        raise ConfigError("--private-key-alg and --key-id go with --private-key-file")
+    if args.private_key_file:
+        key = SigningKey.from_pem_file(args.private_key_file, args.private_key_alg, args.key_id)
+        cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id, private_key=key,
+                               audience=args.audience, scope=args.scope)
+    elif args.client_secret_file:
         cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id,
                                client_secret_file=args.client_secret_file, audience=args.audience, scope=args.scope)
     elif os.environ.get("WARDEN_CLIENT_SECRET"):

@@ -203,6 +203,9 @@ def build_parser() -> _Parser:
     p.add_argument("--issuer", required=True)
     p.add_argument("--client-id", required=True)
     p.add_argument("--client-secret-file")
+    p.add_argument("--private-key-file", help="authenticate with private_key_jwt and this PEM private key")
+    p.add_argument("--private-key-alg", choices=SIGNING_ALGS, help="the key's algorithm (default: from the key)")
+    p.add_argument("--key-id", help="the kid to put in the assertion header")
     p.add_argument("--scope")
     p.add_argument("--audience")
 
