@@ -59,3 +59,22 @@ def test_light_commands_work_without_the_extra(argv: list[str], expect: str):
     proc = run(argv)
     assert "server extra" not in proc.stderr and "Traceback" not in proc.stderr
     assert expect in proc.stderr and proc.returncode in (1, 2)
+
+
+def test_remote_mode_needs_no_server_extra(tmp_path, monkeypatch):
+    """`--server` sends the command to the admin API: only the base install is needed to get that far
+    (here to an unreachable server, which is reported in one line, not as a missing extra)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("WARDEN_CLIENT_ID", "ops")
+    monkeypatch.setenv("WARDEN_CLIENT_SECRET", "wsec_" + "x" * 42)
+    proc = run(["apis", "list", "--server", f"http://127.0.0.1:{port}"],
+               hidden=(*SERVER_MODULES, "psycopg", "redis", "uvloop"))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"warden: error: cannot get an admin token from http://127.0.0.1:{port}")
+    assert DISTRIBUTION not in proc.stderr
+    local = run(["apis", "list", "--data-dir", str(tmp_path / "d")])
+    assert local.returncode == 2  # local mode still says it needs the extra

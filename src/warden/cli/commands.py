@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
+from typing import Any
 
-from warden.cli.context import admin_session, settings_from_args
+from warden.cli.context import is_remote, operations, settings_from_args
 from warden.cli.output import emit, table, view_table
 from warden.core.durations import parse_duration, render_duration
 from warden.core.redaction import redact
@@ -89,28 +89,18 @@ def serve(args: argparse.Namespace) -> int:
 
 
 # APIs --------------------------------------------------------------------------
-def _api_dict(api: object) -> dict[str, object]:
-    from warden.core.api import Api
-    from warden.services.views import api_view
-
-    assert isinstance(api, Api)
-    return api_view(api)
+def _api_text(api: dict[str, Any], verb: str) -> str:
+    return (f"{verb} API {api['identifier']} (scopes: {' '.join(api['scopes'])}, "
+            f"ttl {render_duration(api['ttl'])}, {api['alg']})")
 
 
 def apis_create(args: argparse.Namespace) -> int:
-    from warden.errors import Conflict
-
     ttl = _duration(args.ttl, "--ttl")
     scopes = args.scopes.replace(",", " ").split()
-    with admin_session(args) as admin:
-        if admin.store.load_api(args.identifier) is not None:
-            raise Conflict(f"API {args.identifier} already exists; change it with `warden apis update`")
-        api, changed = admin.save_api(args.identifier, scopes, ttl=ttl, alg=args.alg, name=args.name,
-                                      dpop_required=args.require_dpop, cert_bound=args.cert_bound,
-                                      tenant=args.tenant)
-    emit(_api_dict(api) | {"changed": changed}, _json(args),
-         f"created API {api.identifier} (scopes: {' '.join(api.scopes)}, "
-         f"ttl {render_duration(api.token_ttl)}, {api.alg})")
+    with operations(args) as ops:
+        api = ops.create_api(args.identifier, scopes, ttl=ttl, alg=args.alg, name=args.name,
+                             dpop_required=args.require_dpop, cert_bound=args.cert_bound, tenant=args.tenant)
+    emit(api, _json(args), _api_text(api, "created"))
     return 0
 
 
@@ -118,49 +108,42 @@ def apis_update(args: argparse.Namespace) -> int:
     from warden.errors import NotFound
 
     ttl = _duration(args.ttl, "--ttl") if args.ttl is not None else None
-    with admin_session(args) as admin:
-        old = admin.store.load_api(args.identifier)
-        if old is None:
-            raise NotFound(f"no API {args.identifier} (create it with `warden apis create`)")
-        scopes = args.scopes.replace(",", " ").split() if args.scopes is not None else list(old.scopes)
-        api, changed = admin.save_api(
-            args.identifier, scopes, ttl=old.token_ttl if ttl is None else ttl,
-            alg=args.alg or old.alg, name=old.name if args.name is None else args.name,
-            dpop_required=old.dpop_required if args.require_dpop is None else args.require_dpop,
-            cert_bound=old.cert_bound if args.cert_bound is None else args.cert_bound,
-            tenant=None if args.shared else args.tenant if args.tenant is not None else old.tenant)
-    emit(_api_dict(api) | {"changed": changed}, _json(args),
-         f"{'updated' if changed else 'unchanged'} API {api.identifier} (scopes: {' '.join(api.scopes)}, "
-         f"ttl {render_duration(api.token_ttl)}, {api.alg})")
+    with operations(args) as ops:
+        try:
+            old = ops.get_api(args.identifier)
+        except NotFound:
+            raise NotFound(f"no API {args.identifier} (create it with `warden apis create`)") from None
+        scopes = args.scopes.replace(",", " ").split() if args.scopes is not None else list(old["scopes"])
+        api = ops.save_api(
+            args.identifier, scopes, ttl=old["ttl"] if ttl is None else ttl,
+            alg=args.alg or old["alg"], name=old["name"] if args.name is None else args.name,
+            dpop_required=old["dpop_required"] if args.require_dpop is None else args.require_dpop,
+            cert_bound=old["cert_bound"] if args.cert_bound is None else args.cert_bound,
+            tenant=None if args.shared else args.tenant if args.tenant is not None else old.get("tenant"))
+    emit(api, _json(args), _api_text(api, "updated" if api["changed"] else "unchanged"))
     return 0
 
 
 def apis_list(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        apis = admin.store.load_apis()
-    emit([_api_dict(a) for a in apis], _json(args),
-         table([(a.identifier, " ".join(a.scopes), render_duration(a.token_ttl), a.alg, a.tenant or "-")
+    with operations(args) as ops:
+        apis = ops.list_apis()
+    emit(apis, _json(args),
+         table([(a["identifier"], " ".join(a["scopes"]), render_duration(a["ttl"]), a["alg"], a.get("tenant") or "-")
                 for a in apis], ("IDENTIFIER", "SCOPES", "TTL", "ALG", "TENANT")))
     return 0
 
 
 def apis_delete(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        admin.delete_api(args.identifier)
+    with operations(args) as ops:
+        ops.delete_api(args.identifier)
     emit({"deleted": args.identifier}, _json(args), f"deleted API {args.identifier}")
     return 0
 
 
 # clients -----------------------------------------------------------------------
-def _client_dict(admin: object, client_id: str) -> dict[str, object]:
-    from warden.services.admin import Admin
-    from warden.services.views import client_view
-
-    assert isinstance(admin, Admin)
-    return client_view(admin.client(client_id), admin.store.load_grants(client_id))
-
-
-def _client_metadata(args: argparse.Namespace, dev_mode: bool) -> object:
+def _client_metadata(args: argparse.Namespace) -> dict[str, object]:
+    """The raw client metadata the flags describe, checked here (remote mode: leniently, the server
+    applies its own dev_mode) so that a mistake is reported the same way in both modes."""
     from warden.core.client_metadata import parse_client_metadata
 
     raw: dict[str, object] = {}
@@ -199,31 +182,26 @@ def _client_metadata(args: argparse.Namespace, dev_mode: bool) -> object:
         raw["tls_client_certificate_bound_access_tokens"] = True
     if getattr(args, "allow_token_exchange", False):
         raw["token_exchange"] = True
+    dev_mode = True if is_remote(args) else settings_from_args(args).dev_mode
     try:
-        return parse_client_metadata(raw, allow_loopback_http=dev_mode)
+        parse_client_metadata(raw, allow_loopback_http=dev_mode)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    return raw
 
 
 def clients_create(args: argparse.Namespace) -> int:
-    from warden.core.client_metadata import ClientMetadata
     from warden.services.admin import parse_grant_spec
 
     grants = [parse_grant_spec(g) for g in args.grant]
-    metadata = _client_metadata(args, settings_from_args(args).dev_mode)
-    assert isinstance(metadata, ClientMetadata)
-    with admin_session(args) as admin:
-        client, secret = admin.create_client(args.name, grants, auth_method=args.auth_method,
-                                             tenant=args.tenant, client_id=args.client_id,
-                                             rate_limit=args.rate_limit, metadata=metadata,
-                                             **_conditions(args))
-        data = _client_dict(admin, client.client_id)
-    if secret is not None:
-        data["client_secret"] = secret.secret
-        data["secret_id"] = secret.secret_id
-    text = f"client_id:     {client.client_id}"
-    if secret is not None:
-        text += f"\nclient_secret: {secret.secret}\n(the secret is shown once; store it now)"
+    metadata = _client_metadata(args)
+    with operations(args) as ops:
+        data = ops.create_client(args.name, grants, auth_method=args.auth_method, tenant=args.tenant,
+                                 client_id=args.client_id, rate_limit=args.rate_limit, metadata=metadata,
+                                 **_conditions(args))  # type: ignore[arg-type]
+    text = f"client_id:     {data['client_id']}"
+    if "client_secret" in data:
+        text += f"\nclient_secret: {data['client_secret']}\n(the secret is shown once; store it now)"
     emit(data, _json(args), text)
     return 0
 
@@ -245,31 +223,24 @@ def _conditions(args: argparse.Namespace) -> dict[str, object]:
 
 def clients_update(args: argparse.Namespace) -> int:
     options = _conditions(args)
-    if args.name is not None:
-        options["name"] = args.name
-    with admin_session(args) as admin:
-        if args.allow_token_exchange is not None:
-            options["metadata"] = dataclasses.replace(admin.client(args.client_id).metadata,
-                                                      token_exchange=args.allow_token_exchange)
-        changed = admin.update_client(args.client_id, **options)
-        data = _client_dict(admin, args.client_id) | {"changed": changed}
+    with operations(args) as ops:
+        data = ops.update_client(args.client_id, name=args.name, token_exchange=args.allow_token_exchange,
+                                 **options)  # type: ignore[arg-type]
     metadata = data.get("metadata")
     exchange = "allowed" if isinstance(metadata, dict) and metadata.get("token_exchange") else "not allowed"
-    emit(data, _json(args), f"{'updated' if changed else 'unchanged'} client {args.client_id}"
+    emit(data, _json(args), f"{'updated' if data['changed'] else 'unchanged'} client {args.client_id}"
                             f" (token exchange: {exchange})")
     return 0
 
 
 def clients_list(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        clients = [c for c in admin.store.load_clients() if c.metadata.pending_approval or not args.pending]
-        grants = admin.store.load_grants()
-    by_client: dict[str, list[str]] = {}
-    for g in grants:
-        by_client.setdefault(g.client_id, []).append(g.api)
-    data = [{"client_id": c.client_id, "name": c.name, "enabled": c.enabled, "auth_method": c.auth_method.value,
-             "tenant": c.tenant, "apis": by_client.get(c.client_id, []),
-             "pending_approval": c.metadata.pending_approval} for c in clients]
+    with operations(args) as ops:
+        clients = ops.list_clients()
+    data = [{"client_id": c["client_id"], "name": c["name"], "enabled": c["enabled"],
+             "auth_method": c["auth_method"], "tenant": c["tenant"], "apis": [g["api"] for g in c["grants"]],
+             "pending_approval": bool((c.get("metadata") or {}).get("pending_approval"))}
+            for c in clients]
+    data = [c for c in data if c["pending_approval"] or not args.pending]
     emit(data, _json(args), table([(c["client_id"], c["name"], "pending" if c["pending_approval"] else
                                     ("yes" if c["enabled"] else "no"), c["auth_method"], c["tenant"],
                                     ",".join(c["apis"])) for c in data],
@@ -278,16 +249,16 @@ def clients_list(args: argparse.Namespace) -> int:
 
 
 def clients_show(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        data = _client_dict(admin, args.client_id)
+    with operations(args) as ops:
+        data = ops.get_client(args.client_id)
     emit(data, _json(args), "\n".join(f"{k}: {json.dumps(v) if not isinstance(v, str) else v}"
                                       for k, v in data.items()))
     return 0
 
 
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
-    with admin_session(args) as admin:
-        admin.update_client(args.client_id, enabled=enabled)
+    with operations(args) as ops:
+        ops.set_client_enabled(args.client_id, enabled)
     word = "enabled" if enabled else "disabled"
     emit({"client_id": args.client_id, "enabled": enabled}, _json(args), f"{word} client {args.client_id}")
     return 0
@@ -302,16 +273,16 @@ def clients_enable(args: argparse.Namespace) -> int:
 
 
 def clients_approve(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        changed = admin.approve_client(args.client_id)
+    with operations(args) as ops:
+        changed = ops.approve_client(args.client_id)
     emit({"client_id": args.client_id, "approved": changed}, _json(args),
          f"approved client {args.client_id}" if changed else f"client {args.client_id} was not pending approval")
     return 0
 
 
 def clients_delete(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        admin.delete_client(args.client_id)
+    with operations(args) as ops:
+        ops.delete_client(args.client_id)
     emit({"deleted": args.client_id}, _json(args), f"deleted client {args.client_id}")
     return 0
 
@@ -319,108 +290,89 @@ def clients_delete(args: argparse.Namespace) -> int:
 # secrets -----------------------------------------------------------------------
 def secrets_rotate(args: argparse.Namespace) -> int:
     grace = _duration(args.grace, "--grace")
-    with admin_session(args) as admin:
-        new = admin.rotate_secret(args.client_id, grace)
-    emit({"client_id": new.client_id, "secret_id": new.secret_id, "client_secret": new.secret,
+    with operations(args) as ops:
+        new = ops.rotate_secret(args.client_id, grace)
+    emit({"client_id": new["client_id"], "secret_id": new["secret_id"], "client_secret": new["client_secret"],
           "previous_secrets_expire_at": _time(time.time() + grace)}, _json(args),
-         f"secret_id:     {new.secret_id}\nclient_secret: {new.secret}\n"
+         f"secret_id:     {new['secret_id']}\nclient_secret: {new['client_secret']}\n"
          f"(older secrets stay valid for {render_duration(grace)}; the secret is shown once)")
     return 0
 
 
 def secrets_list(args: argparse.Namespace) -> int:
-    from warden.services.views import secret_view
-
-    with admin_session(args) as admin:
-        admin.client(args.client_id)
-        rows = admin.store.load_secrets(args.client_id)
-    now = time.time()
-    data = [secret_view(s, now) for s in rows]
+    with operations(args) as ops:
+        data = sorted(ops.list_secrets(args.client_id), key=lambda d: (d["created_at"] or "", d["secret_id"]))
     emit(data, _json(args), view_table(data, secret_id="SECRET_ID", state="STATE", hint="HINT", created_at="CREATED",
                                        expires_at="EXPIRES", last_used_at="LAST_USED"))
     return 0
 
 
 def secrets_revoke(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        admin.revoke_secret(args.client_id, args.secret_id)
+    with operations(args) as ops:
+        ops.revoke_secret(args.client_id, args.secret_id)
     emit({"client_id": args.client_id, "revoked": args.secret_id}, _json(args),
          f"revoked secret {args.secret_id} of client {args.client_id}")
     return 0
 
 
 # dynamic registration --------------------------------------------------------------
-def _registration_token_dict(token: object, now: float) -> dict[str, object]:
-    from warden.core.registration import RegistrationToken
-    from warden.services.views import registration_token_view
-
-    assert isinstance(token, RegistrationToken)
-    return registration_token_view(token, now)
-
-
 def registration_tokens_create(args: argparse.Namespace) -> int:
     from warden.services.admin import parse_grant_spec
 
     grants = [parse_grant_spec(g) for g in args.grant]
     ttl = _duration(args.ttl, "--ttl") if args.ttl is not None else None
-    with admin_session(args) as admin:
-        token, plaintext = admin.create_registration_token(grants, max_uses=args.max_uses, ttl=ttl,
-                                                           tenant=args.tenant, approval=args.approval)
-    data = _registration_token_dict(token, time.time()) | {"initial_access_token": plaintext}
-    emit(data, _json(args), f"token_id:             {token.token_id}\ninitial_access_token: {plaintext}\n"
+    with operations(args) as ops:
+        data = ops.create_registration_token(grants, max_uses=args.max_uses, ttl=ttl, tenant=args.tenant,
+                                             approval=args.approval)
+    emit(data, _json(args), f"token_id:             {data['token_id']}\n"
+                            f"initial_access_token: {data['initial_access_token']}\n"
                             "(shown once; registrants send it as Authorization: Bearer to POST /oauth2/register)")
     return 0
 
 
 def registration_tokens_list(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        tokens = admin.registration_tokens()
-    now = time.time()
-    data = [_registration_token_dict(t, now) for t in tokens]
+    with operations(args) as ops:
+        data = ops.list_registration_tokens()
     emit(data, _json(args), table([(d["token_id"], d["state"], f"{d['uses']}/{d['max_uses'] or '-'}",
                                     d["expires_at"], d["tenant"], "yes" if d["approval"] else "no",
-                                    ",".join(g["api"] for g in d["grants"])) for d in data],  # type: ignore[attr-defined]
+                                    ",".join(g["api"] for g in d["grants"])) for d in data],
                                   ("TOKEN_ID", "STATE", "USES", "EXPIRES", "TENANT", "APPROVAL", "APIS")))
     return 0
 
 
 def registration_tokens_revoke(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        admin.revoke_registration_token(args.token_id)
+    with operations(args) as ops:
+        ops.revoke_registration_token(args.token_id)
     emit({"revoked": args.token_id}, _json(args), f"revoked registration token {args.token_id}")
     return 0
 
 
 # keys --------------------------------------------------------------------------
 def keys_list(args: argparse.Namespace) -> int:
-    from warden.services.views import key_view
-
-    with admin_session(args) as admin:
-        admin.keyring.ensure_keys()
-        keys = admin.keys()
-    data = [key_view(k) for k in keys]
+    with operations(args) as ops:
+        data = sorted(ops.list_keys(), key=lambda d: (d["created_at"] or "", d["kid"]))  # oldest first, both modes
     emit(data, _json(args), view_table(data, kid="KID", alg="ALG", state="STATE", created_at="CREATED",
                                        activated_at="ACTIVATED", retired_at="RETIRED"))
     return 0
 
 
 def keys_rotate(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
-        activated = admin.rotate_keys(args.alg)
+    with operations(args) as ops:
+        activated = ops.rotate_keys(args.alg)
     emit({"activated": activated}, _json(args), "activated " + (", ".join(activated) or "nothing"))
     return 0
 
 
 # tokens ------------------------------------------------------------------------
 def tokens_revoke(args: argparse.Namespace) -> int:
-    with admin_session(args) as admin:
+    with operations(args) as ops:
         if args.jti:
-            admin.revoke_jti(args.jti)
+            ops.revoke_jti(args.jti)
             emit({"revoked_jti": args.jti}, _json(args), f"revoked token {args.jti}")
         else:
-            at = admin.revoke_client_tokens(args.client)
-            emit({"client_id": args.client, "revoked_before": _time(at)}, _json(args),
-                 f"revoked every token of client {args.client} issued until {_time(at)}")
+            at = ops.revoke_client_tokens(args.client)
+            emit({"client_id": args.client, "revoked_before": at}, _json(args),
+                 f"revoked every token of client {args.client} issued until {at}")
     return 0
 
 
@@ -435,7 +387,7 @@ def token(args: argparse.Namespace) -> int:
         exit_code_for,
         write_token,
     )
-    from warden.client import ClientCredentials, RetryPolicy, TokenError
+    from warden.client import ClientCredentials, RetryPolicy, SigningKey, TokenError
 
     fmt = args.format or ("json" if _json(args) else "text")
     destinations = TokenDestinations(variable=args.variable, github_output=args.github_output,
@@ -445,15 +397,23 @@ def token(args: argparse.Namespace) -> int:
     if len(sources) > 1:
         raise CommandFailed("give one of --federated-token-file, --federated-token-env, --github-oidc-audience",
                             EXIT_USAGE)
-    if sources and args.client_secret_file:
-        raise CommandFailed("a workload identity needs no secret: drop --client-secret-file", EXIT_USAGE)
+    if sources and (args.client_secret_file or args.private_key_file):
+        raise CommandFailed("a workload identity needs no secret or key: drop --client-secret-file and "
+                            "--private-key-file", EXIT_USAGE)
+    if args.private_key_file and args.client_secret_file:
+        raise CommandFailed("give --client-secret-file or --private-key-file, not both", EXIT_USAGE)
+    if (args.private_key_alg or args.key_id) and not args.private_key_file:
+        raise CommandFailed("--private-key-alg and --key-id go with --private-key-file", EXIT_USAGE)
     assertion = platform_token(file=args.federated_token_file, env=args.federated_token_env,
                                github_audience=args.github_oidc_audience)
-    if assertion is None and not args.client_secret_file and not os.environ.get("WARDEN_CLIENT_SECRET"):
-        raise ConfigError("set WARDEN_CLIENT_SECRET, or pass --client-secret-file or a workload identity "
-                          "(--federated-token-file, --federated-token-env, --github-oidc-audience)")
+    key = (SigningKey.from_pem_file(args.private_key_file, args.private_key_alg, args.key_id)
+           if args.private_key_file else None)
+    if (assertion is None and key is None and not args.client_secret_file
+            and not os.environ.get("WARDEN_CLIENT_SECRET")):
+        raise ConfigError("set WARDEN_CLIENT_SECRET, or pass --client-secret-file, --private-key-file or a "
+                          "workload identity (--federated-token-file, --federated-token-env, --github-oidc-audience)")
     cc = ClientCredentials(issuer=args.issuer, client_id=args.client_id, audience=args.audience, scope=args.scope,
-                           client_secret_file=args.client_secret_file,
+                           client_secret_file=args.client_secret_file, private_key=key,
                            client_assertion=(lambda: assertion) if assertion is not None else None,
                            timeout=args.timeout, retry=RetryPolicy(max_attempts=args.attempts))
     try:
@@ -487,44 +447,63 @@ def _secret_env_name(client_id: str) -> str:
 
 
 def apply(args: argparse.Namespace) -> int:
-    from warden.services.apply import apply_state, parse_apply_file
+    from warden._toml import load_toml
+    from warden.errors import NotFound
+    from warden.services.apply import parse_apply_document
 
-    state = parse_apply_file(args.file, dev_mode=settings_from_args(args).dev_mode)
+    document = load_toml(args.file, "apply file")
+    # checked here in both modes, so a mistake names the file the same way (the server checks again)
+    state = parse_apply_document(document, args.file,
+                                 dev_mode=True if is_remote(args) else settings_from_args(args).dev_mode)
     if args.secrets_file and os.path.exists(args.secrets_file):
         raise ConfigError(f"--secrets-file {args.secrets_file} already exists; give a new path")
-    with admin_session(args) as admin:
+    with operations(args) as ops:
         given = None
         if args.secrets_from_env:
-            new = [c for c in state.clients if admin.store.load_client(c.client_id) is None]
+            new = []
+            for c in state.clients:
+                try:
+                    ops.get_client(c.client_id)
+                except NotFound:
+                    new.append(c)
             missing = [_secret_env_name(c.client_id) for c in new if not os.environ.get(_secret_env_name(c.client_id))
                        and c.auth_method in ("client_secret_basic", "client_secret_post")]
             if missing:
                 raise ConfigError(f"--secrets-from-env: {missing[0]} is not set")
             given = {c.client_id: os.environ[_secret_env_name(c.client_id)] for c in new
                      if os.environ.get(_secret_env_name(c.client_id))}
-        result = apply_state(admin, state, prune=args.prune, dry_run=args.dry_run, secrets=given)
-    shown = [] if args.secrets_file or args.secrets_from_env else result.secrets
-    if args.secrets_file and result.secrets:
+        result = ops.apply(_json_ready(document), prune=args.prune, dry_run=args.dry_run, secrets=given)
+    changes: list[str] = list(result["changes"])
+    secrets: list[dict[str, str]] = list(result["secrets"])
+    shown = [] if args.secrets_file or args.secrets_from_env else secrets
+    if args.secrets_file and secrets:
         fd = os.open(args.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({s.client_id: {"secret_id": s.secret_id, "client_secret": s.secret} for s in result.secrets},
-                      fh, indent=2)
-    data = {"changes": result.changes, "dry_run": args.dry_run,
-            "secrets": [{"client_id": s.client_id, "secret_id": s.secret_id, "client_secret": s.secret}
-                        for s in shown]}
-    lines = [("would " if args.dry_run else "") + c for c in result.changes] or ["no changes"]
-    lines += [f"client_secret for {s.client_id}: {s.secret} (shown once)" for s in shown]
-    if args.secrets_file and result.secrets:
-        lines.append(f"secrets of {len(result.secrets)} new client(s) written to {args.secrets_file}")
+            json.dump({s["client_id"]: {"secret_id": s["secret_id"], "client_secret": s["client_secret"]}
+                       for s in secrets}, fh, indent=2)
+    data = {"changes": changes, "dry_run": args.dry_run,
+            "secrets": [{"client_id": s["client_id"], "secret_id": s["secret_id"],
+                         "client_secret": s["client_secret"]} for s in shown]}
+    lines = [("would " if args.dry_run else "") + c for c in changes] or ["no changes"]
+    lines += [f"client_secret for {s['client_id']}: {s['client_secret']} (shown once)" for s in shown]
+    if args.secrets_file and secrets:
+        lines.append(f"secrets of {len(secrets)} new client(s) written to {args.secrets_file}")
     emit(data, _json(args), "\n".join(lines))
     return 0
 
 
-def export(args: argparse.Namespace) -> int:
-    from warden.services.apply import export_state
+def _json_ready(document: dict[str, object]) -> dict[str, object]:
+    """TOML values as JSON (a TOML date or time, which no apply key takes, becomes its text and is refused)."""
+    loaded: dict[str, object] = json.loads(json.dumps(document, default=str))
+    return loaded
 
-    with admin_session(args) as admin:
-        sys.stdout.write(export_state(admin))
+
+def export(args: argparse.Namespace) -> int:
+    from warden.services.apply import render_apply_file
+
+    with operations(args) as ops:
+        document = ops.export()
+    sys.stdout.write(render_apply_file(document))
     return 0
 
 
@@ -564,11 +543,7 @@ def audit_verify(args: argparse.Namespace) -> int:
 # console ---------------------------------------------------------------------------
 def console_login_url(args: argparse.Namespace) -> int:
     """Print a one-time sign-in URL for the web console (`<issuer>/console`)."""
-    settings = settings_from_args(args)
-    issuer = (args.issuer or settings.issuer_url).rstrip("/")
-    with admin_session(args) as admin:
-        login = admin.issue_console_login(issuer, lifetime=settings.console.login_url_lifetime,
-                                          can_write=not args.read_only)
-    emit({"url": login.url, "expires_at": _time(login.expires_at)}, _json(args),
-         f"{login.url}\n(works once, until {_time(login.expires_at)}; open it in a browser)")
+    with operations(args) as ops:
+        login = ops.console_login_url(issuer=args.issuer, read_only=args.read_only)
+    emit(login, _json(args), f"{login['url']}\n(works once, until {login['expires_at']}; open it in a browser)")
     return 0

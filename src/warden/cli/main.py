@@ -63,14 +63,31 @@ def _common(json_flag: bool = True) -> _Parser:
     return parent
 
 
+def _remote() -> _Parser:
+    """Remote mode (`cli/remote.py`): the management commands over a server's admin API."""
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("remote mode (the admin client's id comes from WARDEN_CLIENT_ID)")
+    group.add_argument("--server", default=argparse.SUPPRESS, metavar="URL",
+                       help="manage this server over its admin API instead of a local store (env WARDEN_SERVER)")
+    group.add_argument("--client-secret-file", default=argparse.SUPPRESS, metavar="FILE",
+                       help="the admin client's secret (default: env WARDEN_CLIENT_SECRET)")
+    group.add_argument("--private-key-file", default=argparse.SUPPRESS, metavar="FILE",
+                       help="authenticate with private_key_jwt and this PEM private key instead of a secret")
+    group.add_argument("--private-key-alg", default=argparse.SUPPRESS, choices=SIGNING_ALGS,
+                       help="the key's algorithm (default: from the key)")
+    group.add_argument("--key-id", default=argparse.SUPPRESS, help="the kid to put in the assertion header")
+    return parent
+
+
 def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: Callable[[argparse.Namespace], int],
          help_text: str, *, json_flag: bool = True, common: bool = True, server: bool = True,
-         examples: Sequence[str] = ()) -> _Parser:
-    """Add a command. `server=False` marks the few that work on the base install (no server extra)."""
-    parents = [_common(json_flag)] if common else []
+         remote: bool = False, examples: Sequence[str] = ()) -> _Parser:
+    """Add a command. `server=False` marks the few that work on the base install (no server extra);
+    `remote=True` the management commands, which also run against a server's admin API (`--server`)."""
+    parents = ([_common(json_flag)] if common else []) + ([_remote()] if remote else [])
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
     parser: _Parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents, epilog=epilog)
-    parser.set_defaults(handler=handler, needs_server=server, command_name=parser.prog)
+    parser.set_defaults(handler=handler, needs_server=server, command_name=parser.prog, remote_capable=remote)
     return parser
 
 
@@ -84,10 +101,14 @@ def _conditional_access(p: _Parser) -> None:
 
 
 def build_parser() -> _Parser:
+    import functools
+
     from warden.cli import commands as c
 
+    manage = functools.partial(_add, remote=True)  # management commands: local store or --server
+
     parser = _Parser(prog="warden", description="Warden machine-to-machine identity",
-                     parents=[_common()])
+                     parents=[_common(), _remote()])
     parser.add_argument("--version", action="version", version=f"warden {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -104,7 +125,7 @@ def build_parser() -> _Parser:
 
     apis = sub.add_parser("apis", help="APIs (resource servers)").add_subparsers(
         dest="apis_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    p = _add(apis, "create", c.apis_create, "register an API (refuses an existing identifier: see apis update)",
+    p = manage(apis, "create", c.apis_create, "register an API (refuses an existing identifier: see apis update)",
              examples=['warden apis create https://orders.example --scopes "read write" --ttl 15m'])
     p.add_argument("identifier", help="the API's URI, used as the token audience")
     p.add_argument("--scopes", required=True, help='space-separated, e.g. "read write"')
@@ -115,7 +136,7 @@ def build_parser() -> _Parser:
     p.add_argument("--cert-bound", action="store_true", help="bind tokens for this API to the client certificate")
     p.add_argument("--tenant", help="the tenant the API belongs to: only its clients can be granted it "
                                     "(default: shared by every tenant)")
-    p = _add(apis, "update", c.apis_update, "change an existing API; options not given keep their value",
+    p = manage(apis, "update", c.apis_update, "change an existing API; options not given keep their value",
              examples=["warden apis update https://orders.example --ttl 1h",
                        'warden apis update https://orders.example --scopes "read write admin"'])
     p.add_argument("identifier")
@@ -128,13 +149,13 @@ def build_parser() -> _Parser:
     owner = p.add_mutually_exclusive_group()
     owner.add_argument("--tenant", help="move the API into this tenant (every client granted it must be of it)")
     owner.add_argument("--shared", action="store_true", help="make the API shared by every tenant")
-    _add(apis, "list", c.apis_list, "list APIs", examples=["warden apis list --json"])
-    p = _add(apis, "delete", c.apis_delete, "delete an API that no client is granted")
+    manage(apis, "list", c.apis_list, "list APIs", examples=["warden apis list --json"])
+    p = manage(apis, "delete", c.apis_delete, "delete an API that no client is granted")
     p.add_argument("identifier")
 
     clients = sub.add_parser("clients", help="clients").add_subparsers(
         dest="clients_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    p = _add(clients, "create", c.clients_create, "register a client and print its secret once",
+    p = manage(clients, "create", c.clients_create, "register a client and print its secret once",
              examples=["warden clients create billing --grant https://orders.example=read,write",
                        "warden clients create ops --grant http://127.0.0.1:8080/admin/v1=warden:admin --json"])
     p.add_argument("name")
@@ -158,7 +179,7 @@ def build_parser() -> _Parser:
     p.add_argument("--allow-token-exchange", action="store_true",
                    help="allow the token exchange grant (RFC 8693) for the APIs the client is granted")
     _conditional_access(p)
-    p = _add(clients, "update", c.clients_update, "change an existing client; options not given keep their value",
+    p = manage(clients, "update", c.clients_update, "change an existing client; options not given keep their value",
              examples=["warden clients update ID --allowed-ip 10.0.0.0/8 --allowed-ip 2001:db8::/32",
                        "warden clients update ID --max-token-lifetime 10m",
                        "warden clients update ID --clear-allowed-ips --max-token-lifetime none",
@@ -170,29 +191,29 @@ def build_parser() -> _Parser:
     p.add_argument("--clear-allowed-ips", action="store_true", help="accept the client from any source address")
     p.add_argument("--allow-token-exchange", action=argparse.BooleanOptionalAction, default=None,
                    help="allow (or, with --no-, refuse) the token exchange grant (RFC 8693)")
-    p = _add(clients, "list", c.clients_list, "list clients")
+    p = manage(clients, "list", c.clients_list, "list clients")
     p.add_argument("--pending", action="store_true", help="only clients registered with approval and not yet approved")
-    _add(clients, "approve", c.clients_approve, "let a client registered with --approval authenticate",
+    manage(clients, "approve", c.clients_approve, "let a client registered with --approval authenticate",
          examples=["warden clients list --pending", "warden clients approve ID"]).add_argument("client_id")
     for name, handler, text in (("show", c.clients_show, "show one client"),
                                 ("disable", c.clients_disable, "disable a client (its tokens become inactive)"),
                                 ("enable", c.clients_enable, "enable a client"),
                                 ("delete", c.clients_delete, "delete a client with its grants and secrets")):
-        _add(clients, name, handler, text).add_argument("client_id")
+        manage(clients, name, handler, text).add_argument("client_id")
     secrets = clients.add_parser("secrets", help="client secrets").add_subparsers(
         dest="secrets_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    p = _add(secrets, "rotate", c.secrets_rotate, "add a secret; older ones expire after the grace period")
+    p = manage(secrets, "rotate", c.secrets_rotate, "add a secret; older ones expire after the grace period")
     p.add_argument("client_id")
     p.add_argument("--grace", default="24h", help="how long older secrets stay valid (default 24h)")
-    _add(secrets, "list", c.secrets_list, "list a client's secrets (never their values)").add_argument("client_id")
-    p = _add(secrets, "revoke", c.secrets_revoke, "revoke one secret now")
+    manage(secrets, "list", c.secrets_list, "list a client's secrets (never their values)").add_argument("client_id")
+    p = manage(secrets, "revoke", c.secrets_revoke, "revoke one secret now")
     p.add_argument("client_id")
     p.add_argument("secret_id")
 
     regs = sub.add_parser("registration-tokens", help="initial access tokens for dynamic registration (RFC 7591)"
                           ).add_subparsers(dest="registration_tokens_command", metavar="COMMAND", parser_class=_Parser,
                                            required=True)
-    p = _add(regs, "create", c.registration_tokens_create,
+    p = manage(regs, "create", c.registration_tokens_create,
              "make an initial access token for POST /oauth2/register and print it once",
              examples=["warden registration-tokens create --grant https://orders.example=read --max-uses 10 --ttl 1d",
                        "warden registration-tokens create --grant https://orders.example=read,write --tenant acme "
@@ -204,24 +225,24 @@ def build_parser() -> _Parser:
     p.add_argument("--tenant", help="the tenant registered clients belong to")
     p.add_argument("--approval", action="store_true",
                    help="registered clients are refused until `warden clients approve ID`")
-    _add(regs, "list", c.registration_tokens_list, "list initial access tokens (never their values)")
-    _add(regs, "revoke", c.registration_tokens_revoke, "stop an initial access token registering clients"
+    manage(regs, "list", c.registration_tokens_list, "list initial access tokens (never their values)")
+    manage(regs, "revoke", c.registration_tokens_revoke, "stop an initial access token registering clients"
          ).add_argument("token_id")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    _add(keys, "list", c.keys_list, "list signing keys and their states")
-    p = _add(keys, "rotate", c.keys_rotate, "activate the published next key and publish a new one")
+    manage(keys, "list", c.keys_list, "list signing keys and their states")
+    p = manage(keys, "rotate", c.keys_rotate, "activate the published next key and publish a new one")
     p.add_argument("--alg", action="append", choices=SIGNING_ALGS, help="only these algorithms")
 
     tokens = sub.add_parser("tokens", help="issued tokens").add_subparsers(
         dest="tokens_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    p = _add(tokens, "revoke", c.tokens_revoke, "revoke one token or every token of a client")
+    p = manage(tokens, "revoke", c.tokens_revoke, "revoke one token or every token of a client")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--jti")
     group.add_argument("--client")
 
-    _add(sub, "export", c.export, "print the store's APIs and clients as an apply file (TOML)", json_flag=False,
+    manage(sub, "export", c.export, "print the store's APIs and clients as an apply file (TOML)", json_flag=False,
          examples=["warden export > warden.toml"])
     p = _add(sub, "completion", c.completion, "print a shell completion script", common=False, server=False,
              examples=["warden completion bash > /etc/bash_completion.d/warden",
@@ -239,6 +260,9 @@ def build_parser() -> _Parser:
     p.add_argument("--issuer", required=True)
     p.add_argument("--client-id", required=True)
     p.add_argument("--client-secret-file")
+    p.add_argument("--private-key-file", help="authenticate with private_key_jwt and this PEM private key")
+    p.add_argument("--private-key-alg", choices=SIGNING_ALGS, help="the key's algorithm (default: from the key)")
+    p.add_argument("--key-id", help="the kid to put in the assertion header")
     p.add_argument("--scope")
     p.add_argument("--audience")
     p.add_argument("--format", choices=("text", "json", "env", "github", "gitlab"),
@@ -270,7 +294,7 @@ def build_parser() -> _Parser:
     p.add_argument("--audience", required=True)
     p.add_argument("--scope", action="append", default=[])
 
-    p = _add(sub, "apply", c.apply, "make APIs and clients match a TOML file (idempotent, all-or-nothing)",
+    p = manage(sub, "apply", c.apply, "make APIs and clients match a TOML file (idempotent, all-or-nothing)",
              examples=["warden apply warden.toml --dry-run", "warden apply warden.toml --secrets-file new-secrets.json",
                        "warden export > warden.toml && warden apply warden.toml   # no changes"])
     p.add_argument("file")
@@ -291,7 +315,7 @@ def build_parser() -> _Parser:
 
     console = sub.add_parser("console", help="the web console").add_subparsers(
         dest="console_command", metavar="COMMAND", parser_class=_Parser, required=True)
-    p = _add(console, "login-url", c.console_login_url,
+    p = manage(console, "login-url", c.console_login_url,
              "print a one-time sign-in URL for the web console (<issuer>/console)")
     p.add_argument("--issuer", help="the server's public URL (default: setting issuer)")
     p.add_argument("--read-only", action="store_true", help="the session may look but not change anything")
@@ -299,6 +323,18 @@ def build_parser() -> _Parser:
     p = _add(sub, "agent", c.agent, "run the token agent sidecar", common=False, server=False)
     p.add_argument("--config", dest="agent_config", required=True)
     return parser
+
+
+def _goes_remote(args: argparse.Namespace) -> bool:
+    """A management command sent to a server's admin API needs no server extra (remote.py is base-install)."""
+    if not getattr(args, "remote_capable", False):
+        return False
+    from warden.cli.context import is_remote
+
+    try:
+        return is_remote(args)
+    except ConfigError:
+        return True  # a malformed --server: let the command report it
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -309,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.needs_server and missing_server_modules():
+    if args.needs_server and not _goes_remote(args) and missing_server_modules():
         _write_error(needs_server_message(args.command_name))
         return 2
     try:

@@ -46,7 +46,9 @@ from warden.protocol.access_token import verify_own_token
 from warden.protocol.errors import InsufficientScope, InvalidRequest, InvalidToken, OAuthError
 from warden.server import admin_extra
 from warden.server.admin_schema import (
+    API_CREATE,
     API_IN,
+    APPLY_IN,
     CLIENT_APPROVE,
     CLIENT_CREATE,
     CLIENT_PATCH,
@@ -368,6 +370,35 @@ def _revoke_tokens(admin: Admin, request: Request, body: dict[str, Any]) -> tupl
     return 200, {"client_id": body["client_id"], "revoked_before": render_time(at)}
 
 
+# operations the remote CLI needs (warden apis create/update, apply, export) --------------------
+def _get_api(admin: Admin, request: Request, body: dict[str, Any], identifier: str) -> tuple[int, Any]:
+    return 200, api_view(admin.api(identifier))
+
+
+def _create_api(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    api = admin.create_api(body["identifier"], body["scopes"], ttl=parse_duration(body.get("ttl", 900)),
+                           alg=body.get("alg", DEFAULT_ALG), name=body.get("name", ""),
+                           dpop_required=body.get("dpop_required", False), cert_bound=body.get("cert_bound", False),
+                           tenant=body.get("tenant", UNCHANGED))
+    return 201, api_view(api) | {"changed": True}
+
+
+def _export(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    from warden.services.apply import export_document
+
+    return 200, export_document(admin)
+
+
+def _apply(admin: Admin, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+    """The whole document in one store transaction; a dry run makes the changes and rolls them back."""
+    from warden.services.operations import apply_document
+
+    dry_run = bool(body.get("dry_run", False))
+    result = apply_document(admin, body["document"], prune=bool(body.get("prune", False)), dry_run=dry_run,
+                            secrets=body.get("secrets"))
+    return 200, {"changes": result["changes"], "dry_run": dry_run, "secrets": result["secrets"]}
+
+
 class Route(NamedTuple):
     method: str
     pattern: re.Pattern[str]
@@ -396,6 +427,10 @@ ROUTES: list[Route] = [
     Route("GET", re.compile(r"/keys"), _list_keys, False),
     Route("POST", re.compile(r"/keys/rotate"), _rotate_keys, True, KEYS_ROTATE),
     Route("POST", re.compile(r"/tokens/revoke"), _revoke_tokens, True, TOKENS_REVOKE),
+    Route("POST", re.compile(r"/apis"), _create_api, True, API_CREATE),
+    Route("GET", re.compile(r"/apis/(.+)"), _get_api, False),
+    Route("GET", re.compile(r"/export"), _export, False),
+    Route("POST", re.compile(r"/apply"), _apply, True, APPLY_IN),
 ]
 QUERIES = {_list_apis: _LIST_QUERY, _list_clients: _CLIENT_QUERY, _list_secrets: _LIST_QUERY,
            _list_keys: _LIST_QUERY, _list_registration_tokens: _LIST_QUERY}  # for the OpenAPI document

@@ -13,12 +13,16 @@ from typing import Any
 
 from warden.server.admin_extra import extra_paths
 from warden.server.admin_schema import (
+    API_CREATE,
     API_IN,
     API_OUT,
+    APPLY_IN,
+    APPLY_OUT,
     CLIENT_APPROVE,
     CLIENT_CREATE,
     CLIENT_OUT,
     CLIENT_PATCH,
+    EXPORT_OUT,
     KEY_OUT,
     KEYS_ROTATE,
     PROBLEM,
@@ -103,9 +107,13 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
                         "Key": KEY_OUT, "RegistrationToken": REGISTRATION_TOKEN_OUT},
         },
         "paths": {
-            "/apis": {"get": _op("listApis", "list APIs", read, "200", _page("Api"), query=query["list_apis"])},
+            "/apis": {"get": _op("listApis", "list APIs", read, "200", _page("Api"), query=query["list_apis"]),
+                      "post": _op("createApi", "register a new API (409 if the identifier exists; change it with "
+                                  "PUT)", write, "201", ref["Api"], body=API_CREATE,
+                                  errors=("400", "401", "403", "409", "503"))},
             "/apis/{identifier}": {
                 "parameters": _path("identifier"),
+                "get": _op("getApi", "show an API", read, "200", ref["Api"], errors=("401", "403", "404", "503")),
                 "put": _op("putApi", "create or update an API", write, "200", ref["Api"], body=API_IN,
                            errors=("400", "401", "403", "409", "503")),
                 "delete": _op("deleteApi", "delete an API no client is granted", write, "204", None,
@@ -152,6 +160,11 @@ def OPENAPI(issuer: str) -> dict[str, Any]:
                                          body=KEYS_ROTATE, errors=("400", "401", "403", "503"))},
             "/tokens/revoke": {"post": _op("revokeTokens", "revoke a token by jti, or every token of a client",
                                            write, "200", revoked, body=TOKENS_REVOKE)},
+            "/export": {"get": _op("exportDocument", "the store as an apply document (what `warden export` "
+                                   "writes as TOML)", read, "200", EXPORT_OUT, errors=("401", "403", "503"))},
+            "/apply": {"post": _op("applyDocument", "make APIs and clients match a document, all or nothing in "
+                                   "one transaction (what `warden apply` does)", write, "200", APPLY_OUT,
+                                   body=APPLY_IN, errors=("400", "401", "403", "404", "409", "503"))},
             **extra_paths(_op, read),
         },
     }

@@ -5,7 +5,7 @@ The same dictionaries are the JSON Schemas (2020-12, the dialect of OpenAPI 3.1)
 contract and the server's behaviour cannot disagree. `validate_body` implements the subset
 of JSON Schema these schemas use: type, enum, const, minimum/maximum (and exclusive),
 minLength/maxLength, pattern, minItems/maxItems, items, properties, required,
-additionalProperties, oneOf. Booleans are not numbers, and numbers must be finite.
+additionalProperties (false or a schema), maxProperties, oneOf. Booleans are not numbers, and numbers must be finite.
 """
 
 from __future__ import annotations
@@ -19,12 +19,16 @@ from warden.core.client import AuthMethod
 from warden.errors import ConfigError
 
 __all__ = [
+    "API_CREATE",
     "API_IN",
     "API_OUT",
+    "APPLY_IN",
+    "APPLY_OUT",
     "CLIENT_APPROVE",
     "CLIENT_CREATE",
     "CLIENT_OUT",
     "CLIENT_PATCH",
+    "EXPORT_OUT",
     "KEYS_ROTATE",
     "KEY_OUT",
     "PROBLEM",
@@ -82,6 +86,23 @@ API_IN: Schema = {"type": "object", "required": ["scopes"], "additionalPropertie
     "tenant": {"type": ["string", "null"], "pattern": _TENANT, "description": (
         "the tenant the API belongs to (only its clients can be granted it); null: shared by every tenant. "
         "Omitted: an existing API keeps its tenant, a new one gets the caller's (none for a global admin)")}}}
+API_CREATE: Schema = {**API_IN, "required": ["identifier", "scopes"], "properties": {
+    "identifier": {"type": "string", "minLength": 1, "maxLength": 2048}, **API_IN["properties"]}}
+_APPLY_API: Schema = {"type": "object", "description": "an [[apis]] table of the apply file"}
+_APPLY_CLIENT: Schema = {"type": "object", "description": "a [[clients]] table of the apply file"}
+_APPLY_DOCUMENT: Schema = {"type": "object", "additionalProperties": False, "properties": {
+    "apis": {"type": "array", "maxItems": 1000, "items": _APPLY_API},
+    "clients": {"type": "array", "maxItems": 10000, "items": _APPLY_CLIENT}},
+    "description": "the content of a `warden apply` file as JSON (the keys of its tables are checked by the "
+                   "server's apply rules)"}
+APPLY_IN: Schema = {"type": "object", "required": ["document"], "additionalProperties": False, "properties": {
+    "document": _APPLY_DOCUMENT,
+    "prune": {"type": "boolean", "description": "delete clients and APIs the document does not list (never "
+                                                "the built-in admin API)"},
+    "dry_run": {"type": "boolean", "description": "check everything and answer the changes, writing nothing"},
+    "secrets": {"type": "object", "maxProperties": 10000, "additionalProperties": {
+        "type": "string", "minLength": 32, "maxLength": 512},
+        "description": "client_id -> the secret a new client gets instead of a generated one"}}}
 SECRET_ROTATE: Schema = {"type": "object", "additionalProperties": False, "properties": {"grace": _DURATION}}
 KEYS_ROTATE: Schema = {"type": "object", "additionalProperties": False, "properties": {
     "algs": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(SIGNING_ALGS)}}}}
@@ -139,6 +160,17 @@ REGISTRATION_TOKEN_OUT: Schema = {"type": "object", "required": ["token_id", "st
     "max_uses": {"type": ["integer", "null"]}, "expires_at": _TIME, "created_at": _TIME, "revoked_at": _TIME,
     "created_by": {"type": "string"},
     "initial_access_token": {"type": "string", "description": "only in the answer that created it"}}}
+APPLY_OUT: Schema = {"type": "object", "required": ["changes", "dry_run", "secrets"], "properties": {
+    "changes": {"type": "array", "items": {"type": "string"}, "description": "one line per change, in order"},
+    "dry_run": {"type": "boolean"},
+    "secrets": {"type": "array", "description": "secrets of new clients (none on a dry run), shown once",
+                "items": {"type": "object", "required": ["client_id", "secret_id", "client_secret"], "properties": {
+                    "client_id": {"type": "string"}, "secret_id": {"type": "string"},
+                    "client_secret": {"type": "string"}}}}}}
+EXPORT_OUT: Schema = {"type": "object", "required": ["apis", "clients"], "properties": {
+    "apis": {"type": "array", "items": _APPLY_API}, "clients": {"type": "array", "items": _APPLY_CLIENT}},
+    "description": "the store as an apply document (no secrets; the built-in admin API left out): POST it "
+                   "to /apply to get the same store"}
 PROBLEM: Schema = {"type": "object", "required": ["type", "title", "status"], "properties": {
     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
     "detail": {"type": "string"}, "error": {"type": "string", "description": "the OAuth-style error code"}},
@@ -212,9 +244,14 @@ def validate_body(schema: Schema, value: Any, where: str = "") -> None:
         for name in schema.get("required", []):
             if name not in value:
                 raise _problem(f"{where}.{name}" if where else name, "is required")
+        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+            raise _problem(where, f"allows at most {schema['maxProperties']} fields")
+        extra = schema.get("additionalProperties")
         for name, item in value.items():
             path = f"{where}.{name}" if where else str(name)
             if name in properties:
                 validate_body(properties[name], item, path)
-            elif schema.get("additionalProperties") is False:
+            elif extra is False:
                 raise _problem(path, "unknown field")
+            elif isinstance(extra, dict):
+                validate_body(extra, item, path)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import secrets as _random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -592,3 +593,47 @@ class Admin:
             self._actor, can_write=can_write)
         self._audit.emit("console.login_url_issued", actor=self._actor)
         return login
+
+    # the CLI's reads are the scoped ones above (`api`, `apis`, `clients`, `grants`, `secrets`) ------
+    def create_api(self, identifier: str, scopes: Sequence[str], *, ttl: int = 900, alg: str = DEFAULT_ALG,
+                   name: str = "", dpop_required: bool = False, cert_bound: bool = False,
+                   tenant: str | _Unchanged | None = UNCHANGED) -> Api:
+        """Register a new API; Conflict when the identifier exists (changes go through `save_api`)."""
+        if self.store.load_api(identifier) is not None:
+            raise Conflict(f"API {identifier} already exists; change it with `warden apis update`")
+        api, _ = self.save_api(identifier, scopes, ttl=ttl, alg=alg, name=name, dpop_required=dpop_required,
+                               cert_bound=cert_bound, tenant=tenant)
+        return api
+
+    # transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every change made through this Admin inside the block is one store transaction, and its
+        audit events are written only once it has committed (a rolled-back change is not audited)."""
+        real = self._audit
+        if isinstance(real, _DeferredAudit):  # nested: the outer block writes them
+            yield
+            return
+        deferred = _DeferredAudit()
+        self._audit = self.keyring._audit = deferred
+        try:
+            with self.store.transaction():
+                yield
+        finally:
+            self._audit = self.keyring._audit = real
+        deferred.replay(real)
+
+
+class _DeferredAudit(AuditSink):
+    """Holds events back until `replay` (after a commit); dropped with it on a rollback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: list[tuple[str, dict[str, object]]] = []
+
+    def emit(self, event: str, **fields: object) -> None:
+        self._held.append((event, fields))
+
+    def replay(self, sink: AuditSink) -> None:
+        for event, fields in self._held:
+            sink.emit(event, **fields)  # type: ignore[arg-type]

@@ -41,7 +41,8 @@ from warden.core.durations import parse_duration
 from warden.errors import ConfigError
 from warden.services.admin import Admin, GrantSpec, NewSecret
 
-__all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "export_state", "parse_apply_file"]
+__all__ = ["ApplyResult", "DesiredClient", "DesiredState", "apply_state", "export_document", "export_state",
+           "parse_apply_document", "parse_apply_file", "render_apply_file"]
 
 _API_KEYS = {"identifier", "scopes", "ttl", "alg", "name", "dpop_required", "cert_bound", "tenant"}
 _METADATA_KEYS = ("jwks", "jwks_uri", "federated", "dpop_bound_access_tokens", "token_exchange", "allowed_ips",
@@ -109,25 +110,41 @@ def _tenant(raw: dict[str, Any], where: str) -> str | None:
 
 
 def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
-    data = load_toml(path, "apply file")
+    return parse_apply_document(load_toml(path, "apply file"), path, dev_mode=dev_mode)
+
+
+def parse_apply_document(data: Any, where: str = "document", *, dev_mode: bool = False) -> DesiredState:
+    """An apply file's content (TOML tables, or the same shape as JSON from the admin API)."""
+    path = where
     _check_keys(data, {"apis", "clients"}, path)
+    for section in ("apis", "clients"):
+        if not isinstance(data.get(section, []), list):
+            raise ConfigError(f"{path}: {section} must be a list of tables")
     apis: list[Api] = []
     for where, raw in _tables(data, "apis", _API_KEYS, "identifier", "is required"):
+        ttl = raw.get("ttl", 900)
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, str)):
+            raise ConfigError(f"{where}.ttl: expected seconds or a duration such as 15m")
         try:
             api = Api(identifier=raw["identifier"], scopes=_str_list(raw.get("scopes"), f"{where}.scopes"),
                       token_ttl=parse_duration(raw.get("ttl", 900)), alg=str(raw.get("alg", DEFAULT_ALG)),
                       name=str(raw.get("name", "")), dpop_required=raw.get("dpop_required", False) is True,
                       cert_bound=raw.get("cert_bound", False) is True, tenant=_tenant(raw, where))
             validate_api(api)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         apis.append(api)
     clients: list[DesiredClient] = []
     for where, raw in _tables(data, "clients", _CLIENT_KEYS, "client_id", "is required (it keeps apply idempotent)"):
+        if not isinstance(raw.get("grants", []), list):
+            raise ConfigError(f"{where}.grants: expected a list of tables")
         grants = [GrantSpec(g["api"], _str_list(g.get("scopes"), f"{at}.scopes"))
                   for at, g in _tables(raw, "grants", {"api", "scopes"}, "api", "is required", within=where)]
         enabled = raw.get("enabled", True)
         rate = raw.get("rate_limit")
+        for key in ("name", "auth_method", "tenant"):
+            if key in raw and not isinstance(raw[key], str) and not (key == "tenant" and raw[key] is None):
+                raise ConfigError(f"{where}.{key}: expected a string")
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled: expected true or false")
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0):
@@ -135,7 +152,7 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
         try:
             metadata = parse_client_metadata({k: raw[k] for k in _METADATA_KEYS if k in raw},
                                              allow_loopback_http=dev_mode)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         clients.append(DesiredClient(raw["client_id"], str(raw.get("name", raw["client_id"])),
                                      str(raw.get("auth_method", "client_secret_basic")), _tenant(raw, where),
@@ -147,21 +164,6 @@ def parse_apply_file(path: str, *, dev_mode: bool = False) -> DesiredState:
         if dupes:
             raise ConfigError(f"{path}: {name} {min(dupes)!r} appears twice")
     return DesiredState(tuple(apis), tuple(clients))
-
-
-def _rehearsal(admin: Admin) -> Admin:
-    """An Admin over an in-memory copy of the store's APIs, clients and grants, for a full trial run,
-    with the same reach as `admin`."""
-    from warden.services.audit import AuditSink
-    from warden.storage.memory import MemoryStore
-
-    copy = MemoryStore()
-    for api in admin.store.load_apis():
-        copy.save_api(api)
-    grants = admin.store.load_grants()
-    for client in admin.store.load_clients():
-        copy.create_client(client, [g for g in grants if g.client_id == client.client_id], [])
-    return Admin(copy, admin._material, admin._clock, AuditSink(), dev_mode=admin.dev_mode, scope=admin.scope)
 
 
 def _client_diff(current: Any, grants_now: list[tuple[str, tuple[str, ...]]], client: DesiredClient) -> list[str]:
@@ -186,16 +188,29 @@ def _api_diff(old: Api, api: Api) -> list[str]:
 
 def apply_state(admin: Admin, state: DesiredState, *, prune: bool = False, dry_run: bool = False,
                 secrets: dict[str, str] | None = None) -> ApplyResult:
-    """Make the store match `state`. The whole change is first run against an in-memory copy of the
-    store, so every rule a real run applies is checked (that is all `dry_run` does) before anything
-    is written; a file that fails anywhere changes nothing. `secrets` gives new clients their secret
-    (by client_id) instead of a generated one. The built-in admin API (the one API that defines
+    """Make the store match `state`, in one store transaction: a file that fails anywhere (a rule,
+    a conflict, the database) changes nothing, and its changes are audited only once committed.
+    `dry_run` makes every change a real run would, in the same transaction, and rolls it back, so
+    it checks exactly what a real run checks. `secrets` gives new clients their secret (by
+    client_id) instead of a generated one. The built-in admin API (the one API that defines
     reserved `warden:` scopes) is never pruned."""
-    result = _apply(_rehearsal(admin), state, prune=prune, secrets=secrets)
-    if dry_run:
-        result.secrets = []  # the rehearsal's secrets exist nowhere
-        return result
-    return _apply(admin, state, prune=prune, secrets=secrets)
+    try:
+        with admin.transaction():
+            result = _apply(admin, state, prune=prune, secrets=secrets)
+            if dry_run:
+                raise _RolledBack(result)
+    except _RolledBack as rehearsed:
+        rehearsed.result.secrets = []  # the rolled-back secrets exist nowhere
+        return rehearsed.result
+    return result
+
+
+class _RolledBack(Exception):
+    """Ends a dry run's transaction with a rollback, carrying what it would have done."""
+
+    def __init__(self, result: ApplyResult) -> None:
+        super().__init__("dry run")
+        self.result = result
 
 
 def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str, str] | None) -> ApplyResult:
@@ -260,35 +275,54 @@ def _apply(admin: Admin, state: DesiredState, *, prune: bool, secrets: dict[str,
 
 def export_state(admin: Admin) -> str:
     """The store's APIs and clients as an apply file; applying it to the same store changes nothing.
-    The built-in admin API is left out (every server registers it itself); secrets never appear.
     A tenant admin exports its tenant's APIs and clients only (not the shared APIs)."""
+    return render_apply_file(export_document(admin))
+
+
+def export_document(admin: Admin) -> dict[str, list[dict[str, Any]]]:
+    """The store's APIs and clients in the apply file's shape (JSON-ready; what `GET /admin/v1/export`
+    answers). The built-in admin API is left out (every server registers it itself); secrets never appear."""
     from warden.core.api import is_reserved_scope
     from warden.core.client_metadata import render_client_metadata
 
-    lines: list[str] = ["# written by `warden export`; apply with `warden apply FILE`", ""]
+    apis: list[dict[str, Any]] = []
     for api in sorted(admin.apis(), key=lambda a: a.identifier):
         if any(is_reserved_scope(s) for s in api.scopes) or not admin.scope.may_change_api(api):
             continue
-        lines += ["[[apis]]", f"identifier = {_toml(api.identifier)}", f"scopes = {_toml(list(api.scopes))}",
-                  f"ttl = {api.token_ttl}", f"alg = {_toml(api.alg)}"]
-        lines += [f"name = {_toml(api.name)}"] if api.name else []
-        lines += ["dpop_required = true"] if api.dpop_required else []
-        lines += ["cert_bound = true"] if api.cert_bound else []
-        lines += [f"tenant = {_toml(api.tenant)}"] if api.tenant is not None else []
-        lines.append("")
+        entry: dict[str, Any] = {"identifier": api.identifier, "scopes": list(api.scopes), "ttl": api.token_ttl,
+                                 "alg": api.alg}
+        entry |= {"name": api.name} if api.name else {}
+        entry |= {"dpop_required": True} if api.dpop_required else {}
+        entry |= {"cert_bound": True} if api.cert_bound else {}
+        entry |= {"tenant": api.tenant} if api.tenant is not None else {}
+        apis.append(entry)
     grants = admin.grants()
+    clients: list[dict[str, Any]] = []
     for client in sorted(admin.clients(), key=lambda c: c.client_id):
-        lines += ["[[clients]]", f"client_id = {_toml(client.client_id)}", f"name = {_toml(client.name)}",
-                  f"auth_method = {_toml(client.auth_method.value)}",
-                  f"enabled = {'true' if client.enabled else 'false'}"]
-        lines += [f"tenant = {_toml(client.tenant)}"] if client.tenant is not None else []
-        lines += [f"rate_limit = {float(client.rate_limit)!r}"] if client.rate_limit is not None else []
+        item: dict[str, Any] = {"client_id": client.client_id, "name": client.name,
+                                "auth_method": client.auth_method.value, "enabled": client.enabled}
+        item |= {"tenant": client.tenant} if client.tenant is not None else {}
+        item |= {"rate_limit": float(client.rate_limit)} if client.rate_limit is not None else {}
         mine = sorted((g for g in grants if g.client_id == client.client_id), key=lambda g: g.position)
-        lines.append("grants = [" + ", ".join(f"{{ api = {_toml(g.api)}, scopes = {_toml(list(g.scopes))} }}"
-                                              for g in mine) + "]")
-        for key, value in json.loads(render_client_metadata(client.metadata)).items():
-            lines.append(f"{key} = {_toml(value)}")
-        lines.append("")
+        item["grants"] = [{"api": g.api, "scopes": list(g.scopes)} for g in mine]
+        item |= json.loads(render_client_metadata(client.metadata))
+        clients.append(item)
+    return {"apis": apis, "clients": clients}
+
+
+def render_apply_file(document: dict[str, list[dict[str, Any]]]) -> str:
+    """An `export_document` as TOML, one `[[apis]]` or `[[clients]]` table per entry."""
+    lines: list[str] = ["# written by `warden export`; apply with `warden apply FILE`", ""]
+    for section in ("apis", "clients"):
+        for entry in document.get(section, []):
+            lines.append(f"[[{section}]]")
+            for key, value in entry.items():
+                if key == "grants":
+                    lines.append("grants = [" + ", ".join(
+                        f"{{ api = {_toml(g['api'])}, scopes = {_toml(list(g['scopes']))} }}" for g in value) + "]")
+                else:
+                    lines.append(f"{key} = {_toml(value)}")
+            lines.append("")
     return "\n".join(lines)
 
 

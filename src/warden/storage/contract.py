@@ -3,12 +3,14 @@
 Each mutating method is atomic and appends to the change log in the same
 transaction; server processes poll `changes_since` to invalidate their cached
 registry within a second of any change, whichever process or node made it.
+`transaction()` groups several calls into one all-or-nothing unit (`warden apply`).
 Backends raise `NotFound`, `Conflict` and `StorageUnavailable` from `warden.errors`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -56,6 +58,13 @@ class Store(Protocol):
         """Raise StorageUnavailable unless the store answers."""
 
     def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One transaction around every call the current thread makes inside the `with` block:
+        committed when the block ends, rolled back entirely (change log included) if it raises.
+        Reads inside it see its own writes; a `transaction()` inside another joins it. A call that
+        fails inside it fails the whole transaction. Other threads and processes see none of it
+        until it commits (the memory store, for tests, guarantees the all-or-nothing part only)."""
 
     # APIs
     def save_api(self, api: Api) -> None:

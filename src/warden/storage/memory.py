@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from warden.core.api import Api
 from warden.core.client import Client, Grant
@@ -35,6 +37,7 @@ class MemoryStore:
         self._cursors: dict[str, int] = {}
         self._registration_tokens: dict[str, RegistrationToken] = {}
         self._registrations: dict[str, ClientRegistration] = {}
+        self._depth = 0  # transaction() nesting of the thread holding the lock
 
     def _log(self, kind: ChangeKind, key: str) -> None:
         seq = self._changes[-1].seq + 1 if self._changes else 1
@@ -48,6 +51,32 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    _STATE = ("_apis", "_clients", "_grants", "_secrets", "_keys", "_revoked", "_changes", "_assertions",
+              "_status_lists", "_status_blocks", "_cursors", "_registration_tokens", "_registrations")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Holds the lock for the block (other writers wait) and restores a snapshot if it raises.
+        Readers in other threads that do not take the lock may see the block's writes early."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            snapshot = {name: copy.deepcopy(getattr(self, name)) for name in self._STATE}
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                for name, value in snapshot.items():
+                    setattr(self, name, value)
+                raise
+            finally:
+                self._depth = 0
 
     # APIs
     def save_api(self, api: Api) -> None:

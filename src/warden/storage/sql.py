@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -110,6 +111,7 @@ class SqlStore:
         host = f"{url.host or 'localhost'}:{url.port or 5432}"
         self._where = (f"SQLite database {url.database}" if self._sqlite
                        else f"PostgreSQL database {url.database or ''} at {host}")
+        self._local = threading.local()  # .conn: the connection of this thread's transaction(), if any
 
     # plumbing -----------------------------------------------------------------
     @contextmanager
@@ -138,12 +140,39 @@ class SqlStore:
         """One transaction, committed when the block ends without an exception.
 
         SQLite reads stay in driver autocommit: each is a single SELECT, and a read
-        transaction would only pin an old WAL snapshot.
+        transaction would only pin an old WAL snapshot. Inside `transaction()` every call, read or
+        write, runs on that transaction's connection and leaves the commit to it.
         """
+        outer: Connection | None = getattr(self._local, "conn", None)
+        if outer is not None:
+            with self._errors():
+                yield outer
+            return
         with self._errors(), self._engine.connect() as conn:
             if write and self._sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
+            conn.commit()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """See `contract.Store.transaction`. On SQLite it takes the write lock at once (BEGIN
+        IMMEDIATE), so other writers wait for it (busy_timeout) rather than interleave; on
+        PostgreSQL the change-log lock taken by the first write is held until the commit."""
+        if getattr(self._local, "conn", None) is not None:
+            yield  # joins the transaction already open on this thread
+            return
+        with self._errors(), self._engine.connect() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self._local.conn = conn
+            try:
+                yield
+            except BaseException:
+                self._local.conn = None
+                conn.rollback()
+                raise
+            self._local.conn = None
             conn.commit()
 
     def _log(self, conn: Connection, changes: Sequence[tuple[ChangeKind, str]]) -> None:
