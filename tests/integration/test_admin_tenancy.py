@@ -291,6 +291,80 @@ def check_console_login_url(w: World) -> None:
     forbidden(browser.post("/admin/v1/clients", headers=headers, json={"name": "x", "tenant": BETA}))
 
 
+def check_create_api(w: World) -> None:
+    made = w.alpha.post("/apis", json={"identifier": "https://alpha-new.example", "scopes": ["read"]})
+    assert made.status_code == 201, made.text
+    assert made.json()["tenant"] == ALPHA  # a tenant admin's new API is its tenant's
+    forbidden(w.alpha.post("/apis", json={"identifier": "https://beta-new.example", "scopes": ["read"],
+                                          "tenant": BETA}))
+    assert problem(w.alpha.post("/apis", json={"identifier": w.beta_api, "scopes": ["read"]}), 409)
+    assert w.server.admin.store.load_api("https://beta-new.example") is None
+
+
+def check_get_api(w: World) -> None:
+    not_found(w.alpha.get(f"/apis/{q(w.beta_api)}"))
+    assert w.alpha.get(f"/apis/{q(w.alpha_api)}").json()["tenant"] == ALPHA
+    assert w.alpha.get(f"/apis/{q(w.shared_api)}").status_code == 200
+    assert w.root.get(f"/apis/{q(w.beta_api)}").status_code == 200
+
+
+def check_export(w: World) -> None:
+    document = w.alpha.get("/export").json()
+    assert [c["client_id"] for c in document["clients"] if c["client_id"] in (w.a1, w.b1)] == [w.a1]
+    assert w.beta_api not in str(document) and w.shared_api not in {a["identifier"] for a in document["apis"]}
+    everything = w.root.get("/export").json()
+    assert {w.a1, w.b1} <= {c["client_id"] for c in everything["clients"]}
+
+
+def check_apply(w: World) -> None:
+    new = {"client_id": "alpha-applied", "name": "alpha applied",
+           "grants": [{"api": w.alpha_api, "scopes": ["read"]}]}
+    done = w.alpha.post("/apply", json={"document": {"clients": [new]}})
+    assert done.status_code == 200, done.text
+    assert w.server.admin.store.load_client("alpha-applied").tenant == ALPHA  # absent tenant: the caller's
+    stolen = {"client_id": w.b1, "name": "taken over", "grants": [{"api": w.shared_api, "scopes": ["read"]}]}
+    assert problem(w.alpha.post("/apply", json={"document": {"clients": [stolen]}}), 409)
+    assert w.server.admin.store.load_client(w.b1).name == "beta-one"
+    forbidden(w.alpha.post("/apply", json={"document": {"clients": [dict(new, client_id="x2", tenant=BETA)]}}))
+
+
+def check_approve_client(w: World) -> None:
+    from warden.core.client_metadata import ClientMetadata
+    from warden.services.admin import GrantSpec
+
+    client, _ = w.server.admin.create_client("beta-pending", [GrantSpec(w.beta_api, ("read",))], tenant=BETA,
+                                             metadata=ClientMetadata(pending_approval=True))
+    not_found(w.alpha.post(f"/clients/{client.client_id}/approve"))
+    assert w.server.admin.store.load_client(client.client_id).metadata.pending_approval
+    assert w.beta.post(f"/clients/{client.client_id}/approve").json()["changed"] is True
+
+
+def check_list_registration_tokens(w: World) -> None:
+    made = w.beta.post("/registration-tokens", json={"grants": [{"api": w.beta_api, "scopes": ["read"]}]})
+    assert made.status_code == 201 and made.json()["tenant"] == BETA
+    mine = w.alpha.get("/registration-tokens").json()["items"]
+    assert made.json()["token_id"] not in {t["token_id"] for t in mine}
+    assert made.json()["token_id"] in {t["token_id"] for t in w.root.get("/registration-tokens").json()["items"]}
+
+
+def check_create_registration_token(w: World) -> None:
+    made = w.alpha.post("/registration-tokens", json={"grants": [{"api": w.alpha_api, "scopes": ["read"]}]})
+    assert made.status_code == 201 and made.json()["tenant"] == ALPHA  # its registrants join alpha
+    forbidden(w.alpha.post("/registration-tokens", json={"grants": [{"api": w.shared_api, "scopes": ["read"]}],
+                                                          "tenant": BETA}))
+    assert problem(w.alpha.post("/registration-tokens",
+                                json={"grants": [{"api": w.beta_api, "scopes": ["read"]}]}), 400)
+
+
+def check_revoke_registration_token(w: World) -> None:
+    theirs = w.beta.post("/registration-tokens", json={"grants": [{"api": w.beta_api, "scopes": ["read"]}]}).json()
+    not_found(w.alpha.delete(f"/registration-tokens/{theirs['token_id']}"))
+    states = {t["token_id"]: t["state"] for t in w.root.get("/registration-tokens").json()["items"]}
+    assert states[theirs["token_id"]] == "active"
+    mine = w.alpha.post("/registration-tokens", json={"grants": [{"api": w.alpha_api, "scopes": ["read"]}]}).json()
+    assert w.alpha.delete(f"/registration-tokens/{mine['token_id']}").status_code == 204
+
+
 @dataclass(frozen=True)
 class Case:
     method: str
@@ -301,6 +375,20 @@ class Case:
 
 
 CASES = [
+    Case("POST", "/apis", "/apis", "a new API is the tenant's; another tenant 403; a taken identifier 409",
+         check_create_api),
+    Case("GET", "/apis/{identifier}", "/apis/https%3A%2F%2Fx.example", "another tenant's API 404", check_get_api),
+    Case("GET", "/export", "/export", "own tenant's clients and APIs only", check_export),
+    Case("POST", "/apply", "/apply", "into own tenant; another tenant's client id 409; another tenant 403",
+         check_apply),
+    Case("POST", "/clients/{client_id}/approve", "/clients/c1/approve", "another tenant's 404",
+         check_approve_client),
+    Case("GET", "/registration-tokens", "/registration-tokens", "own tenant's tokens only",
+         check_list_registration_tokens),
+    Case("POST", "/registration-tokens", "/registration-tokens", "for own tenant only (403); own or shared APIs",
+         check_create_registration_token),
+    Case("DELETE", "/registration-tokens/{token_id}", "/registration-tokens/rt_1", "another tenant's 404",
+         check_revoke_registration_token),
     Case("GET", "/apis", "/apis", "shared and own tenant's APIs only", check_list_apis),
     Case("PUT", "/apis/{identifier}", "/apis/https%3A%2F%2Fx.example",
          "own tenant's only; another tenant's 409 (ids are global), shared 403, into another tenant 403",
