@@ -142,9 +142,27 @@ CASES: dict[str, tuple[list[str], str]] = {
     "apply refused midway": ([], "apply {bad_file}"),
     "export": ([], "export"),
     "console login-url": ([], "console login-url --read-only --json"),
+    # added by later issues: tenants, conditional access, token exchange, dynamic registration
+    "apis create --tenant": ([], "apis create https://{m}-t.example --scopes read --tenant t1 --json"),
+    "apis update --shared": (["apis create https://{m}-ts.example --scopes read --tenant t1"],
+                             "apis update https://{m}-ts.example --shared --json"),
+    "clients create conditions": ([], f"clients create {{m}}-ca --client-id {{m}}-ca --grant {SHARED_API}=read "
+                                      "--allowed-ip 10.0.0.0/8 --max-token-lifetime 10m --allow-token-exchange --json"),
+    "clients update": ([f"clients create {{m}}-c --client-id {{m}}-up --grant {SHARED_API}=read"],
+                       "clients update {m}-up --name renamed --allowed-ip 192.0.2.0/24 --allow-token-exchange --json"),
+    "clients update clear": ([f"clients create {{m}}-c --client-id {{m}}-upc --grant {SHARED_API}=read "
+                              "--allowed-ip 10.0.0.0/8 --max-token-lifetime 10m --allow-token-exchange"],
+                             "clients update {m}-upc --clear-allowed-ips --max-token-lifetime none "
+                             "--no-allow-token-exchange"),
+    "clients update missing": ([], "clients update {m}-nobody --name x"),
+    "clients approve not pending": ([f"clients create {{m}}-c --client-id {{m}}-ap --grant {SHARED_API}=read"],
+                                    "clients approve {m}-ap --json"),
+    "clients list --pending": ([], "clients list --pending --json"),
+    "registration-tokens create bad grant": ([], "registration-tokens create --grant https://{m}-nowhere.example=read"),
+    "registration-tokens revoke missing": ([], "registration-tokens revoke rt_000000000000"),
 }
 # refusals whose wording the admin API gives in field names rather than CLI flags and hints
-SAME_EXIT_ONLY = {"clients create bad scope"}
+SAME_EXIT_ONLY = {"clients create bad scope", "registration-tokens create bad grant"}
 
 APPLY = """
 [[apis]]
