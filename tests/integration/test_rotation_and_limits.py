@@ -132,7 +132,7 @@ def test_metadata_and_metrics(server: LiveServer):
     meta = server.http.get(f"{server.url}/.well-known/oauth-authorization-server").json()
     assert meta["issuer"] == server.issuer
     assert meta["token_endpoint"] == f"{server.issuer}/oauth2/token"
-    assert meta["grant_types_supported"] == ["client_credentials"]
+    assert meta["grant_types_supported"] == ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
     assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post",
                                                                   "private_key_jwt"}
     api = server.api("read")

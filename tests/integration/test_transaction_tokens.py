@@ -135,14 +135,14 @@ def test_txn_tokens_are_off_unless_enabled(sqlite_server: LiveServer):
 
 
 def test_an_expired_txn_token_cannot_be_replaced(txn_server):
-    from warden.jose import encode_header, sign_compact
+    from warden.jose import encode_header
 
     _, edge, _, _ = _setup(txn_server)
     signer = txn_server.app.runtime.registry.signers["ES256"]
     now = int(time.time())
     claims = {"iss": txn_server.issuer, "aud": TRUST_DOMAIN, "iat": now - 120, "exp": now - 60, "txn": "t-1",
               "sub": "someone", "scope": "read", "req_wl": edge[0]}
-    token = sign_compact(encode_header({"alg": "ES256", "kid": signer.kid, "typ": "txntoken+jwt"}),
-                         json.dumps(claims).encode(), signer.key, "ES256")
+    token = signer.sign_jws(encode_header({"alg": "ES256", "kid": signer.kid, "typ": "txntoken+jwt"}),
+                            json.dumps(claims).encode())
     response = _request(txn_server, edge, token, TXN_TOKEN_TYPE)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
