@@ -335,3 +335,29 @@ def test_local_mode_flags_are_refused_in_remote_mode(setup: Setup) -> None:
     answer = run(setup.remote, "apis", "list", "--data-dir", str(setup.remote_cwd / "d"), cwd=setup.remote_cwd)
     assert answer.returncode == 2 and "--data-dir is for local mode" in answer.stderr
     assert list(setup.remote_cwd.iterdir()) == []
+
+
+def test_a_tenant_admin_manages_only_its_tenant_through_the_remote_cli(setup: Setup) -> None:
+    """Issue 14's tenant-scoped administration through the remote CLI: an admin client of tenant
+    `acme` lists, creates and changes acme's clients only; another tenant's client is 404 and
+    creating into another tenant is refused, each in one line with a non-zero exit."""
+    admin_api = f"{setup.server.url}/admin/v1"
+    acme_admin = json.loads(run(setup.local, "clients", "create", "acme-ops", "--tenant", "acme", "--grant",
+                                f"{admin_api}=warden:admin", "--json").stdout)
+    other = json.loads(run(setup.local, "clients", "create", "globex-app", "--tenant", "globex", "--grant",
+                           f"{SHARED_API}=read", "--json").stdout)
+    env = setup.remote | {"WARDEN_CLIENT_ID": acme_admin["client_id"],
+                          "WARDEN_CLIENT_SECRET": acme_admin["client_secret"]}
+    made = run(env, "clients", "create", "acme-app", "--grant", f"{SHARED_API}=read", "--json", cwd=setup.remote_cwd)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["tenant"] == "acme"  # a tenant admin's clients are its tenant's
+    listed = json.loads(run(env, "clients", "list", "--json", cwd=setup.remote_cwd).stdout)
+    assert {c["tenant"] for c in listed} == {"acme"} and other["client_id"] not in {c["client_id"] for c in listed}
+    hidden = run(env, "clients", "show", other["client_id"], cwd=setup.remote_cwd)
+    assert hidden.returncode == 1 and hidden.stderr.count("\n") == 1 and "no client" in hidden.stderr
+    moved = run(env, "clients", "create", "sneaky", "--tenant", "globex", "--grant", f"{SHARED_API}=read",
+                cwd=setup.remote_cwd)
+    assert moved.returncode == 1 and moved.stderr.count("\n") == 1 and "acme" in moved.stderr
+    revoked = run(env, "tokens", "revoke", "--client", other["client_id"], cwd=setup.remote_cwd)
+    assert revoked.returncode == 1
+    assert acme_admin["client_secret"] not in made.stdout + made.stderr + hidden.stderr + moved.stderr
