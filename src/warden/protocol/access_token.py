@@ -16,7 +16,8 @@ from typing import Any
 
 from warden.jose import JoseError, PublicKey, parse_compact
 
-__all__ = ["AccessTokenClaims", "ClaimsTemplate", "claims_template", "render_claims", "verify_own_token"]
+__all__ = ["AccessTokenClaims", "ClaimsTemplate", "claims_template", "render_claims", "verify_own_token",
+           "verify_signed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,27 +74,31 @@ def render_claims(claims: AccessTokenClaims) -> bytes:
     return template.render(claims.iat, claims.exp, claims.jti, claims.cnf)
 
 
+def verify_signed(token: str, keys: Mapping[str, tuple[str, PublicKey]], typs: tuple[str, ...]) -> dict[str, Any] | None:
+    """The claims of a JWT signed by one of `keys` (by `kid`) whose `typ` is one of `typs` (lower case),
+    or None. Only the signature and the header are checked: the claims are the caller's to check."""
+    try:
+        parsed = parse_compact(token)
+        kid, typ = parsed.kid, parsed.typ
+    except JoseError:
+        return None
+    if kid is None or kid not in keys or typ is None or typ.lower() not in typs:
+        return None
+    alg, key = keys[kid]
+    try:
+        parsed.verify(key, (alg,))
+        return parsed.claims()
+    except JoseError:
+        return None
+
+
 def verify_own_token(token: str, keys: Mapping[str, tuple[str, PublicKey]], issuer: str) -> dict[str, Any] | None:
     """Return the claims of a token this issuer signed, or None (foreign, forged or malformed).
 
     Expiry and revocation are the caller's decisions; this only establishes authenticity.
     """
-    try:
-        parsed = parse_compact(token)
-    except JoseError:
-        return None
-    kid = parsed.header.get("kid")
-    typ = parsed.header.get("typ")
-    if not isinstance(kid, str) or kid not in keys or not isinstance(typ, str) or typ.lower() not in (
-            "at+jwt", "application/at+jwt"):
-        return None
-    alg, key = keys[kid]
-    try:
-        parsed.verify(key, (alg,))
-        claims = parsed.claims()
-    except JoseError:
-        return None
-    if claims.get("iss") != issuer or not isinstance(claims.get("exp"), int) or not isinstance(
+    claims = verify_signed(token, keys, ("at+jwt", "application/at+jwt"))
+    if claims is None or claims.get("iss") != issuer or not isinstance(claims.get("exp"), int) or not isinstance(
             claims.get("jti"), str) or not isinstance(claims.get("client_id"), str):
         return None
     return claims

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warden.core.scope import parse_scope
-from warden.protocol.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
+from warden.protocol.errors import InvalidRequest, UnsupportedGrantType
 from warden.protocol.form import Form
+from warden.protocol.params import requested_scopes
 from warden.protocol.resource_indicators import parse_resources
 from warden.protocol.token_exchange import PARAMETERS as TOKEN_EXCHANGE_PARAMETERS
 from warden.protocol.token_exchange import TOKEN_EXCHANGE
@@ -47,11 +47,4 @@ def _parse(form: Form) -> TokenRequest:
     if grant_type != "client_credentials":  # the other registered grants have parsers of their own
         raise UnsupportedGrantType("supported grant types: " + ", ".join(sorted(GRANT_TYPES)),
                                    reason="unsupported_grant_type")
-    raw_scope = form.single("scope")
-    scopes: tuple[str, ...] | None = None
-    if raw_scope is not None:
-        try:
-            scopes = parse_scope(raw_scope)
-        except ValueError:
-            raise InvalidScope("scope is malformed", reason="malformed_scope") from None
-    return TokenRequest(grant_type, scopes, parse_resources(form))
+    return TokenRequest(grant_type, requested_scopes(form), parse_resources(form))

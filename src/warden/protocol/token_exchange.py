@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from warden.core.scope import parse_scope
+from warden.protocol import params
 from warden.protocol.errors import InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType
 from warden.protocol.form import Form
 from warden.protocol.resource_indicators import parse_resources
@@ -65,30 +65,13 @@ def parse_token_exchange_request(form: Form) -> TokenExchangeRequest:
     InvalidTarget or UnsupportedGrantType when it is malformed."""
     if form.single("grant_type") != TOKEN_EXCHANGE:
         raise UnsupportedGrantType("grant_type must be " + TOKEN_EXCHANGE, reason="unsupported_grant_type")
-    subject_token = form.single("subject_token")
-    if subject_token is None:
-        raise InvalidRequest("subject_token is required", reason="missing_subject_token")
-    subject_token_type = form.single("subject_token_type")
-    if subject_token_type is None:
-        raise InvalidRequest("subject_token_type is required", reason="missing_subject_token_type")
-    if subject_token_type not in _SUBJECT_TYPES:
-        raise InvalidRequest("subject_token_type must be " + " or ".join(sorted(_SUBJECT_TYPES)),
-                             reason="unsupported_token_type")
-    if form.single("actor_token") is not None or form.single("actor_token_type") is not None:
-        raise InvalidRequest("actor_token is not supported: the authenticated client is the actor",
-                             reason="actor_token_unsupported")
+    subject_token, subject_token_type = params.subject_token(form, _SUBJECT_TYPES, "the actor")
     requested = form.single("requested_token_type")
     if requested is not None and requested not in _SUBJECT_TYPES:
         raise InvalidRequest("requested_token_type must be " + " or ".join(sorted(_SUBJECT_TYPES)),
                              reason="unsupported_token_type")
-    raw_scope = form.single("scope")
-    scopes: tuple[str, ...] | None = None
-    if raw_scope is not None:
-        try:
-            scopes = parse_scope(raw_scope)
-        except ValueError:
-            raise InvalidScope("scope is malformed", reason="malformed_scope") from None
-    return TokenExchangeRequest(subject_token, subject_token_type, scopes, parse_resources(form))
+    return TokenExchangeRequest(subject_token, subject_token_type, params.requested_scopes(form),
+                                parse_resources(form))
 
 
 def act_chain(act: Any) -> tuple[str, ...]:

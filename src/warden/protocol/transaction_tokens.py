@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from warden.core.scope import parse_scope
-from warden.jose import JoseError, PublicKey, b64url_decode, parse_compact
-from warden.protocol.errors import InvalidRequest, InvalidScope, InvalidTarget
+from warden.jose import PublicKey, b64url_decode
+from warden.protocol import params
+from warden.protocol.access_token import verify_signed
+from warden.protocol.errors import InvalidRequest, InvalidTarget
 from warden.protocol.form import Form
 from warden.protocol.reasons import Reason
 from warden.protocol.token_exchange import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE
@@ -91,31 +92,13 @@ def parse_transaction_token_request(form: Form, trust_domain: str) -> Transactio
     """The Txn-Token request a token exchange form makes; InvalidRequest, InvalidScope or InvalidTarget."""
     if form.single("grant_type") != TOKEN_EXCHANGE or form.single("requested_token_type") != TXN_TOKEN_TYPE:
         raise InvalidRequest("not a transaction token request", reason="unsupported_token_type")
-    subject_token = form.single("subject_token")
-    if subject_token is None:
-        raise InvalidRequest("subject_token is required", reason="missing_subject_token")
-    subject_token_type = form.single("subject_token_type")
-    if subject_token_type is None:
-        raise InvalidRequest("subject_token_type is required", reason="missing_subject_token_type")
-    if subject_token_type not in _SUBJECT_TYPES:
-        raise InvalidRequest("subject_token_type must be " + " or ".join(sorted(_SUBJECT_TYPES)),
-                             reason="unsupported_token_type")
-    if form.single("actor_token") is not None or form.single("actor_token_type") is not None:
-        raise InvalidRequest("actor_token is not supported: the authenticated client is the requesting workload",
-                             reason="actor_token_unsupported")
+    subject_token, subject_token_type = params.subject_token(form, _SUBJECT_TYPES, "the requesting workload")
     audience = form.single("audience")
     if audience is None:
         raise InvalidRequest("audience (the trust domain) is required", reason="missing_audience")
     if audience != trust_domain or form.multi("resource"):
         raise InvalidTarget("audience must be this server's trust domain", reason="resource_not_granted")
-    raw_scope = form.single("scope")
-    scopes: tuple[str, ...] | None = None
-    if raw_scope is not None:
-        try:
-            scopes = parse_scope(raw_scope)
-        except ValueError:
-            raise InvalidScope("scope is malformed", reason="malformed_scope") from None
-    return TransactionTokenRequest(subject_token, subject_token_type, audience, scopes,
+    return TransactionTokenRequest(subject_token, subject_token_type, audience, params.requested_scopes(form),
                                    _context(form, "request_context", "malformed_request_context"),
                                    _context(form, "request_details", "malformed_request_context"))
 
@@ -124,18 +107,8 @@ def verify_transaction_token(token: str, keys: Mapping[str, tuple[str, PublicKey
                              trust_domain: str) -> dict[str, Any] | None:
     """The claims of a Txn-Token this issuer signed for `trust_domain`, or None (forged, foreign, malformed).
     Expiry is the caller's decision."""
-    try:
-        parsed = parse_compact(token)
-        kid, typ = parsed.kid, parsed.typ
-    except JoseError:
-        return None
-    if kid is None or kid not in keys or typ is None or typ.lower() != TXN_TYP:
-        return None
-    alg, key = keys[kid]
-    try:
-        parsed.verify(key, (alg,))
-        claims = parsed.claims()
-    except JoseError:
+    claims = verify_signed(token, keys, (TXN_TYP,))
+    if claims is None:
         return None
     for name in ("txn", "sub", "scope", "req_wl"):
         if not isinstance(claims.get(name), str):

@@ -27,7 +27,7 @@ from warden.services.auth_throttle import FailedAuthThrottle, claimed_identity
 from warden.services.call import Call, ServingState
 from warden.services.client_auth import authenticate_client
 from warden.services.key_sources import KeySources
-from warden.services.steps import Step, run_steps
+from warden.services.steps import Step, run_steps, run_traced_steps, tracing_active
 from warden.services.tls_auth import authenticate_certificate
 
 __all__ = ["AuthenticatedEndpoint", "CallerAuthentication"]
@@ -162,8 +162,9 @@ class AuthenticatedEndpoint:
         self._issuer = issuer
         self._audit = audit
 
-    async def _run_steps(self, steps: Sequence[Step[Call]], call: Call,
-                         runner: Callable[[Sequence[Step[Call]], Call], Awaitable[None]] = run_steps) -> None:
+    async def _run_steps(self, steps: Sequence[Step[Call]], call: Call, *, traced: bool = False) -> None:
+        """`traced`: a span per step when tracing is active (`run_traced_steps`)."""
+        runner = run_traced_steps if traced and tracing_active() else run_steps
         try:
             await runner(steps, call)
         except OAuthError as exc:

@@ -19,11 +19,16 @@ from warden.services.caller_auth import AuthenticatedEndpoint, CallerAuthenticat
 from warden.services.dpop_proofs import DPoPProofs
 from warden.services.ratelimit import RateLimiter
 from warden.services.status_lists import StatusAllocator
-from warden.services.steps import Step, run_traced_steps, tracing_active
+from warden.services.steps import Step, tracing_active
 from warden.services.tokens import IssuedToken, decide_issuance, issue_token, sign_token
 from warden.settings import LimitSettings
 
-__all__ = ["ClientCredentialsGrant"]
+__all__ = ["ClientCredentialsGrant", "status_steps"]
+
+
+def status_steps(status: StatusAllocator | None) -> tuple[Step[Call], ...]:
+    """The step that gives a token its Token Status List entry, when status lists are on."""
+    return (status.assign_status,) if status is not None else ()
 
 
 class ClientCredentialsGrant(AuthenticatedEndpoint):
@@ -34,25 +39,23 @@ class ClientCredentialsGrant(AuthenticatedEndpoint):
         super().__init__(state, auth, issuer, audit)
         self._rate_limiter = rate_limiter
         self._limits = limits
-        self.steps: tuple[Step[Call], ...] = (
-            self.require_serving,
-            *auth.steps,
-            self.enforce_rate_limit,
+        self.steps: tuple[Step[Call], ...] = self.grant_steps(
             self.parse_token_request,
             self.wait_out_revocation_window,
             dpop.verify_proof,
-            *((status.assign_status,) if status is not None else ()),
+            *status_steps(status),
             self.issue,
         )
         # With tracing on, issuance is two steps so that policy and signing are spans of their own.
         self.traced_steps: tuple[Step[Call], ...] = (*self.steps[:-1], self.apply_policy, self.sign)
 
+    def grant_steps(self, *steps: Step[Call]) -> tuple[Step[Call], ...]:
+        """How every token grant begins (serving, the caller's authentication, its rate limit), then `steps`."""
+        return (self.require_serving, *self._auth.steps, self.enforce_rate_limit, *steps)
+
     async def run(self, call: Call) -> IssuedToken:
         """Issue a token for `call`, or raise the OAuthError that refuses it (audited either way)."""
-        if tracing_active():
-            await self._run_steps(self.traced_steps, call, run_traced_steps)
-        else:
-            await self._run_steps(self.steps, call)
+        await self._run_steps(self.traced_steps if tracing_active() else self.steps, call, traced=True)
         issued = call.issued
         assert issued is not None
         self._audit.emit("token.issued", client_id=call.authenticated.client.client_id, source=call.source, jti=issued.jti,

@@ -59,11 +59,11 @@ from warden.protocol.token_exchange import (
 from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
-from warden.services.caller_auth import CallerAuthentication
-from warden.services.client_credentials_grant import ClientCredentialsGrant
+from warden.services.caller_auth import AuthenticatedEndpoint, CallerAuthentication
+from warden.services.client_credentials_grant import ClientCredentialsGrant, status_steps
 from warden.services.dpop_proofs import DPoPProofs
 from warden.services.status_lists import StatusAllocator
-from warden.services.steps import Step, run_steps, run_traced_steps, tracing_active
+from warden.services.steps import Step
 from warden.services.token_state import token_state
 from warden.services.tokens import IssuedToken
 from warden.settings import TokenExchangeSettings
@@ -77,47 +77,28 @@ def _new_jti() -> str:
     return binascii.b2a_base64(os.urandom(18), newline=False).translate(_URLSAFE).decode("ascii")
 
 
-class TokenExchangeGrant:
+class TokenExchangeGrant(AuthenticatedEndpoint):
     def __init__(self, state: ServingState, auth: CallerAuthentication, dpop: DPoPProofs,
                  base: ClientCredentialsGrant, assertions: AssertionAuthenticator, settings: TokenExchangeSettings,
                  issuer: str, audit: AuditSink, status: StatusAllocator | None = None) -> None:
         """`base` lends the steps both grants share; `assertions` verifies federated subject tokens
         (workload identity); `status` gives each token its status list entry."""
-        self._state = state
+        super().__init__(state, auth, issuer, audit)
         self._assertions = assertions
-        self._auth = auth
         self._settings = settings
-        self._issuer = issuer
-        self._audit = audit
-        self.steps: tuple[Step[Call], ...] = (
-            base.require_serving,
-            *auth.steps,
-            base.enforce_rate_limit,
+        self.steps: tuple[Step[Call], ...] = base.grant_steps(
             self.require_permission,
             self.parse_exchange_request,
             base.wait_out_revocation_window,
             self.verify_subject_token,
             dpop.verify_proof,
-            *((status.assign_status,) if status is not None else ()),
+            *status_steps(status),
             self.issue,
         )
 
     async def run(self, call: Call) -> IssuedToken:
         """Issue the exchanged token for `call`, or raise the OAuthError that refuses it (audited either way)."""
-        try:
-            if tracing_active():
-                await run_traced_steps(self.steps, call)
-            else:
-                await run_steps(self.steps, call)
-        except OAuthError as exc:
-            error = self._auth.on_failure(call, exc)
-            if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
-                self._audit.emit("token.exchange_denied", outcome="denied", reason=error.reason, source=call.source,
-                                 client_id=call.caller.client.client_id if call.caller else None, error=error.error,
-                                 subject_jti=self._subject_jti(call))
-            if error is exc:
-                raise
-            raise error from None
+        await self._run_steps(self.steps, call, traced=True)
         issued, subject = call.issued, call.claims
         assert issued is not None and subject is not None
         requester = call.authenticated.client.client_id
@@ -136,6 +117,12 @@ class TokenExchangeGrant:
             scopes = grants.get(aud, ())
             held = scopes if held is None else tuple(s for s in held if s in scopes)
         return held or ()
+
+    def _refused(self, call: Call, error: OAuthError) -> None:
+        if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
+            self._audit.emit("token.exchange_denied", outcome="denied", reason=error.reason, source=call.source,
+                             client_id=call.caller.client.client_id if call.caller else None, error=error.error,
+                             subject_jti=self._subject_jti(call))
 
     @staticmethod
     def _subject_jti(call: Call) -> str | None:

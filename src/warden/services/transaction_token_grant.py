@@ -35,9 +35,9 @@ from warden.protocol.transaction_tokens import (
 )
 from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
-from warden.services.caller_auth import CallerAuthentication
+from warden.services.caller_auth import AuthenticatedEndpoint, CallerAuthentication
 from warden.services.client_credentials_grant import ClientCredentialsGrant
-from warden.services.steps import Step, run_steps, run_traced_steps, tracing_active
+from warden.services.steps import Step
 from warden.services.token_exchange_grant import TokenExchangeGrant
 from warden.services.tokens import IssuedToken
 from warden.settings import TransactionTokenSettings
@@ -49,21 +49,15 @@ def _new_txn() -> str:
     return binascii.b2a_base64(os.urandom(18), newline=False).translate(bytes.maketrans(b"+/", b"-_")).decode()
 
 
-class TransactionTokenGrant:
+class TransactionTokenGrant(AuthenticatedEndpoint):
     def __init__(self, state: ServingState, auth: CallerAuthentication, base: ClientCredentialsGrant,
                  exchange: TokenExchangeGrant, settings: TransactionTokenSettings, issuer: str,
                  audit: AuditSink) -> None:
-        self._state = state
-        self._auth = auth
+        super().__init__(state, auth, issuer, audit)
         self._exchange = exchange
         self._settings = settings
-        self._issuer = issuer
         self.trust_domain = settings.trust_domain or issuer
-        self._audit = audit
-        self.steps: tuple[Step[Call], ...] = (
-            base.require_serving,
-            *auth.steps,
-            base.enforce_rate_limit,
+        self.steps: tuple[Step[Call], ...] = base.grant_steps(
             exchange.require_permission,
             self.parse_transaction_token_request,
             base.wait_out_revocation_window,
@@ -72,25 +66,18 @@ class TransactionTokenGrant:
         )
 
     async def run(self, call: Call) -> IssuedToken:
-        try:
-            if tracing_active():
-                await run_traced_steps(self.steps, call)
-            else:
-                await run_steps(self.steps, call)
-        except OAuthError as exc:
-            error = self._auth.on_failure(call, exc)
-            if not isinstance(error, InvalidClient):
-                self._audit.emit("txn_token.denied", outcome="denied", reason=error.reason, source=call.source,
-                                 client_id=call.caller.client.client_id if call.caller else None, error=error.error)
-            if error is exc:
-                raise
-            raise error from None
+        await self._run_steps(self.steps, call, traced=True)
         issued, subject, request = call.issued, call.claims, call.transaction_request
         assert issued is not None and subject is not None and request is not None
         self._audit.emit("txn_token.issued", client_id=call.authenticated.client.client_id, source=call.source,
                          txn=issued.jti, subject=subject["sub"], subject_issuer=subject.get("iss"),
                          replaced=request.subject_token_type == TXN_TOKEN_TYPE, scope=issued.scope, kid=issued.kid)
         return issued
+
+    def _refused(self, call: Call, error: OAuthError) -> None:
+        if not isinstance(error, InvalidClient):  # failed authentication has its own audit event
+            self._audit.emit("txn_token.denied", outcome="denied", reason=error.reason, source=call.source,
+                             client_id=call.caller.client.client_id if call.caller else None, error=error.error)
 
     def parse_transaction_token_request(self, call: Call) -> None:
         request = parse_transaction_token_request(call.form, self.trust_domain)
