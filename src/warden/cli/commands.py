@@ -7,7 +7,8 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from warden.cli.context import is_remote, operations, settings_from_args
 from warden.cli.output import emit, table, view_table
@@ -15,6 +16,9 @@ from warden.core.durations import parse_duration, render_duration
 from warden.core.redaction import redact
 from warden.errors import ConfigError
 from warden.services.views import render_time
+
+if TYPE_CHECKING:
+    from warden.services.operations import AdminOperations
 
 __all__ = [
     "agent",
@@ -56,6 +60,14 @@ def _json(args: argparse.Namespace) -> bool:
 
 
 _time = render_time
+
+
+def _change(args: argparse.Namespace, change: Callable[[AdminOperations], object], data: object, text: str) -> int:
+    """Make one change through the management operations, then report it (`data` with --json, else `text`)."""
+    with operations(args) as ops:
+        change(ops)
+    emit(data, _json(args), text)
+    return 0
 
 
 def _duration(text: str, what: str) -> int:
@@ -134,10 +146,8 @@ def apis_list(args: argparse.Namespace) -> int:
 
 
 def apis_delete(args: argparse.Namespace) -> int:
-    with operations(args) as ops:
-        ops.delete_api(args.identifier)
-    emit({"deleted": args.identifier}, _json(args), f"deleted API {args.identifier}")
-    return 0
+    return _change(args, lambda ops: ops.delete_api(args.identifier), {"deleted": args.identifier},
+                   f"deleted API {args.identifier}")
 
 
 # clients -----------------------------------------------------------------------
@@ -281,10 +291,8 @@ def clients_approve(args: argparse.Namespace) -> int:
 
 
 def clients_delete(args: argparse.Namespace) -> int:
-    with operations(args) as ops:
-        ops.delete_client(args.client_id)
-    emit({"deleted": args.client_id}, _json(args), f"deleted client {args.client_id}")
-    return 0
+    return _change(args, lambda ops: ops.delete_client(args.client_id), {"deleted": args.client_id},
+                   f"deleted client {args.client_id}")
 
 
 # secrets -----------------------------------------------------------------------
@@ -308,11 +316,9 @@ def secrets_list(args: argparse.Namespace) -> int:
 
 
 def secrets_revoke(args: argparse.Namespace) -> int:
-    with operations(args) as ops:
-        ops.revoke_secret(args.client_id, args.secret_id)
-    emit({"client_id": args.client_id, "revoked": args.secret_id}, _json(args),
-         f"revoked secret {args.secret_id} of client {args.client_id}")
-    return 0
+    return _change(args, lambda ops: ops.revoke_secret(args.client_id, args.secret_id),
+                   {"client_id": args.client_id, "revoked": args.secret_id},
+                   f"revoked secret {args.secret_id} of client {args.client_id}")
 
 
 # dynamic registration --------------------------------------------------------------
@@ -341,10 +347,8 @@ def registration_tokens_list(args: argparse.Namespace) -> int:
 
 
 def registration_tokens_revoke(args: argparse.Namespace) -> int:
-    with operations(args) as ops:
-        ops.revoke_registration_token(args.token_id)
-    emit({"revoked": args.token_id}, _json(args), f"revoked registration token {args.token_id}")
-    return 0
+    return _change(args, lambda ops: ops.revoke_registration_token(args.token_id), {"revoked": args.token_id},
+                   f"revoked registration token {args.token_id}")
 
 
 # keys --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from warden._drive import arun, run
 from warden.client._access_token import AccessToken
 from warden.client._cache import CacheEntry, TokenCache, TokenStats
 from warden.client._client_auth import CLIENT_AUTH_METHODS, AuthMethod, ClientAuthentication
@@ -326,14 +327,9 @@ class ClientCredentials(httpx.Auth):
         """Async twin of `get_token`."""
         return (await self.aget_access_token(audience, scope)).access_token
 
-    def exchange_token(
-        self,
-        subject_token: str,
-        *,
-        resource: str | None = None,
-        scope: str | Iterable[str] | None = None,
-        subject_token_type: str = ACCESS_TOKEN_TYPE,
-    ) -> AccessToken:
+    def exchange_token(self, subject_token: str, *, resource: str | None = None,
+                       scope: str | Iterable[str] | None = None,
+                       subject_token_type: str = ACCESS_TOKEN_TYPE) -> AccessToken:
         """Exchange `subject_token` (a token this client received) for a token to `resource` (RFC 8693).
 
         The answer keeps the subject token's `sub` and names this client as the actor; the server must
@@ -348,37 +344,14 @@ class ClientCredentials(httpx.Auth):
             ConfigError: `subject_token` is empty or `scope` is malformed.
         """
         key, flow = self._exchange(subject_token, resource, scope, subject_token_type)
-        reply: Reply = None
-        try:
-            while True:
-                step = flow.send(reply)
-                assert isinstance(step, Send)  # an exchange never waits: it is not retried
-                reply = self._transport.send(step.request)
-        except StopIteration as stop:
-            return self._exchanged(key, stop.value)
-        finally:
-            flow.close()
+        return self._exchanged(key, run(flow, self._send))
 
-    async def aexchange_token(
-        self,
-        subject_token: str,
-        *,
-        resource: str | None = None,
-        scope: str | Iterable[str] | None = None,
-        subject_token_type: str = ACCESS_TOKEN_TYPE,
-    ) -> AccessToken:
+    async def aexchange_token(self, subject_token: str, *, resource: str | None = None,
+                              scope: str | Iterable[str] | None = None,
+                              subject_token_type: str = ACCESS_TOKEN_TYPE) -> AccessToken:
         """Async twin of `exchange_token`."""
         key, flow = self._exchange(subject_token, resource, scope, subject_token_type)
-        reply: Reply = None
-        try:
-            while True:
-                step = flow.send(reply)
-                assert isinstance(step, Send)  # an exchange never waits: it is not retried
-                reply = await self._transport.asend(step.request)
-        except StopIteration as stop:
-            return self._exchanged(key, stop.value)
-        finally:
-            flow.close()
+        return self._exchanged(key, await arun(flow, self._asend))
 
     def _exchange(self, subject_token: str, resource: str | None, scope: str | Iterable[str] | None,
                   subject_token_type: str) -> tuple[CacheKey, Generator[Step, Reply, TokenResponse]]:
@@ -387,6 +360,14 @@ class ClientCredentials(httpx.Auth):
         key = self.cache_key(resource, scope)
         return key, exchange_flow(self._requests, self._endpoint, subject_token, subject_token_type, key,
                                   self._retry.max_retry_after)
+
+    def _send(self, step: Step) -> Reply:
+        assert isinstance(step, Send)  # an exchange never waits: it is not retried
+        return self._transport.send(step.request)
+
+    async def _asend(self, step: Step) -> Reply:
+        assert isinstance(step, Send)
+        return await self._transport.asend(step.request)
 
     @staticmethod
     def _exchanged(key: CacheKey, parsed: TokenResponse) -> AccessToken:

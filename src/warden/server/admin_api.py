@@ -407,30 +407,34 @@ class Route(NamedTuple):
     body: Schema | None = None  # the request body's schema, enforced before the handler runs
 
 
+def _resource(path: str, **methods: Handler | tuple[Handler, Schema]) -> list[Route]:
+    """The routes of one path, a keyword per method: its handler, with the body's schema for a write
+    that takes one. Every method but GET writes (needs `warden:admin`)."""
+    pattern = re.compile(path)
+    routes = []
+    for method, spec in methods.items():
+        handler, body = spec if isinstance(spec, tuple) else (spec, None)
+        routes.append(Route(method, pattern, handler, method != "GET", body))
+    return routes
+
+
 ROUTES: list[Route] = [
-    Route("GET", re.compile(r"/apis"), _list_apis, False),
+    *_resource(r"/apis", GET=_list_apis, POST=(_create_api, API_CREATE)),
     # the path arrives percent-decoded (ASGI), and API identifiers are URLs: the rest of the path is the identifier
-    Route("PUT", re.compile(r"/apis/(.+)"), _put_api, True, API_IN),
-    Route("DELETE", re.compile(r"/apis/(.+)"), _delete_api, True),
-    Route("GET", re.compile(r"/clients"), _list_clients, False),
-    Route("POST", re.compile(r"/clients"), _create_client, True, CLIENT_CREATE),
-    Route("GET", re.compile(r"/clients/([^/]+)"), _get_client, False),
-    Route("PATCH", re.compile(r"/clients/([^/]+)"), _patch_client, True, CLIENT_PATCH),
-    Route("DELETE", re.compile(r"/clients/([^/]+)"), _delete_client, True),
-    Route("POST", re.compile(r"/clients/([^/]+)/approve"), _approve_client, True, CLIENT_APPROVE),
-    Route("GET", re.compile(r"/registration-tokens"), _list_registration_tokens, False),
-    Route("POST", re.compile(r"/registration-tokens"), _create_registration_token, True, REGISTRATION_TOKEN_CREATE),
-    Route("DELETE", re.compile(r"/registration-tokens/([^/]+)"), _revoke_registration_token, True),
-    Route("GET", re.compile(r"/clients/([^/]+)/secrets"), _list_secrets, False),
-    Route("POST", re.compile(r"/clients/([^/]+)/secrets"), _rotate_secret, True, SECRET_ROTATE),
-    Route("DELETE", re.compile(r"/clients/([^/]+)/secrets/([^/]+)"), _revoke_secret, True),
-    Route("GET", re.compile(r"/keys"), _list_keys, False),
-    Route("POST", re.compile(r"/keys/rotate"), _rotate_keys, True, KEYS_ROTATE),
-    Route("POST", re.compile(r"/tokens/revoke"), _revoke_tokens, True, TOKENS_REVOKE),
-    Route("POST", re.compile(r"/apis"), _create_api, True, API_CREATE),
-    Route("GET", re.compile(r"/apis/(.+)"), _get_api, False),
-    Route("GET", re.compile(r"/export"), _export, False),
-    Route("POST", re.compile(r"/apply"), _apply, True, APPLY_IN),
+    *_resource(r"/apis/(.+)", GET=_get_api, PUT=(_put_api, API_IN), DELETE=_delete_api),
+    *_resource(r"/clients", GET=_list_clients, POST=(_create_client, CLIENT_CREATE)),
+    *_resource(r"/clients/([^/]+)", GET=_get_client, PATCH=(_patch_client, CLIENT_PATCH), DELETE=_delete_client),
+    *_resource(r"/clients/([^/]+)/approve", POST=(_approve_client, CLIENT_APPROVE)),
+    *_resource(r"/clients/([^/]+)/secrets", GET=_list_secrets, POST=(_rotate_secret, SECRET_ROTATE)),
+    *_resource(r"/clients/([^/]+)/secrets/([^/]+)", DELETE=_revoke_secret),
+    *_resource(r"/registration-tokens", GET=_list_registration_tokens,
+               POST=(_create_registration_token, REGISTRATION_TOKEN_CREATE)),
+    *_resource(r"/registration-tokens/([^/]+)", DELETE=_revoke_registration_token),
+    *_resource(r"/keys", GET=_list_keys),
+    *_resource(r"/keys/rotate", POST=(_rotate_keys, KEYS_ROTATE)),
+    *_resource(r"/tokens/revoke", POST=(_revoke_tokens, TOKENS_REVOKE)),
+    *_resource(r"/export", GET=_export),
+    *_resource(r"/apply", POST=(_apply, APPLY_IN)),
 ]
 QUERIES = {_list_apis: _LIST_QUERY, _list_clients: _CLIENT_QUERY, _list_secrets: _LIST_QUERY,
            _list_keys: _LIST_QUERY, _list_registration_tokens: _LIST_QUERY}  # for the OpenAPI document

@@ -163,9 +163,8 @@ class Runtime:
         self.status_publisher = StatusListPublisher(sl, self, self.issuer)
         self.client_credentials = ClientCredentialsGrant(self, auth, self.dpop, self.rate_limiter, settings.limits,
                                                          self.issuer, self.audit, self.status_allocator)
-        self.token_exchange = TokenExchangeGrant(self, auth, self.dpop, self.client_credentials, self.assertions,
-                                                 settings.token_exchange, self.issuer, self.audit,
-                                                 self.status_allocator)
+        self.token_exchange = TokenExchangeGrant(self, auth, self.client_credentials, self.assertions,
+                                                 settings.token_exchange, self.issuer, self.audit)
         # The token endpoint's use case per grant_type (wire name); anything else goes to client credentials,
         # which authenticates the caller first and then answers unsupported_grant_type.
         self.grants: dict[str, ClientCredentialsGrant | TokenExchangeGrant | TokenExchangeRouter] = {

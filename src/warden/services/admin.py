@@ -141,6 +141,16 @@ class Admin:
         target = f"tenant {tenant}" if tenant is not None else "no tenant (shared)"
         return Forbidden(f"an admin of tenant {self.scope.tenant} cannot put {what} into {target}")
 
+    def _check_tenant(self, what: str, tenant: str | None) -> None:
+        """`tenant` is a well-formed name (ConfigError) this caller may put `what` into (Forbidden)."""
+        if tenant is not None:
+            try:
+                validate_tenant(tenant)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if not self.scope.may_assign(tenant):
+            raise self._tenant_refused(what, tenant)
+
     # APIs ---------------------------------------------------------------------
     def apis(self) -> list[Api]:
         """The APIs this caller sees: all, or the shared ones and its tenant's."""
@@ -265,12 +275,9 @@ class Admin:
         client_id = client_id or _random.token_hex(12)
         try:
             validate_client_id(client_id)
-            if tenant is not None:
-                validate_tenant(tenant)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if not self.scope.may_assign(tenant):
-            raise self._tenant_refused("a client", tenant)
+        self._check_tenant("a client", tenant)
         if not name.strip() or len(name) > 200:
             raise ConfigError("client name must be 1-200 characters")
         client = Client(client_id=client_id, name=name, auth_method=method, enabled=enabled, tenant=tenant,
@@ -337,13 +344,7 @@ class Admin:
         if enabled is not None and enabled != client.enabled:
             changes["enabled"] = enabled
         if not isinstance(tenant, _Unchanged) and tenant != client.tenant:
-            if tenant is not None:
-                try:
-                    validate_tenant(tenant)
-                except ValueError as exc:
-                    raise ConfigError(str(exc)) from None
-            if not self.scope.may_assign(tenant):
-                raise self._tenant_refused(f"client {client_id}", tenant)
+            self._check_tenant(f"client {client_id}", tenant)
             changes["tenant"] = tenant
         if auth_method is not None and self._method(auth_method) is not client.auth_method:
             changes["auth_method"] = self._method(auth_method)
@@ -426,13 +427,7 @@ class Admin:
             tenant = self.scope.default_tenant()
         if not grants:
             raise ConfigError("list at least one --grant the registered clients may get")
-        if tenant is not None:
-            try:
-                validate_tenant(tenant)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-        if not self.scope.may_assign(tenant):
-            raise self._tenant_refused("a registration token", tenant)
+        self._check_tenant("a registration token", tenant)
         rows = self._grants("registration", grants, tenant)  # the APIs and scopes must exist now
         if max_uses is not None and not 1 <= max_uses <= 1_000_000:
             raise ConfigError("--max-uses must be between 1 and 1000000")

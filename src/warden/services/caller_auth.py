@@ -13,6 +13,7 @@ to audit and metrics only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 
 from cryptography.x509.verification import Store as CertificateStore
@@ -48,10 +49,10 @@ class CallerAuthentication:
         self._assertions = assertions
         self._key_sources = key_sources
         self._client_ca = client_ca
-        self._pepper = pepper
-        self._on_secret_used = on_secret_used
         self._audit = audit
-        self._on_superseded = on_superseded_secret_used
+        # a client secret (or none, for a public client) is checked with these, wherever the entry comes from
+        self._authenticate_secret = functools.partial(authenticate_client, pepper=pepper, on_secret_used=on_secret_used,
+                                                      on_superseded=on_superseded_secret_used)
         self.steps: tuple[Step[Call], ...] = (
             self.refuse_repeated_authorization,
             self.read_credentials,
@@ -94,16 +95,14 @@ class CallerAuthentication:
         entry = registry.clients.get(presented.client_id)
         if entry is None and not registry.is_known_absent(presented.client_id):
             return self._verify_cold_client(call)  # a partial registry's miss: load it from the store
-        call.caller = authenticate_client(presented, entry, self._pepper, call.now, self._on_secret_used,
-                                          self._on_superseded)
+        call.caller = self._authenticate_secret(presented, entry, now=call.now)
         return None
 
     async def _verify_cold_client(self, call: Call) -> None:
         presented = call.presented
         assert presented is not None
         entry = await self._state.registry.client(presented.client_id)
-        call.caller = authenticate_client(presented, entry, self._pepper, call.now, self._on_secret_used,
-                                          self._on_superseded)
+        call.caller = self._authenticate_secret(presented, entry, now=call.now)
 
     async def _verify_remote(self, call: Call) -> None:
         """Assertions and certificates may need keys fetched from a `jwks_uri`, hence a coroutine."""

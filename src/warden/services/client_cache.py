@@ -48,12 +48,7 @@ class ClientCache(Generic[V]):
         """Insert or replace; return how many entries were evicted to make room."""
         self._entries[client_id] = entry
         self._entries.move_to_end(client_id)
-        evicted = 0
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-            evicted += 1
-        self.evictions += evicted
-        return evicted
+        return self._evict_overflow()
 
     def pop(self, client_id: str) -> V | None:
         return self._entries.pop(client_id, None)
@@ -61,6 +56,10 @@ class ClientCache(Generic[V]):
     def replace(self, entries: dict[str, V]) -> int:
         """Start over with `entries` (a full load); return how many did not fit."""
         self._entries = OrderedDict(entries)
+        return self._evict_overflow()
+
+    def _evict_overflow(self) -> int:
+        """Drop the least recently used entries beyond `capacity`; return how many."""
         evicted = 0
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

@@ -39,19 +39,20 @@ class ClientCredentialsGrant(AuthenticatedEndpoint):
         super().__init__(state, auth, issuer, audit)
         self._rate_limiter = rate_limiter
         self._limits = limits
-        self.steps: tuple[Step[Call], ...] = self.grant_steps(
-            self.parse_token_request,
-            self.wait_out_revocation_window,
-            dpop.verify_proof,
-            *status_steps(status),
-            self.issue,
-        )
+        self._dpop = dpop
+        self._status = status
+        self.steps: tuple[Step[Call], ...] = self.grant_steps(self.parse_token_request, issue=self.issue)
         # With tracing on, issuance is two steps so that policy and signing are spans of their own.
         self.traced_steps: tuple[Step[Call], ...] = (*self.steps[:-1], self.apply_policy, self.sign)
 
-    def grant_steps(self, *steps: Step[Call]) -> tuple[Step[Call], ...]:
-        """How every token grant begins (serving, the caller's authentication, its rate limit), then `steps`."""
-        return (self.require_serving, *self._auth.steps, self.enforce_rate_limit, *steps)
+    def grant_steps(self, parse: Step[Call], *verify: Step[Call], issue: Step[Call],
+                    permission: Step[Call] | None = None, access_token: bool = True) -> tuple[Step[Call], ...]:
+        """The step list of a token grant: serving, the caller's authentication and rate limit, the
+        grant's `permission`, `parse`, the revocation window, `verify`, then for an `access_token` the
+        DPoP proof and the status list entry, and `issue`."""
+        return (self.require_serving, *self._auth.steps, self.enforce_rate_limit,
+                *((permission,) if permission is not None else ()), parse, self.wait_out_revocation_window,
+                *verify, *((self._dpop.verify_proof, *status_steps(self._status)) if access_token else ()), issue)
 
     async def run(self, call: Call) -> IssuedToken:
         """Issue a token for `call`, or raise the OAuthError that refuses it (audited either way)."""

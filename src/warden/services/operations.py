@@ -15,15 +15,8 @@ from typing import Any, Protocol
 
 from warden.core.client_metadata import parse_client_metadata
 from warden.errors import ConfigError
+from warden.services import views
 from warden.services.admin import UNCHANGED, Admin, GrantSpec
-from warden.services.views import (
-    api_view,
-    client_view,
-    key_view,
-    registration_token_view,
-    render_time,
-    secret_view,
-)
 
 __all__ = ["KEEP", "AdminOperations", "LocalOperations", "View", "apply_document"]
 
@@ -137,22 +130,22 @@ class LocalOperations:
         self._lifetime = login_url_lifetime
 
     def get_api(self, identifier: str) -> View:
-        return api_view(self._admin.api(identifier))
+        return views.api_view(self._admin.api(identifier))
 
     def create_api(self, identifier: str, scopes: Sequence[str], *, ttl: int, alg: str, name: str,
                    dpop_required: bool, cert_bound: bool, tenant: str | None = None) -> View:
         api = self._admin.create_api(identifier, scopes, ttl=ttl, alg=alg, name=name, dpop_required=dpop_required,
                                      cert_bound=cert_bound, tenant=UNCHANGED if tenant is None else tenant)
-        return api_view(api) | {"changed": True}
+        return views.api_view(api) | {"changed": True}
 
     def save_api(self, identifier: str, scopes: Sequence[str], *, ttl: int, alg: str, name: str,
                  dpop_required: bool, cert_bound: bool, tenant: str | None) -> View:
         api, changed = self._admin.save_api(identifier, scopes, ttl=ttl, alg=alg, name=name,
                                             dpop_required=dpop_required, cert_bound=cert_bound, tenant=tenant)
-        return api_view(api) | {"changed": changed}
+        return views.api_view(api) | {"changed": changed}
 
     def list_apis(self) -> list[View]:
-        return [api_view(a) for a in self._admin.apis()]
+        return [views.api_view(a) for a in self._admin.apis()]
 
     def delete_api(self, identifier: str) -> None:
         self._admin.delete_api(identifier)
@@ -191,23 +184,23 @@ class LocalOperations:
                                   tenant: str | None, approval: bool) -> View:
         token, plaintext = self._admin.create_registration_token(
             grants, max_uses=max_uses, ttl=ttl, tenant=UNCHANGED if tenant is None else tenant, approval=approval)
-        return registration_token_view(token, self._admin.now()) | {"initial_access_token": plaintext}
+        return views.registration_token_view(token, self._admin.now()) | {"initial_access_token": plaintext}
 
     def list_registration_tokens(self) -> list[View]:
         now = self._admin.now()
-        return [registration_token_view(t, now) for t in self._admin.registration_tokens()]
+        return [views.registration_token_view(t, now) for t in self._admin.registration_tokens()]
 
     def revoke_registration_token(self, token_id: str) -> None:
         self._admin.revoke_registration_token(token_id)
 
     def get_client(self, client_id: str) -> View:
-        return client_view(self._admin.client(client_id), self._admin.grants(client_id))
+        return views.client_view(self._admin.client(client_id), self._admin.grants(client_id))
 
     def list_clients(self) -> list[View]:
         grants: dict[str, list[Any]] = {}
         for grant in self._admin.grants():
             grants.setdefault(grant.client_id, []).append(grant)
-        return [client_view(c, grants.get(c.client_id, [])) for c in self._admin.clients()]
+        return [views.client_view(c, grants.get(c.client_id, [])) for c in self._admin.clients()]
 
     def set_client_enabled(self, client_id: str, enabled: bool) -> bool:
         return self._admin.update_client(client_id, enabled=enabled)
@@ -222,14 +215,14 @@ class LocalOperations:
     def list_secrets(self, client_id: str) -> list[View]:
         rows = self._admin.secrets(client_id)
         now = self._admin.now()
-        return [secret_view(s, now) for s in rows]
+        return [views.secret_view(s, now) for s in rows]
 
     def revoke_secret(self, client_id: str, secret_id: str) -> None:
         self._admin.revoke_secret(client_id, secret_id)
 
     def list_keys(self) -> list[View]:
         self._admin.keyring.ensure_keys()
-        return [key_view(k) for k in self._admin.keys()]
+        return [views.key_view(k) for k in self._admin.keys()]
 
     def rotate_keys(self, algs: Sequence[str] | None) -> list[str]:
         return self._admin.rotate_keys(algs)
@@ -238,7 +231,7 @@ class LocalOperations:
         self._admin.revoke_jti(jti)
 
     def revoke_client_tokens(self, client_id: str) -> str | None:
-        return render_time(self._admin.revoke_client_tokens(client_id))
+        return views.render_time(self._admin.revoke_client_tokens(client_id))
 
     def apply(self, document: Mapping[str, Any], *, prune: bool, dry_run: bool,
               secrets: Mapping[str, str] | None) -> View:
@@ -252,7 +245,7 @@ class LocalOperations:
     def console_login_url(self, *, issuer: str | None, read_only: bool) -> View:
         login = self._admin.issue_console_login((issuer or self._issuer).rstrip("/"), lifetime=self._lifetime,
                                                 can_write=not read_only)
-        return {"url": login.url, "expires_at": render_time(login.expires_at)}
+        return {"url": login.url, "expires_at": views.render_time(login.expires_at)}
 
 
 def apply_document(admin: Admin, document: Mapping[str, Any], *, prune: bool, dry_run: bool,

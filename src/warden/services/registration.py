@@ -1,10 +1,10 @@
 """Dynamic client registration (RFC 7591) and its management (RFC 7592), as lists of named steps.
 
     register:  read_bearer_token → refuse_if_throttled → find_initial_access_token
-               → parse_registration_request → apply_token_policy → check_client_metadata → register
+               → parse_registration_request → apply_policy → check_client_metadata → register
     manage:    read_bearer_token → refuse_if_throttled → verify_registration_access_token
                → read | update | delete
-               (update: parse_registration_request → check_update → apply_registration_policy
+               (update: parse_registration_request → check_update → apply_policy
                 → check_client_metadata → update)
 
 The initial access token (`Authorization: Bearer`, RFC 7591 §3) is looked up by its keyed hash and
@@ -101,15 +101,14 @@ class ClientRegistrations:
         self._on_registered = on_registered
         self.register_steps: tuple[Step[RegistrationCall], ...] = (
             self.read_bearer_token, self.refuse_if_throttled, self.find_initial_access_token, self.parse_registration_request,
-            self.apply_token_policy, self.check_client_metadata, self.register)
+            self.apply_policy, self.check_client_metadata, self.register)
+        manage: tuple[Step[RegistrationCall], ...] = (self.read_bearer_token, self.refuse_if_throttled,
+                                                      self.verify_registration_access_token)
         self.manage_steps: dict[str, tuple[Step[RegistrationCall], ...]] = {
-            "GET": (self.read_bearer_token, self.refuse_if_throttled, self.verify_registration_access_token,
-                    self.read),
-            "PUT": (self.read_bearer_token, self.refuse_if_throttled, self.verify_registration_access_token,
-                    self.parse_registration_request, self.check_update, self.apply_registration_policy,
+            "GET": (*manage, self.read),
+            "PUT": (*manage, self.parse_registration_request, self.check_update, self.apply_policy,
                     self.check_client_metadata, self.update),
-            "DELETE": (self.read_bearer_token, self.refuse_if_throttled, self.verify_registration_access_token,
-                       self.delete),
+            "DELETE": (*manage, self.delete),
         }
 
     async def run(self, call: RegistrationCall) -> None:
@@ -158,8 +157,16 @@ class ClientRegistrations:
         call.metadata = dataclasses.replace(base, jwks=parsed.jwks, jwks_uri=parsed.jwks_uri,
                                             dpop_bound_access_tokens=parsed.dpop_bound_access_tokens)
 
-    def _policy(self, call: RegistrationCall, policy: Sequence[PolicyGrant]) -> None:
+    @staticmethod
+    def apply_policy(call: RegistrationCall) -> None:
+        """The grants the request may have: within the initial access token's policy when registering,
+        the policy the client was registered under when updating (T70)."""
         assert call.request is not None
+        if call.registration is not None:
+            policy: Sequence[PolicyGrant] = call.registration.grants
+        else:
+            assert call.token is not None
+            policy = call.token.grants
         try:
             call.grants = decide_grants(policy, call.request.scopes, call.request.resources)
         except ValueError as exc:
@@ -188,10 +195,6 @@ class ClientRegistrations:
                                           "revoked": "registration_token_revoked",
                                           "used_up": "registration_token_used_up"}
             raise InvalidToken(_BAD_INITIAL, reason=reasons[state])
-
-    def apply_token_policy(self, call: RegistrationCall) -> None:
-        assert call.token is not None
-        self._policy(call, call.token.grants)
 
     async def register(self, call: RegistrationCall) -> None:
         token, request = call.token, call.request
@@ -250,10 +253,6 @@ class ClientRegistrations:
             admin = self._admin(f"client:{client.client_id}")
             if not await asyncio.to_thread(admin.verify_client_secret, client.client_id, request.client_secret):
                 raise _refuse_metadata("client_secret is not the client's current secret")
-
-    def apply_registration_policy(self, call: RegistrationCall) -> None:
-        assert call.registration is not None
-        self._policy(call, call.registration.grants)
 
     async def update(self, call: RegistrationCall) -> None:
         client, request = call.client, call.request

@@ -36,7 +36,6 @@ import os
 from collections.abc import Awaitable
 from typing import Any
 
-from warden.core.policy import decide_binding, decide_token
 from warden.core.revocation import is_revoked_by_client
 from warden.jose import JoseError, parse_compact
 from warden.protocol.access_token import verify_own_token
@@ -60,12 +59,10 @@ from warden.services.assertion_auth import AssertionAuthenticator
 from warden.services.audit import AuditSink
 from warden.services.call import Call, ServingState
 from warden.services.caller_auth import AuthenticatedEndpoint, CallerAuthentication
-from warden.services.client_credentials_grant import ClientCredentialsGrant, status_steps
-from warden.services.dpop_proofs import DPoPProofs
-from warden.services.status_lists import StatusAllocator
+from warden.services.client_credentials_grant import ClientCredentialsGrant
 from warden.services.steps import Step
 from warden.services.token_state import token_state
-from warden.services.tokens import IssuedToken
+from warden.services.tokens import IssuedToken, token_binding, token_decision
 from warden.settings import TokenExchangeSettings
 
 __all__ = ["TokenExchangeGrant"]
@@ -78,23 +75,17 @@ def _new_jti() -> str:
 
 
 class TokenExchangeGrant(AuthenticatedEndpoint):
-    def __init__(self, state: ServingState, auth: CallerAuthentication, dpop: DPoPProofs,
-                 base: ClientCredentialsGrant, assertions: AssertionAuthenticator, settings: TokenExchangeSettings,
-                 issuer: str, audit: AuditSink, status: StatusAllocator | None = None) -> None:
-        """`base` lends the steps both grants share; `assertions` verifies federated subject tokens
-        (workload identity); `status` gives each token its status list entry."""
+    def __init__(self, state: ServingState, auth: CallerAuthentication, base: ClientCredentialsGrant,
+                 assertions: AssertionAuthenticator, settings: TokenExchangeSettings, issuer: str,
+                 audit: AuditSink) -> None:
+        """`base` lends the steps both grants share (DPoP and the status list entry too);
+        `assertions` verifies federated subject tokens (workload identity)."""
         super().__init__(state, auth, issuer, audit)
         self._assertions = assertions
         self._settings = settings
         self.steps: tuple[Step[Call], ...] = base.grant_steps(
-            self.require_permission,
-            self.parse_exchange_request,
-            base.wait_out_revocation_window,
-            self.verify_subject_token,
-            dpop.verify_proof,
-            *status_steps(status),
-            self.issue,
-        )
+            self.parse_exchange_request, self.verify_subject_token, issue=self.issue,
+            permission=self.require_permission)
 
     async def run(self, call: Call) -> IssuedToken:
         """Issue the exchanged token for `call`, or raise the OAuthError that refuses it (audited either way)."""
@@ -208,7 +199,7 @@ class TokenExchangeGrant(AuthenticatedEndpoint):
         request, subject = call.exchange_request, call.claims
         assert request is not None and subject is not None
         entry, registry = call.authenticated, self._state.registry
-        decision = decide_token(entry.grants, registry.apis, request.scopes, request.resources)
+        decision = token_decision(entry.grants, registry.apis, request.scopes, request.resources)
         if subject["iss"] == self._issuer:
             held = tuple(subject["scope"].split())
         else:  # a federated subject holds what its client is granted at the target
@@ -216,8 +207,8 @@ class TokenExchangeGrant(AuthenticatedEndpoint):
         scopes = narrow_scopes(request.scopes, decision.scopes, held)
         cert = call.certificate
         meta = entry.client.metadata
-        cnf = decide_binding(decision, meta.dpop_bound_access_tokens, meta.tls_client_certificate_bound_access_tokens,
-                             call.proof.jkt if call.proof else None, certificate_thumbprint(cert) if cert else None)
+        cnf = token_binding(decision, meta.dpop_bound_access_tokens, meta.tls_client_certificate_bound_access_tokens,
+                            call.proof.jkt if call.proof else None, certificate_thumbprint(cert) if cert else None)
         signer = registry.signers.get(decision.alg)
         if signer is None:
             raise TemporarilyUnavailable("no active signing key", reason="no_signing_key")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
+from warden._drive import arun, run
 from warden.core.revocation import is_revoked_by_client
 from warden.protocol.errors import InvalidGrant
 from warden.protocol.token_exchange import act_chain
@@ -17,24 +19,26 @@ def token_state(claims: dict[str, Any], registry: Registry, now: float) -> str:
 
     A partial registry may look the token's clients up in the store, blocking the caller for one
     query the first time; `atoken_state` waits for them without blocking the event loop."""
-    before = _state_before_clients(claims, registry, now)
-    if before is not None:
-        return before
-    named = _clients_named(claims)
-    if named is None:
-        return "invalid"
-    return _state_of_clients(claims, {cid: registry.client_blocking(cid) for cid in named})
+    return run(_state(claims, registry, now), registry.client_blocking)
 
 
 async def atoken_state(claims: dict[str, Any], registry: Registry, now: float) -> str:
     """`token_state` for coroutines: a client that is not cached is loaded without blocking."""
+    return await arun(_state(claims, registry, now), registry.client)
+
+
+def _state(claims: dict[str, Any], registry: Registry, now: float) -> Generator[str, ClientEntry | None, str]:
+    """The state of a token, yielding each client id it names to be looked up (`warden._drive`)."""
     before = _state_before_clients(claims, registry, now)
     if before is not None:
         return before
     named = _clients_named(claims)
     if named is None:
         return "invalid"
-    return _state_of_clients(claims, {cid: await registry.client(cid) for cid in named})
+    entries: dict[str, ClientEntry | None] = {}
+    for client_id in named:
+        entries[client_id] = yield client_id
+    return _state_of_clients(claims, entries)
 
 
 def _state_before_clients(claims: dict[str, Any], registry: Registry, now: float) -> str | None:

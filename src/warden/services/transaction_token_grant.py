@@ -57,13 +57,9 @@ class TransactionTokenGrant(AuthenticatedEndpoint):
         self._exchange = exchange
         self._settings = settings
         self.trust_domain = settings.trust_domain or issuer
-        self.steps: tuple[Step[Call], ...] = base.grant_steps(
-            exchange.require_permission,
-            self.parse_transaction_token_request,
-            base.wait_out_revocation_window,
-            self.verify_subject,
-            self.issue,
-        )
+        self.steps: tuple[Step[Call], ...] = base.grant_steps(  # a Txn-Token is neither DPoP-bound nor listed
+            self.parse_transaction_token_request, self.verify_subject, issue=self.issue,
+            permission=exchange.require_permission, access_token=False)
 
     async def run(self, call: Call) -> IssuedToken:
         await self._run_steps(self.steps, call, traced=True)

@@ -1,8 +1,6 @@
 """Dynamic client registration (RFC 7591 / 7592): initial access tokens and client registrations.
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-02
+Created 2026-12-02.
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

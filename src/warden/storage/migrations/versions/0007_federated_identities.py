@@ -1,8 +1,6 @@
 """Federated identities as rows, so a partial registry looks a workload identity up by (issuer, subject).
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-02
+Created 2026-12-02.
 """
 
 from __future__ import annotations
@@ -14,8 +12,6 @@ from alembic import op
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
