@@ -39,8 +39,6 @@ RING = {
 SAME_RING = {("secret", "errors"), ("_toml", "errors"), ("errors", "__init__"), ("jose", "core"), ("protocol", "core"), ("protocol", "jose")}
 # (importer, imported) that remain upward; each is a known debt named in the issue that records it.
 KNOWN = {
-    # core.policy raises the protocol's OAuth errors (InvalidScope, InvalidTarget...); issue 9 item 3.
-    ("warden.core.policy", "warden.protocol.errors"),
     # core.client_metadata checks a client's JWKS with the jose parser (a lazy import).
     ("warden.core.client_metadata", "warden.jose"),
 }

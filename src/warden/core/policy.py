@@ -19,12 +19,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from warden.core.api import Api
 from warden.core.client import Grant
-from warden.protocol.errors import InvalidDPoPProof, InvalidRequest, InvalidScope, InvalidTarget
+from warden.errors import WardenError
 
-__all__ = ["TokenDecision", "decide_binding", "decide_token"]
+__all__ = ["PolicyRefusal", "TokenDecision", "decide_binding", "decide_token"]
+
+RefusalCode = Literal["invalid_scope", "invalid_target", "invalid_request", "invalid_dpop_proof"]
+
+
+class PolicyRefusal(WardenError):
+    """A request the policy refuses: the OAuth error code it answers (RFC 6749 §5.2, RFC 8707 §2,
+    RFC 9449 §5.2), a description for the client and the reason for audit and metrics (one of
+    `protocol.reasons`). The core does no HTTP: the services turn it into the protocol's error."""
+
+    def __init__(self, error: RefusalCode, description: str, *, reason: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +58,7 @@ def decide_token(
     requested_scopes: tuple[str, ...] | None,
     requested_resources: tuple[str, ...] | None,
 ) -> TokenDecision:
-    """Resolve a request against the client's grants, or raise InvalidScope / InvalidTarget."""
+    """Resolve a request against the client's grants, or raise PolicyRefusal (invalid_scope, invalid_target)."""
     # Plain loops rather than comprehensions: this runs on every token request, and on
     # Python 3.11 each comprehension or generator builds a function object and a frame.
     by_api: dict[str, Grant] = {}
@@ -54,12 +69,12 @@ def decide_token(
         for resource in requested_resources:
             if resource not in by_api:
                 # Unknown and not-granted answer alike, so the endpoint is no API directory.
-                raise InvalidTarget("resource is not known or not granted to this client",
+                raise PolicyRefusal("invalid_target", "resource is not known or not granted to this client",
                                     reason="resource_not_granted")
         audiences = requested_resources
     else:
         if not by_api:
-            raise InvalidScope("client has no grants", reason="no_grants")
+            raise PolicyRefusal("invalid_scope", "client has no grants", reason="no_grants")
         default: Grant | None = None
         for grant in by_api.values():
             if default is None or grant.position < default.position:
@@ -91,20 +106,23 @@ def decide_token(
     several = len(audiences) > 1
     if requested_scopes is None:
         if several and not allowed:
-            raise InvalidScope("the requested resources have no granted scope in common; request them separately",
-                               reason="no_common_scope")
+            raise PolicyRefusal("invalid_scope",
+                                "the requested resources have no granted scope in common; request them separately",
+                                reason="no_common_scope")
         scopes = tuple(allowed)
     else:
         for scope in requested_scopes:
             if scope not in allowed:
                 if several:
-                    raise InvalidScope("a requested scope is not granted for every requested resource; "
-                                       "request the resources separately", reason="scope_not_granted_everywhere")
-                raise InvalidScope("requested scope is not granted for the requested resource",
-                                   reason="scope_not_granted")
+                    raise PolicyRefusal("invalid_scope", "a requested scope is not granted for every requested "
+                                        "resource; request the resources separately",
+                                        reason="scope_not_granted_everywhere")
+                raise PolicyRefusal("invalid_scope", "requested scope is not granted for the requested resource",
+                                    reason="scope_not_granted")
         scopes = requested_scopes
     if mixed:
-        raise InvalidTarget("requested resources use different signing algorithms; request them separately",
+        raise PolicyRefusal("invalid_target",
+                            "requested resources use different signing algorithms; request them separately",
                             reason="mixed_algorithms")
     return TokenDecision(tuple(audiences), scopes, ttl, alg, dpop_required=dpop_required, cert_bound=cert_bound)
 
@@ -115,11 +133,11 @@ def decide_binding(decision: TokenDecision, client_requires_dpop: bool, client_r
     cannot give. A DPoP proof always binds (RFC 9449 §6.1); a client certificate binds when the client
     or an audience asks for certificate-bound tokens (RFC 8705 §3)."""
     if jkt is None and (client_requires_dpop or decision.dpop_required):
-        raise InvalidDPoPProof("a DPoP proof is required", reason="dpop_required")  # RFC 9449 §5.2
+        raise PolicyRefusal("invalid_dpop_proof", "a DPoP proof is required", reason="dpop_required")  # RFC 9449 §5.2
     wants_cert = client_requires_cert or decision.cert_bound
     if wants_cert and x5t is None:
-        raise InvalidRequest("a client certificate is required for certificate-bound tokens",
-                             reason="certificate_required")
+        raise PolicyRefusal("invalid_request", "a client certificate is required for certificate-bound tokens",
+                            reason="certificate_required")
     cnf: dict[str, str] = {}
     if jkt is not None:
         cnf["jkt"] = jkt

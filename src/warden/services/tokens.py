@@ -12,17 +12,56 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from warden.core.policy import TokenDecision, decide_binding, decide_token
+from warden.core.api import Api
+from warden.core.client import Grant
+from warden.core.policy import PolicyRefusal, TokenDecision, decide_binding, decide_token
 from warden.core.revocation import StatusEntry
 from warden.protocol.access_token import ClaimsTemplate, claims_template
 from warden.protocol.client_credentials import TokenRequest
-from warden.protocol.errors import TemporarilyUnavailable
+from warden.protocol.errors import (
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    OAuthError,
+    TemporarilyUnavailable,
+)
+from warden.protocol.reasons import Reason
 from warden.services.keyring import Signer
 from warden.services.registry import ClientEntry, Registry
 
-__all__ = ["IssuedToken", "decide_issuance", "issue_token", "sign_token"]
+__all__ = ["IssuedToken", "decide_issuance", "issue_token", "oauth_error", "sign_token", "token_binding",
+           "token_decision"]
+
+_REFUSALS: dict[str, type[OAuthError]] = {"invalid_scope": InvalidScope, "invalid_target": InvalidTarget,
+                                          "invalid_request": InvalidRequest, "invalid_dpop_proof": InvalidDPoPProof}
+
+
+def oauth_error(refusal: PolicyRefusal) -> OAuthError:
+    """The protocol's error for a refusal of the core's policy: same code, description and reason."""
+    return _REFUSALS[refusal.error](refusal.description, reason=cast(Reason, refusal.reason))
+
+
+def token_decision(grants: Sequence[Grant], apis: Mapping[str, Api], scopes: tuple[str, ...] | None,
+                   resources: tuple[str, ...] | None) -> TokenDecision:
+    """`core.policy.decide_token`, refusing with the protocol's error (InvalidScope, InvalidTarget)."""
+    try:
+        return decide_token(grants, apis, scopes, resources)
+    except PolicyRefusal as refusal:
+        raise oauth_error(refusal) from None
+
+
+def token_binding(decision: TokenDecision, client_requires_dpop: bool, client_requires_cert: bool,
+                  jkt: str | None, x5t: str | None) -> dict[str, str] | None:
+    """`core.policy.decide_binding`, refusing with the protocol's error (InvalidDPoPProof, InvalidRequest)."""
+    try:
+        return decide_binding(decision, client_requires_dpop, client_requires_cert, jkt, x5t)
+    except PolicyRefusal as refusal:
+        raise oauth_error(refusal) from None
 
 
 @dataclass(slots=True)  # not frozen: built on every token request, where frozen construction costs 4-5x
@@ -64,7 +103,7 @@ def _prepare(entry: ClientEntry, request: TokenRequest, registry: Registry, issu
     prepared = derived.get(key)
     if isinstance(prepared, _Prepared) and prepared.entry is entry:
         return prepared
-    decision = decide_token(entry.grants, registry.apis, request.scopes, request.resources)
+    decision = token_decision(entry.grants, registry.apis, request.scopes, request.resources)
     cap = entry.client.metadata.max_token_lifetime
     if cap is not None and cap < decision.ttl:  # conditional access: the client's cap wins over the API's
         decision = dataclasses.replace(decision, ttl=cap)
@@ -92,8 +131,8 @@ def decide_issuance(entry: ClientEntry, request: TokenRequest, registry: Registr
     prepared = _prepare(entry, request, registry, issuer)
     decision = prepared.decision
     meta = entry.client.metadata
-    cnf = decide_binding(decision, meta.dpop_bound_access_tokens, meta.tls_client_certificate_bound_access_tokens,
-                         jkt, x5t)
+    cnf = token_binding(decision, meta.dpop_bound_access_tokens, meta.tls_client_certificate_bound_access_tokens,
+                        jkt, x5t)
     signer = registry.signers.get(decision.alg)
     if signer is None:
         raise TemporarilyUnavailable("no active signing key", reason="no_signing_key")

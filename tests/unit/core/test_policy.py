@@ -1,11 +1,13 @@
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from warden.core.api import Api
 from warden.core.client import Grant
-from warden.core.policy import decide_token
-from warden.protocol.errors import InvalidScope, InvalidTarget
+from warden.core.policy import PolicyRefusal, decide_token
 
 APIS = {
     "https://a.example": Api("https://a.example", ("read", "write", "admin"), token_ttl=900),
@@ -15,6 +17,14 @@ APIS = {
 GRANTS = [Grant("c", "https://a.example", ("read", "write"), 0), Grant("c", "https://b.example", ("list",), 1),
           Grant("c", "https://r.example", ("read",), 2)]
 
+
+
+@contextlib.contextmanager
+def refused(error: str) -> Iterator[pytest.ExceptionInfo[PolicyRefusal]]:
+    """The policy refuses with the core's own error, carrying the OAuth code the services answer with."""
+    with pytest.raises(PolicyRefusal) as exc:
+        yield exc
+    assert exc.value.error == error
 
 def test_no_scope_no_resource_uses_default_grant_with_all_its_scopes():
     d = decide_token(GRANTS, APIS, None, None)
@@ -29,33 +39,33 @@ def test_scope_subset_of_default_grant():
 
 
 def test_scope_defined_but_not_granted_is_refused_not_dropped():
-    with pytest.raises(InvalidScope) as exc:
+    with refused("invalid_scope") as exc:
         decide_token(GRANTS, APIS, ("read", "admin"), None)
     assert exc.value.reason == "scope_not_granted"
 
 
 def test_scope_no_api_defines_is_invalid_scope():
-    with pytest.raises(InvalidScope):
+    with refused("invalid_scope"):
         decide_token(GRANTS, APIS, ("nonexistent",), None)
 
 
 def test_scope_of_other_grant_needs_its_resource():
-    with pytest.raises(InvalidScope):
+    with refused("invalid_scope"):
         decide_token(GRANTS, APIS, ("list",), None)
     d = decide_token(GRANTS, APIS, ("list",), ("https://b.example",))
     assert d.audiences == ("https://b.example",) and d.ttl == 300
 
 
 def test_unknown_and_ungranted_resources_are_invalid_target():
-    with pytest.raises(InvalidTarget):
+    with refused("invalid_target"):
         decide_token(GRANTS, APIS, None, ("https://unknown.example",))
-    with pytest.raises(InvalidTarget):
+    with refused("invalid_target"):
         decide_token([GRANTS[0]], APIS, None, ("https://b.example",))
 
 
 def test_several_resources_take_the_shortest_lifetime_and_only_scopes_common_to_all():
     # a: read write granted; b: list granted (b defines read too, but it is not granted there)
-    with pytest.raises(InvalidScope) as exc:
+    with refused("invalid_scope") as exc:
         decide_token(GRANTS, APIS, None, ("https://a.example", "https://b.example"))
     assert exc.value.reason == "no_common_scope"
     grants = [Grant("c", "https://a.example", ("read", "write"), 0), Grant("c", "https://b.example", ("read", "list"), 1)]
@@ -70,14 +80,14 @@ def test_a_scope_granted_at_one_audience_only_is_refused_for_a_token_naming_both
             "https://b.example": Api("https://b.example", ("read", "write"))}
     grants = [Grant("c", "https://a.example", ("read",), 0), Grant("c", "https://b.example", ("write",), 1)]
     for scopes in (("read", "write"), ("read",), ("write",)):
-        with pytest.raises(InvalidScope) as exc:
+        with refused("invalid_scope") as exc:
             decide_token(grants, apis, scopes, ("https://a.example", "https://b.example"))
         assert exc.value.reason == "scope_not_granted_everywhere"
         assert "every requested resource" in (exc.value.description or "")
-    with pytest.raises(InvalidScope):
+    with refused("invalid_scope"):
         decide_token(grants, apis, None, ("https://a.example", "https://b.example"))
     assert decide_token(grants, apis, ("read",), ("https://a.example",)).scopes == ("read",)
-    with pytest.raises(InvalidScope):
+    with refused("invalid_scope"):
         decide_token(grants, apis, ("write",), ("https://a.example",))
 
 
@@ -85,19 +95,19 @@ def test_a_scope_one_audience_does_not_define_is_refused_even_when_granted_elsew
     apis = {"https://a.example": Api("https://a.example", ("read", "admin")),
             "https://b.example": Api("https://b.example", ("read",))}
     grants = [Grant("c", "https://a.example", ("read", "admin"), 0), Grant("c", "https://b.example", ("read",), 1)]
-    with pytest.raises(InvalidScope):
+    with refused("invalid_scope"):
         decide_token(grants, apis, ("admin",), ("https://b.example", "https://a.example"))
     d = decide_token(grants, apis, None, ("https://b.example", "https://a.example"))
     assert d.scopes == ("read",) and d.audiences == ("https://b.example", "https://a.example")
 
 
 def test_resources_with_different_algorithms_are_refused():
-    with pytest.raises(InvalidTarget):
+    with refused("invalid_target"):
         decide_token(GRANTS, APIS, None, ("https://a.example", "https://r.example"))
 
 
 def test_client_without_grants_gets_invalid_scope():
-    with pytest.raises(InvalidScope):
+    with refused("invalid_scope"):
         decide_token([], APIS, None, None)
 
 
@@ -124,7 +134,7 @@ def test_every_issued_scope_is_granted_and_defined_at_every_issued_audience(apis
     effective = {g.api: g for g in grant_list if g.api in api_map}  # the last grant per API wins, as in the store
     try:
         d = decide_token(grant_list, api_map, scopes, resources)
-    except (InvalidScope, InvalidTarget):
+    except PolicyRefusal:
         common = None
     else:
         common = d.scopes

@@ -16,10 +16,9 @@ from hypothesis import strategies as st
 from warden.core.api import Api
 from warden.core.client import Grant
 from warden.core.clock import FixedClock
-from warden.core.policy import TokenDecision, decide_token
+from warden.core.policy import PolicyRefusal, TokenDecision, decide_token
 from warden.protocol.access_token import AccessTokenClaims, render_claims
 from warden.protocol.client_credentials import TokenRequest
-from warden.protocol.errors import OAuthError
 from warden.protocol.form import _pairs
 from warden.server.render import render_token
 from warden.server.runtime import SecretUseRecorder
@@ -136,7 +135,7 @@ def test_policy_loop_decides_like_the_reference(apis, grants, scopes, resources)
     expected = reference_decision(grant_list, api_map, scopes, resources)
     try:
         got: TokenDecision | str = decide_token(grant_list, api_map, scopes, resources)
-    except OAuthError as exc:
+    except PolicyRefusal as exc:
         got = exc.reason
     assert got == expected
 
