@@ -62,8 +62,10 @@ def test_F06_a_node_sigkilled_under_load_fails_only_its_in_flight_requests(clust
             load.stop()
         code_b = b.stop()
     failed = [o for o in outcomes if o.status != 200]
-    # each client had at most one request in flight on the killed node when it died
-    assert len(failed) <= threads, failed
+    # Each client loses what it had on the wire to the killed node: the request in flight and, at
+    # most, the next one written on its pooled keep-alive connection before the client saw the reset
+    # (on a loaded machine the reset can arrive after that write). Nothing else fails.
+    assert len(failed) <= 2 * threads, failed
     assert all(o.node == a.url and o.status is None for o in failed), failed  # transport errors, on A only
     assert all(o.status == 200 for o in outcomes if o.node == b.url)
     assert outcomes[-1].node == b.url and outcomes[-1].status == 200

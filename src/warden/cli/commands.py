@@ -248,7 +248,7 @@ def clients_list(args: argparse.Namespace) -> int:
         clients = ops.list_clients()
     data = [{"client_id": c["client_id"], "name": c["name"], "enabled": c["enabled"],
              "auth_method": c["auth_method"], "tenant": c["tenant"], "apis": [g["api"] for g in c["grants"]],
-             "pending_approval": bool((c.get("metadata") or {}).get("pending_approval"))}
+             "pending_approval": bool(c.get("pending_approval"))}
             for c in clients]
     data = [c for c in data if c["pending_approval"] or not args.pending]
     emit(data, _json(args), table([(c["client_id"], c["name"], "pending" if c["pending_approval"] else
