@@ -23,10 +23,10 @@ from warden.services.steps import Step, tracing_active
 from warden.services.tokens import IssuedToken, decide_issuance, issue_token, sign_token
 from warden.settings import LimitSettings
 
-__all__ = ["ClientCredentialsGrant", "status_steps"]
+__all__ = ["ClientCredentialsGrant"]
 
 
-def status_steps(status: StatusAllocator | None) -> tuple[Step[Call], ...]:
+def _status_steps(status: StatusAllocator | None) -> tuple[Step[Call], ...]:
     """The step that gives a token its Token Status List entry, when status lists are on."""
     return (status.assign_status,) if status is not None else ()
 
@@ -52,7 +52,7 @@ class ClientCredentialsGrant(AuthenticatedEndpoint):
         DPoP proof and the status list entry, and `issue`."""
         return (self.require_serving, *self._auth.steps, self.enforce_rate_limit,
                 *((permission,) if permission is not None else ()), parse, self.wait_out_revocation_window,
-                *verify, *((self._dpop.verify_proof, *status_steps(self._status)) if access_token else ()), issue)
+                *verify, *((self._dpop.verify_proof, *_status_steps(self._status)) if access_token else ()), issue)
 
     async def run(self, call: Call) -> IssuedToken:
         """Issue a token for `call`, or raise the OAuthError that refuses it (audited either way)."""

@@ -4,8 +4,9 @@
     → parse_exchange_request → wait_out_revocation_window → verify_subject_token → verify_dpop_proof
     → assign_status → issue
 
-The steps shared with the client credentials grant are that grant's own (`ClientCredentialsGrant`);
-this module adds what is particular to an exchange:
+The list is laid out by `ClientCredentialsGrant.grant_steps`, as every token grant's is, and the steps
+shared with the client credentials grant are that grant's own; this module adds what is particular
+to an exchange:
 
 - Permission: the client's metadata must say `token_exchange` (else `unauthorized_client`, §2.2.2).
 - The subject token is a Warden access token: signed by this server's keys (`verify_own_token`), not
