@@ -11,8 +11,9 @@ of entries. Blocks are per client so that revoking a client marks its blocks who
 Reservations are few store writes however many clients call: one writer task per process sends
 every reservation queued (up to `_BATCH`) in one transaction, then what queued while it ran in the
 next (one reservation in flight per client, its callers wait on it together); and once a block is
-three quarters used the client's next one is reserved in the background, so only a client's first
-token (or its first after a pause) waits on the store. A block's `reserved_at` is the earliest
+three quarters used the client's next one is reserved in the background (gathered with the others
+for `_GATHER` seconds first), so only a client's first token (or its first after a pause) waits
+on the store. A block's `reserved_at` is the earliest
 request time of its batch, never later than any token in it, so a revocation marks it whenever it
 could cover one of its tokens.
 
@@ -53,6 +54,7 @@ log = logging.getLogger("warden.server")
 
 _FIRST_BLOCK = 16
 _BATCH = 500  # reservations sent in one store write at most
+_GATHER = 0.1  # a reservation made ahead waits this long for others to share its store write
 _RETRY_PAUSE = 5.0  # after a reservation failed or timed out, tokens go without an entry this long before a retry
 _LEEWAY = 60.0  # resource servers accept tokens this long past exp at most (validator leeway <= 300 is theirs)
 
@@ -86,6 +88,7 @@ class _Want:
     size: int
     now: float
     done: asyncio.Future[None]
+    ahead: bool  # reserved before the client needs it: no token waits on it yet
 
 
 class StatusAllocator(_StatusLists):
@@ -99,6 +102,7 @@ class StatusAllocator(_StatusLists):
         self._reserving: dict[str, asyncio.Future[None]] = {}  # one reservation in flight per client
         self._queue: dict[str, _Want] = {}  # waiting for the next store write, in arrival order
         self._writer: asyncio.Task[None] | None = None  # the one task writing batches, while there are any
+        self._urgent = asyncio.Event()  # a token waits on a queued reservation: write now
         self._warned_at = -1e9
         self._store_timeout = store_timeout
         self._unavailable_until = -1e9  # monotonic; while in the future, no reservation is attempted
@@ -163,7 +167,7 @@ class StatusAllocator(_StatusLists):
         if (client_id in self._ahead or client_id in self._reserving
                 or time.monotonic() < self._unavailable_until):
             return
-        self._request(client_id, self._next_size(current), call.now)
+        self._request(client_id, self._next_size(current), call.now, ahead=True)
 
     def _next_size(self, previous: _Current | None) -> int:
         """16 entries at first; double for a client that (nearly) fills its blocks, halve for one that does not."""
@@ -180,7 +184,13 @@ class StatusAllocator(_StatusLists):
                 break
             pending = self._reserving.get(client_id)
             if pending is None:
-                pending = self._request(client_id, self._next_size(self._current.get(client_id)), call.now)
+                pending = self._request(client_id, self._next_size(self._current.get(client_id)), call.now,
+                                        ahead=False)
+            else:
+                want = self._queue.get(client_id)
+                if want is not None and want.ahead:  # reserved ahead, still queued, and now a token needs it
+                    want.ahead = False
+                    self._urgent.set()
             await asyncio.shield(pending)
             current = self._take(call)
             if current is not None:
@@ -189,12 +199,15 @@ class StatusAllocator(_StatusLists):
         raise TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
                                      retry_after=1)
 
-    def _request(self, client_id: str, size: int, now: float) -> asyncio.Future[None]:
+    def _request(self, client_id: str, size: int, now: float, *, ahead: bool) -> asyncio.Future[None]:
         """Queue a reservation for `client_id` (single flight: callers of one client share it); the
-        writer task sends everything queued in one store write, then what queued meanwhile in the next."""
+        writer task sends everything queued in one store write, then what queued meanwhile in the next.
+        Reservations made ahead wait up to `_GATHER` seconds for others to share their write."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reserving[client_id] = done
-        self._queue[client_id] = _Want(size, now, done)
+        self._queue[client_id] = _Want(size, now, done, ahead)
+        if not ahead:
+            self._urgent.set()
         if self._writer is None:
             self._writer = asyncio.ensure_future(self._write_batches())
         return done
@@ -202,6 +215,12 @@ class StatusAllocator(_StatusLists):
     async def _write_batches(self) -> None:
         try:
             while self._queue:
+                if not self._urgent.is_set() and len(self._queue) < _BATCH:
+                    try:
+                        await asyncio.wait_for(self._urgent.wait(), _GATHER)
+                    except TimeoutError:
+                        pass
+                self._urgent.clear()
                 batch = dict(list(self._queue.items())[:_BATCH])
                 for client_id in batch:
                     del self._queue[client_id]

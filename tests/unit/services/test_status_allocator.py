@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import threading
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -113,8 +114,9 @@ def test_a_busy_clients_next_block_is_reserved_ahead_and_its_tokens_do_not_wait(
             out.append((call, waiting is not None))
             if waiting is not None:
                 await waiting
-            await asyncio.sleep(0)  # the background write gets its turn, as between requests
-            await asyncio.sleep(0.01)
+            pending = allocator._reserving.get("busy")
+            if pending is not None:  # time passes between requests: the write made ahead lands
+                await pending
         return out
 
     got = asyncio.run(run())
@@ -172,3 +174,20 @@ def test_a_store_outage_gives_tokens_no_entry_without_queueing_on_the_store() ->
     calls = asyncio.run(run())
     assert all(c.status is None for c in calls)
     assert len(store.writes) == 1  # one failed write for the 20 clients, none during the pause
+
+
+def test_a_token_that_needs_a_block_queued_ahead_has_it_written_at_once(monkeypatch: Any) -> None:
+    monkeypatch.setattr(sys.modules[StatusAllocator.__module__], "_GATHER", 3600.0)
+    allocator, store = _world()
+    client = Client("svc", "svc", created_at=T0)
+
+    async def run() -> list[Call]:
+        calls = [await _issue(allocator, _call(client, T0 + i)) for i in range(16)]  # the 13th queued one ahead
+        assert "svc" in allocator._queue and allocator._queue["svc"].ahead
+        # the 17th needs it: it must not wait for the gathering (an hour here) to end
+        calls.append(await asyncio.wait_for(_issue(allocator, _call(client, T0 + 16)), 30))
+        return calls
+
+    calls = asyncio.run(run())
+    assert [w for write in store.writes for w in write] == [("svc", 16), ("svc", 32)]
+    assert len(set(_entries(calls))) == 17
