@@ -14,8 +14,9 @@ next (one reservation in flight per client, its callers wait on it together); an
 three quarters used the client's next one is reserved in the background (gathered with the others
 for `_GATHER` seconds first), so only a client's first token (or its first after a pause) waits
 on the store. A block's `reserved_at` is the earliest
-request time of its batch, never later than any token in it, so a revocation marks it whenever it
-could cover one of its tokens.
+request time of its batch in whole seconds (as `iat`), and a token takes entries only from a block reserved no later than its
+own `iat` (a request that started before a block was reserved does not use it), so a revocation
+marks a block whenever it could cover one of its tokens.
 
 A reservation waits on the store at most `store_request_timeout` seconds; past that, or on a store
 error, the token goes out without an entry and no reservation is tried for `_RETRY_PAUSE` seconds,
@@ -36,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -153,7 +155,7 @@ class StatusAllocator(_StatusLists):
     def _usable(self, current: _Current, call: Call) -> bool:
         block = current.block
         revoked_before = call.authenticated.client.revoked_before
-        return (current.next < block.start + block.size and call.now < current.open_until
+        return (current.next < block.start + block.size and block.reserved_at <= call.now < current.open_until
                 and call.now + self._state.registry.max_token_ttl + _LEEWAY <= block.reusable_at
                 and (revoked_before is None or revoked_before < block.reserved_at))
 
@@ -230,7 +232,9 @@ class StatusAllocator(_StatusLists):
 
     async def _reserve(self, batch: dict[str, _Want]) -> None:
         s = self._settings
-        now = min(w.now for w in batch.values())
+        # whole seconds, as `iat`: a token revoked by its client's revocation (iat <= revoked_before) lies
+        # in a block reserved no later than the revocation, so the revocation marks it
+        now = float(math.floor(min(w.now for w in batch.values())))
         reusable_at = now + s.block_window + self._state.registry.max_token_ttl + 2 * _LEEWAY
         failure: Exception | None = None
         blocks: list[StatusBlock] = []

@@ -191,3 +191,38 @@ def test_a_token_that_needs_a_block_queued_ahead_has_it_written_at_once(monkeypa
     calls = asyncio.run(run())
     assert [w for write in store.writes for w in write] == [("svc", 16), ("svc", 32)]
     assert len(set(_entries(calls))) == 17
+
+
+def test_a_revocation_within_the_second_of_a_blocks_reservation_marks_it() -> None:
+    # iat has whole seconds, and a token from the revoking second counts as revoked: so must its entry
+    allocator, store = _world()
+    client = Client("svc", "svc", created_at=T0)
+    store.create_client(client, [], [])
+
+    async def run() -> Call:
+        return await _issue(allocator, _call(client, T0 + 0.7))
+
+    call = asyncio.run(run())
+    store.update_client(dataclasses.replace(client, revoked_before=T0 + 0.3))  # after the block, same second
+    assert call.status is not None
+    marks = store.load_status_marks(call.status.list_id, T0 + 1) or []
+    assert any(s <= call.status.idx < s + n for s, n in marks)
+
+
+def test_a_request_older_than_a_block_does_not_take_an_entry_from_it() -> None:
+    allocator, store = _world()
+    client = Client("svc", "svc", created_at=T0)
+
+    async def run() -> tuple[Call, Call]:
+        later = await _issue(allocator, _call(client, T0 + 5))
+        earlier = await _issue(allocator, _call(client, T0 + 3))  # started before that block was reserved
+        return later, earlier
+
+    later, earlier = asyncio.run(run())
+    blocks = {(b.list_id, b.start): b for bs in store._status_blocks.values() for b in bs}
+    for call in (later, earlier):
+        assert call.status is not None
+        block = next(b for (lid, start), b in blocks.items()
+                     if lid == call.status.list_id and start <= call.status.idx < start + b.size)
+        assert block.reserved_at <= call.now
+    assert len(store.writes) == 2
