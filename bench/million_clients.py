@@ -238,6 +238,13 @@ def warm_up(server: Server, creds: list[tuple[str, str]], work: Path, workers: i
             "workers": workers}
 
 
+def status_blocks(data_dir: str) -> int:
+    """Status-list blocks reserved in the store so far (a read of the SQLite file the server writes)."""
+    import sqlite3
+    with sqlite3.connect(f"file:{data_dir}/warden.db?mode=ro", uri=True, timeout=10) as db:
+        return int(db.execute("SELECT count(*) FROM status_blocks").fetchone()[0])
+
+
 def miss_path(server: Server, creds: list[tuple[str, str]]) -> dict[str, float]:
     """Each client's first request (not cached) and its second (cached), one request at a time."""
     cold, warm = [], []
@@ -329,6 +336,7 @@ def main() -> int:
         wrk("warm-up", small, small_script, args.connections, 2, workers)
         row["warm_up"] = warm_up(big, calling, work, workers)
         pairs = []
+        blocks0 = status_blocks(big_dir)
         for _ in range(args.rounds):
             base = wrk("10 clients", small, small_script, args.connections, d, workers)
             many = wrk(f"{args.clients} registered, {args.calling} calling", big, big_script, args.connections, d,
@@ -341,7 +349,8 @@ def main() -> int:
         row["issuance"] = {"pairs": pairs, "baseline_rps": round(base_rps), "big_rps": round(big_rps),
                            "ratio_of_means": round(big_rps / base_rps, 3),
                            "pair_ratios": [round(r, 3) for r in ratios],
-                           "ratio": round(statistics.median(ratios), 3)}
+                           "ratio": round(statistics.median(ratios), 3),
+                           "status_blocks_reserved": status_blocks(big_dir) - blocks0}
         share, cold_left = cold_left[:len(cold) // 2], cold_left[len(cold) // 2:]
         row["miss_path"] = miss_path(big, share)
         row["spray"] = spray(big, work, args.spray, max(2.0, d / 2), workers)
@@ -369,7 +378,7 @@ def render(report: dict) -> str:
             f"| {workers} | {r['ready_s_10_clients']} / {r['ready_s_big']} | "
             f"{'+'.join(map(str, r['rss_mb_10_clients']))} / {'+'.join(map(str, r['rss_mb_big']))} | "
             f"{i['ratio']:.3f} (median of {len(i['pair_ratios'])} pairs; means {i['big_rps']} / {i['baseline_rps']} "
-            f"req/s) | "
+            f"req/s; {i.get('status_blocks_reserved', 0)} status blocks reserved meanwhile) | "
             f"{m['cold_p50_ms']}/{m['cold_p99_ms']} | {m['cached_p50_ms']}/{m['cached_p99_ms']} | "
             f"first: {s['first_requests']:.0f}, {s['first_store_queries']:.0f}, {s['first_ids_looked_up']:.0f}, "
             f"{s['first_503']:.0f}; again: {s['again_requests']:.0f}, {s['again_store_queries']:.0f}, "

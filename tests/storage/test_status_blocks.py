@@ -119,3 +119,63 @@ def test_reservations_from_several_processes_never_collide(open_sql_store: Calla
         p.join(timeout=60)
         assert p.exitcode == 0
     assert len(blocks) == 45 and not _ranges_overlap(blocks)
+
+
+def test_a_batch_places_its_blocks_in_order_as_single_reservations_would(store: Store) -> None:
+    for cid in ("a", "b", "c", "d"):
+        store.create_client(Client(cid, cid, created_at=T0), [], [])
+    assert store.reserve_status_blocks([], T0, T0 + 100, SIZE) == []
+    got = store.reserve_status_blocks([("a", 16), ("b", 32), ("c", 32), ("d", 8), ("a", 8)], T0, T0 + 100, SIZE)
+    # c does not fit the 16 left in list 1: a new list; d and the second a go back to list 1, the lowest with room
+    assert [(b.client_id, b.list_id, b.start, b.size) for b in got] == [
+        ("a", 1, 0, 16), ("b", 1, 16, 32), ("c", 2, 0, 32), ("d", 1, 48, 8), ("a", 1, 56, 8)]
+    assert all(b.reserved_at == T0 and b.reusable_at == T0 + 100 for b in got)
+    assert store.load_status_lists(T0) == [1, 2]
+    # a single reservation afterwards goes on where the batch stopped
+    assert (store.reserve_status_block("b", 32, T0, T0 + 100, SIZE).list_id,
+            store.reserve_status_block("b", 40, T0, T0 + 100, SIZE).list_id) == (2, 3)
+    # every block of a batch is a block of its client: revoking the client marks each of them
+    client = store.load_client("a")
+    assert client is not None
+    store.update_client(dataclasses.replace(client, revoked_before=T0 + 1))
+    assert store.load_status_marks(1, T0 + 10) == [(0, 16), (56, 8)]
+    assert store.load_status_marks(2, T0 + 10) == []
+    assert store.load_status_lists(T0 + 100) == []  # reusable only once every token in them has expired
+
+
+def test_a_batch_with_a_bad_size_reserves_nothing(store: Store) -> None:
+    with pytest.raises(ValueError):
+        store.reserve_status_blocks([("a", 8), ("b", SIZE + 1)], T0, T0 + 100, SIZE)
+    assert store.load_status_lists(T0) == []
+    assert store.reserve_status_block("a", 8, T0, T0 + 100, SIZE).start == 0
+
+
+def _reserve_batches_in_child(open_args: tuple[str | None, str, str | None], n: int,
+                              out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from warden.storage.engine import open_store
+    store = open_store(*open_args[:2], schema=open_args[2])
+    try:
+        got = []
+        for i in range(10):  # batches of several clients, mixed with single reservations
+            wants = [(f"p{n}-c{k}", 3 + (i + k) % 5) for k in range(1 + i % 4)]
+            got += store.reserve_status_blocks(wants, T0, T0 + 100, SIZE)
+            got.append(store.reserve_status_block(f"p{n}-one", 6, T0, T0 + 100, SIZE))
+        out.put([(b.list_id, b.start, b.size) for b in got])
+    finally:
+        store.close()
+
+
+def test_batches_from_several_processes_never_collide(open_sql_store: Callable[[], Store],
+                                                      sql_open_args: tuple[str | None, str, str | None]) -> None:
+    open_sql_store().migrate()
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_reserve_batches_in_child, args=(sql_open_args, n, out)) for n in range(3)]
+    for p in procs:
+        p.start()
+    blocks = [b for _ in procs for b in out.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(blocks) == 3 * (23 + 10) and not _ranges_overlap(blocks)
+    assert all(start + size <= SIZE for _, start, size in blocks)

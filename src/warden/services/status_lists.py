@@ -1,13 +1,22 @@
 """Token Status Lists on the server: an entry for every token, and the lists resource servers fetch.
 
 Allocation. Each process takes entries for a client's tokens from a block of consecutive entries
-it reserved for that client in the store (`Store.reserve_status_block`, atomic across processes
+it reserved for that client in the store (`Store.reserve_status_blocks`, atomic across processes
 and nodes). A block takes new tokens for `block_window` seconds or until it is full; its
 `reusable_at` (reservation + window + the longest token lifetime + leeway) is fixed when it is
 reserved, and a token whose expiry would pass it gets a new block. Blocks start at 16 entries and
-double, up to `max_block`, for clients that fill them, so a busy client costs one store write per
-few thousand tokens and an idle one wastes at most a handful of entries. Blocks are per client so
-that revoking a client marks its blocks whole.
+double, up to `max_block`, for clients that fill them, so an idle client wastes at most a handful
+of entries. Blocks are per client so that revoking a client marks its blocks whole.
+
+Reservations are few store writes however many clients call: one writer task per process sends
+every reservation queued (up to `_BATCH`) in one transaction, then what queued while it ran in the
+next (one reservation in flight per client, its callers wait on it together); and once a block is
+three quarters used the client's next one is reserved in the background (gathered with the others
+for `_GATHER` seconds first), so only a client's first token (or its first after a pause) waits
+on the store. A block's `reserved_at` is the earliest
+request time of its batch in whole seconds (as `iat`), and a token takes entries only from a block reserved no later than its
+own `iat` (a request that started before a block was reserved does not use it), so a revocation
+marks a block whenever it could cover one of its tokens.
 
 A reservation waits on the store at most `store_request_timeout` seconds; past that, or on a store
 error, the token goes out without an entry and no reservation is tried for `_RETRY_PAUSE` seconds,
@@ -28,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -45,6 +55,8 @@ __all__ = ["StatusAllocator", "StatusListPublisher", "status_list_uri"]
 log = logging.getLogger("warden.server")
 
 _FIRST_BLOCK = 16
+_BATCH = 500  # reservations sent in one store write at most
+_GATHER = 0.1  # a reservation made ahead waits this long for others to share its store write
 _RETRY_PAUSE = 5.0  # after a reservation failed or timed out, tokens go without an entry this long before a retry
 _LEEWAY = 60.0  # resource servers accept tokens this long past exp at most (validator leeway <= 300 is theirs)
 
@@ -69,6 +81,18 @@ class _StatusLists:
         self._issuer = issuer
 
 
+@dataclass(slots=True)
+class _Want:
+    """A reservation waiting for the next store write: the block's size, the earliest `now` of the
+    calls asking (the block's `reserved_at` must not be later than any token it holds), and the
+    future its callers wait on."""
+
+    size: int
+    now: float
+    done: asyncio.Future[None]
+    ahead: bool  # reserved before the client needs it: no token waits on it yet
+
+
 class StatusAllocator(_StatusLists):
     """Gives each token an entry (the token endpoint's `assign_status` step)."""
 
@@ -76,26 +100,32 @@ class StatusAllocator(_StatusLists):
                  store_timeout: float = 2.0) -> None:
         super().__init__(settings, state, issuer)
         self._current: dict[str, _Current] = {}
-        self._reserving: dict[str, asyncio.Future[None]] = {}
+        self._ahead: dict[str, _Current] = {}  # the block each client goes on to when its current one ends
+        self._reserving: dict[str, asyncio.Future[None]] = {}  # one reservation in flight per client
+        self._queue: dict[str, _Want] = {}  # waiting for the next store write, in arrival order
+        self._writer: asyncio.Task[None] | None = None  # the one task writing batches, while there are any
+        self._urgent = asyncio.Event()  # a token waits on a queued reservation: write now
         self._warned_at = -1e9
         self._store_timeout = store_timeout
         self._unavailable_until = -1e9  # monotonic; while in the future, no reservation is attempted
+        self.store_writes = 0  # reservation transactions sent to the store (tests and benchmarks read it)
 
     def assign_status(self, call: Call) -> Awaitable[None] | None:
-        """Put the token's (list, index) on the call; waits on the store only when a block runs out."""
-        client = call.authenticated.client
-        current = self._current.get(client.client_id)
-        if current is not None and self._usable(current, call):
+        """Put the token's (list, index) on the call; waits on the store only when the client has no
+        usable block, current or reserved ahead (its first token, or one after a long pause)."""
+        current = self._take(call)
+        if current is not None:
             call.status = self._entry(current)
+            self._maybe_reserve_ahead(call, current)
             return None
-        return self._assign_or_degrade(call, current)
+        return self._assign_or_degrade(call)
 
-    async def _assign_or_degrade(self, call: Call, current: _Current | None) -> None:
+    async def _assign_or_degrade(self, call: Call) -> None:
         """A new block needs the store. While it is unreachable, tokens go out without a status entry
         (revocable at introspection, not at resource servers) rather than not at all: the token path
         keeps serving from the cached registry through a database outage, as it always has."""
         try:
-            await self._reserve_then_assign(call, current)
+            await self._reserve_then_assign(call)
         except TemporarilyUnavailable:
             call.status = None
             now = time.monotonic()
@@ -103,6 +133,19 @@ class StatusAllocator(_StatusLists):
                 self._warned_at = now
                 log.warning("status list entries unavailable (store unreachable): issuing tokens without a "
                             "status entry until it is back")
+
+    def _take(self, call: Call) -> _Current | None:
+        """The client's block this token can use: the current one, else the one reserved ahead."""
+        client_id = call.authenticated.client.client_id
+        current = self._current.get(client_id)
+        if current is not None and self._usable(current, call):
+            return current
+        ahead = self._ahead.get(client_id)
+        if ahead is not None and self._usable(ahead, call):
+            del self._ahead[client_id]
+            self._current[client_id] = ahead
+            return ahead
+        return None
 
     def _entry(self, current: _Current) -> StatusEntry:
         list_id, idx = current.block.list_id, current.next
@@ -112,60 +155,122 @@ class StatusAllocator(_StatusLists):
     def _usable(self, current: _Current, call: Call) -> bool:
         block = current.block
         revoked_before = call.authenticated.client.revoked_before
-        return (current.next < block.start + block.size and call.now < current.open_until
+        return (current.next < block.start + block.size and block.reserved_at <= call.now < current.open_until
                 and call.now + self._state.registry.max_token_ttl + _LEEWAY <= block.reusable_at
                 and (revoked_before is None or revoked_before < block.reserved_at))
 
-    async def _reserve_then_assign(self, call: Call, previous: _Current | None) -> None:
-        client_id = call.authenticated.client.client_id
-        pending = self._reserving.get(client_id)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._reserving[client_id] = pending
-            try:
-                await self._reserve(call, previous)
-                pending.set_result(None)
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # retrieved: waiters re-raise it, nobody else needs to
-                raise
-            finally:
-                del self._reserving[client_id]
-        else:
-            await asyncio.shield(pending)
-        current = self._current.get(client_id)
-        if current is None or not self._usable(current, call):  # filled up by the others that waited
-            await self._reserve_then_assign(call, current)
+    def _maybe_reserve_ahead(self, call: Call, current: _Current) -> None:
+        """Once a block is three quarters used, the client's next one is reserved in the background
+        (with everyone else's, in one store write), so a busy client's tokens do not wait for it."""
+        block = current.block
+        if (current.next - block.start) * 4 < block.size * 3:
             return
-        call.status = self._entry(current)
+        client_id = call.authenticated.client.client_id
+        if (client_id in self._ahead or client_id in self._reserving
+                or time.monotonic() < self._unavailable_until):
+            return
+        self._request(client_id, self._next_size(current), call.now, ahead=True)
 
-    async def _reserve(self, call: Call, previous: _Current | None) -> None:
+    def _next_size(self, previous: _Current | None) -> int:
+        """16 entries at first; double for a client that (nearly) fills its blocks, halve for one that does not."""
+        if previous is None:
+            return _FIRST_BLOCK
+        size = previous.block.size
+        nearly_full = (previous.next - previous.block.start) * 4 >= size * 3
+        return min(self._settings.max_block, size * 2 if nearly_full else max(_FIRST_BLOCK, size // 2))
+
+    async def _reserve_then_assign(self, call: Call) -> None:
+        client_id = call.authenticated.client.client_id
+        for _ in range(3):  # a block another call took first, or one reserved before a revocation seen since
+            if time.monotonic() < self._unavailable_until:  # it failed a moment ago: do not queue on it again
+                break
+            pending = self._reserving.get(client_id)
+            if pending is None:
+                pending = self._request(client_id, self._next_size(self._current.get(client_id)), call.now,
+                                        ahead=False)
+            else:
+                want = self._queue.get(client_id)
+                if want is not None and want.ahead:  # reserved ahead, still queued, and now a token needs it
+                    want.ahead = False
+                    self._urgent.set()
+            await asyncio.shield(pending)
+            current = self._take(call)
+            if current is not None:
+                call.status = self._entry(current)
+                return
+        raise TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
+                                     retry_after=1)
+
+    def _request(self, client_id: str, size: int, now: float, *, ahead: bool) -> asyncio.Future[None]:
+        """Queue a reservation for `client_id` (single flight: callers of one client share it); the
+        writer task sends everything queued in one store write, then what queued meanwhile in the next.
+        Reservations made ahead wait up to `_GATHER` seconds for others to share their write."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reserving[client_id] = done
+        self._queue[client_id] = _Want(size, now, done, ahead)
+        if not ahead:
+            self._urgent.set()
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write_batches())
+        return done
+
+    async def _write_batches(self) -> None:
+        try:
+            while self._queue:
+                if not self._urgent.is_set() and len(self._queue) < _BATCH:
+                    try:
+                        await asyncio.wait_for(self._urgent.wait(), _GATHER)
+                    except TimeoutError:
+                        pass
+                self._urgent.clear()
+                batch = dict(list(self._queue.items())[:_BATCH])
+                for client_id in batch:
+                    del self._queue[client_id]
+                await self._reserve(batch)
+        finally:
+            self._writer = None
+
+    async def _reserve(self, batch: dict[str, _Want]) -> None:
         s = self._settings
-        size = _FIRST_BLOCK
-        if previous is not None:
-            filled = previous.next >= previous.block.start + previous.block.size
-            size = min(s.max_block, previous.block.size * 2 if filled else max(_FIRST_BLOCK, previous.block.size // 2))
-        now = call.now
+        # whole seconds, as `iat`: a token revoked by its client's revocation (iat <= revoked_before) lies
+        # in a block reserved no later than the revocation, so the revocation marks it
+        now = float(math.floor(min(w.now for w in batch.values())))
         reusable_at = now + s.block_window + self._state.registry.max_token_ttl + 2 * _LEEWAY
-        store = self._state.current_store()
-        if time.monotonic() < self._unavailable_until:  # it failed a moment ago: do not queue on it again
-            raise TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
-                                         retry_after=1)
-        try:  # a slow or partitioned database holds the request at most `store_timeout` seconds
-            block = await asyncio.wait_for(
-                asyncio.to_thread(store.reserve_status_block, call.authenticated.client.client_id,
-                                  size, now, reusable_at, s.size), self._store_timeout)
-        except Exception as exc:  # StorageError or TimeoutError; a token must not go out without its entry
-            self._unavailable_until = time.monotonic() + _RETRY_PAUSE
-            raise TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
-                                         retry_after=1) from exc
-        self._current[block.client_id] = _Current(block, block.start, now + s.block_window)
+        failure: Exception | None = None
+        blocks: list[StatusBlock] = []
+        if time.monotonic() < self._unavailable_until:
+            failure = TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
+                                             retry_after=1)
+        else:
+            store = self._state.current_store()
+            wants = [(client_id, w.size) for client_id, w in batch.items()]
+            self.store_writes += 1
+            try:  # a slow or partitioned database holds the requests at most `store_timeout` seconds
+                blocks = await asyncio.wait_for(
+                    asyncio.to_thread(store.reserve_status_blocks, wants, now, reusable_at, s.size),
+                    self._store_timeout)
+            except Exception as exc:  # StorageError or TimeoutError
+                self._unavailable_until = time.monotonic() + _RETRY_PAUSE
+                failure = TemporarilyUnavailable("token status list unavailable", reason="status_list_unavailable",
+                                                 retry_after=1)
+                failure.__cause__ = exc
+        for block in blocks:
+            self._ahead[block.client_id] = _Current(block, block.start, now + s.block_window)
+        for client_id, want in batch.items():
+            if self._reserving.get(client_id) is want.done:
+                del self._reserving[client_id]
+            if failure is None:
+                want.done.set_result(None)
+            else:
+                want.done.set_exception(failure)
+                want.done.exception()  # retrieved: waiters re-raise it; a reservation ahead has none
 
     def forget_idle(self, now: float) -> None:
         """Drop the blocks whose window has passed (background maintenance), so memory follows
         the clients that are active, not every client that ever asked."""
-        for client_id in [c for c, cur in self._current.items() if now >= cur.open_until]:
-            self._current.pop(client_id, None)
+        for blocks in (self._current, self._ahead):
+            for client_id in [c for c, cur in blocks.items() if now >= cur.open_until]:
+                blocks.pop(client_id, None)
 
 
 @dataclass(frozen=True, slots=True)

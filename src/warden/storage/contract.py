@@ -175,6 +175,11 @@ class Store(Protocol):
         processes and nodes: no index is ever in two blocks. Indexes come from the lowest list with room,
         else from a new list; list ids are never reused."""
 
+    def reserve_status_blocks(self, wants: Sequence[tuple[str, int]], now: float, reusable_at: float,
+                              list_size: int) -> list[StatusBlock]:
+        """`reserve_status_block` for each (client_id, size) of `wants`, in order, in one transaction:
+        one store write for many clients. All or none: on an error no block is reserved."""
+
     def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
         """The (start, count) ranges of list `list_id` whose tokens are revoked: live blocks of clients
         revoked since the block was reserved (or deleted), and single revoked tokens. None: no such list,

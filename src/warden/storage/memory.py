@@ -325,21 +325,28 @@ class MemoryStore:
     # token status lists
     def reserve_status_block(self, client_id: str, size: int, now: float, reusable_at: float,
                              list_size: int) -> StatusBlock:
-        if not 0 < size <= list_size:
+        return self.reserve_status_blocks([(client_id, size)], now, reusable_at, list_size)[0]
+
+    def reserve_status_blocks(self, wants: Sequence[tuple[str, int]], now: float, reusable_at: float,
+                              list_size: int) -> list[StatusBlock]:
+        if any(not 0 < size <= list_size for _, size in wants):
             raise ValueError("block size must be between 1 and the list size")
         with self._lock:
             lists = self._status_lists
-            open_ = [i for i in sorted(lists) if lists[i][0] + size <= list_size]
-            if open_:
-                list_id = open_[0]
-                start = int(lists[list_id][0])
-                lists[list_id] = [start + size, max(lists[list_id][1], reusable_at)]
-            else:
-                list_id, start = max(lists, default=0) + 1, 0
-                lists[list_id] = [size, reusable_at]
-            block = StatusBlock(list_id, start, size, client_id, now, reusable_at)
-            self._status_blocks.setdefault(list_id, []).append(block)
-            return block
+            out = []
+            for client_id, size in wants:
+                open_ = [i for i in sorted(lists) if lists[i][0] + size <= list_size]
+                if open_:
+                    list_id = open_[0]
+                    start = int(lists[list_id][0])
+                    lists[list_id] = [start + size, max(lists[list_id][1], reusable_at)]
+                else:
+                    list_id, start = max(lists, default=0) + 1, 0
+                    lists[list_id] = [size, reusable_at]
+                block = StatusBlock(list_id, start, size, client_id, now, reusable_at)
+                self._status_blocks.setdefault(list_id, []).append(block)
+                out.append(block)
+            return out
 
     def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
         with self._lock:

@@ -579,26 +579,51 @@ class SqlStore:
     # token status lists -------------------------------------------------------
     def reserve_status_block(self, client_id: str, size: int, now: float, reusable_at: float,
                              list_size: int) -> StatusBlock:
-        if not 0 < size <= list_size:
+        return self.reserve_status_blocks([(client_id, size)], now, reusable_at, list_size)[0]
+
+    def reserve_status_blocks(self, wants: Sequence[tuple[str, int]], now: float, reusable_at: float,
+                              list_size: int) -> list[StatusBlock]:
+        if any(not 0 < size <= list_size for _, size in wants):
             raise ValueError("block size must be between 1 and the list size")
+        if not wants:
+            return []
         lists = status_lists.c
         with self._transaction() as conn:
             if self._postgres:  # SQLite's BEGIN IMMEDIATE already serialises writers
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STATUS_LOCK})
-            row = conn.execute(select(lists.list_id, lists.next_start)
-                               .where(lists.next_start + size <= list_size)
-                               .order_by(lists.list_id).limit(1)).first()
-            if row is not None:
-                list_id, start = int(row.list_id), int(row.next_start)
+            smallest = min(size for _, size in wants)
+            # every list that could take one of the blocks, lowest first; filled here as the blocks are placed
+            room = {int(row.list_id): int(row.next_start) for row in conn.execute(
+                select(lists.list_id, lists.next_start).where(lists.next_start + smallest <= list_size)
+                .order_by(lists.list_id))}
+            touched: set[int] = set()
+            created: dict[int, None] = {}
+            newest: int | None = None
+            out: list[StatusBlock] = []
+            for client_id, size in wants:
+                list_id = next((i for i, start in room.items() if start + size <= list_size), None)
+                if list_id is None:  # a new list; ids are never reused, so a late revocation cannot reach a newer token
+                    if newest is None:
+                        newest = int(conn.execute(select(func.max(lists.list_id))).scalar() or 0)
+                    newest += 1
+                    list_id = newest
+                    room[list_id] = 0
+                    created[list_id] = None
+                start = room[list_id]
+                room[list_id] = start + size
+                touched.add(list_id)
+                out.append(StatusBlock(list_id, start, size, client_id, now, reusable_at))
+            for list_id in sorted(touched - created.keys()):
                 conn.execute(update(status_lists).where(lists.list_id == list_id).values(
-                    next_start=start + size,
+                    next_start=room[list_id],
                     reusable_at=case((lists.reusable_at < reusable_at, reusable_at), else_=lists.reusable_at)))
-            else:  # a new list; ids are never reused, so a late revocation cannot reach a newer token
-                list_id, start = int(conn.execute(select(func.max(lists.list_id))).scalar() or 0) + 1, 0
-                conn.execute(insert(status_lists).values(list_id=list_id, next_start=size, reusable_at=reusable_at))
-            conn.execute(insert(status_blocks).values(list_id=list_id, start=start, size=size, client_id=client_id,
-                                                      reserved_at=now, reusable_at=reusable_at))
-        return StatusBlock(list_id, start, size, client_id, now, reusable_at)
+            if created:
+                conn.execute(insert(status_lists), [{"list_id": i, "next_start": room[i], "reusable_at": reusable_at}
+                                                    for i in created])
+            conn.execute(insert(status_blocks), [
+                {"list_id": b.list_id, "start": b.start, "size": b.size, "client_id": b.client_id,
+                 "reserved_at": now, "reusable_at": reusable_at} for b in out])
+        return out
 
     def load_status_marks(self, list_id: int, now: float) -> list[tuple[int, int]] | None:
         lists, blocks, r = status_lists.c, status_blocks.c, revoked_tokens.c
