@@ -33,6 +33,7 @@ short critical section: read the set, write one slot.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import mmap
 import multiprocessing
@@ -82,7 +83,7 @@ def refilled(tokens: float, stamp: float, rate: float, burst: float, now: float)
     return min(burst, tokens + elapsed * rate) if elapsed > 0 else min(burst, tokens)
 
 
-class TokenBuckets:
+class TokenBuckets(abc.ABC):
     """The token-bucket math every `RateLimiter` shares; a backend says where a bucket lives (`_spend`)."""
 
     def take(self, key: str, rate: float, burst: float, now: float) -> float:
@@ -91,9 +92,9 @@ class TokenBuckets:
     def peek(self, key: str, rate: float, burst: float, now: float) -> float:
         return self._spend(key, rate, burst, now, False) if rate > 0 else 0.0
 
+    @abc.abstractmethod
     def _spend(self, key: str, rate: float, burst: float, now: float, take: bool) -> float:
         """Find `key`'s bucket and pass its tokens to `_decide`; `rate` is positive."""
-        raise NotImplementedError
 
     @staticmethod
     def _decide(tokens: float, rate: float) -> float:
