@@ -189,30 +189,20 @@ def sqlite_server(start_server: Callable[..., LiveServer]) -> LiveServer:
     return start_server("sqlite")
 
 
-class JsonDocuments:
-    """A real HTTP server on a free port serving JSON documents by path, counting requests.
+class JsonServer:
+    """A real HTTP server on a free port answering GETs with JSON: `route(path, headers)` gives the
+    status and body. Shared by the stand-ins for clients' `jwks_uri`s, issuers and CI platforms."""
 
-    Stands in for a client's `jwks_uri` or a workload-identity issuer (discovery + JWKS)."""
-
-    def __init__(self) -> None:
+    def __init__(self, route: Callable[[str, Any], tuple[int, Any]]) -> None:
         import http.server
-
-        self.documents: dict[str, Any] = {}
-        self.hits: dict[str, int] = {}
-        docs = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                docs.hits[self.path] = docs.hits.get(self.path, 0) + 1
-                body = docs.documents.get(self.path)
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
+                status, body = route(self.path, self.headers)
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                if body is not None:
+                    self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -229,6 +219,21 @@ class JsonDocuments:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+class JsonDocuments(JsonServer):
+    """JSON documents by path, counting requests: a client's `jwks_uri` or a workload-identity
+    issuer (discovery + JWKS)."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, Any] = {}
+        self.hits: dict[str, int] = {}
+        super().__init__(self._route)
+
+    def _route(self, path: str, headers: Any) -> tuple[int, Any]:
+        self.hits[path] = self.hits.get(path, 0) + 1
+        body = self.documents.get(path)
+        return (404, None) if body is None else (200, body)
 
 
 @pytest.fixture

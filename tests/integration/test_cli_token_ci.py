@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt as pyjwt
 import pytest
-from tests.integration.conftest import LiveServer, free_port
+from tests.integration.conftest import JsonServer, LiveServer, free_port
 
 from warden.core.client_metadata import parse_client_metadata
 from warden.jose import generate_private_key, public_jwk
@@ -40,7 +40,7 @@ GITLAB_SUB = "project_path:acme/billing:ref_type:branch:ref:main"
 GITLAB_AUD = "https://warden.example"
 
 
-class PlatformIssuer:
+class PlatformIssuer(JsonServer):
     """A CI platform's OIDC issuer: discovery, JWKS, and (GitHub) the runtime's token request endpoint."""
 
     def __init__(self, kind: str) -> None:
@@ -50,40 +50,20 @@ class PlatformIssuer:
         self.request_token = secrets.token_urlsafe(16)
         self.claims: dict[str, Any] = {}  # overrides of the next minted tokens
         self.requests: list[str] = []
-        issuer = self
+        super().__init__(self._route)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                issuer.requests.append(parts.path)
-                if parts.path == "/.well-known/openid-configuration":
-                    body: Any = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/.well-known/jwks"}
-                elif parts.path == "/.well-known/jwks":
-                    body = {"keys": [public_jwk(issuer.key, kid=issuer.kid, alg="RS256")]}
-                elif parts.path == "/_apis/distributedtask/token" and issuer.kind == "github":
-                    if self.headers.get("authorization") != f"Bearer {issuer.request_token}":
-                        return self._send(401, {"message": "bad request token"})
-                    audience = parse_qs(parts.query).get("audience", [""])[0]
-                    body = {"count": 1, "value": issuer.github(aud=audience)}
-                else:
-                    return self._send(404, {})
-                self._send(200, body)
-
-            def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+    def _route(self, path: str, headers: Any) -> tuple[int, Any]:
+        parts = urlsplit(path)
+        self.requests.append(parts.path)
+        if parts.path == "/.well-known/openid-configuration":
+            return 200, {"issuer": self.url, "jwks_uri": f"{self.url}/.well-known/jwks"}
+        if parts.path == "/.well-known/jwks":
+            return 200, {"keys": [public_jwk(self.key, kid=self.kid, alg="RS256")]}
+        if parts.path == "/_apis/distributedtask/token" and self.kind == "github":
+            if headers.get("authorization") != f"Bearer {self.request_token}":
+                return 401, {"message": "bad request token"}
+            return 200, {"count": 1, "value": self.github(aud=parse_qs(parts.query).get("audience", [""])[0])}
+        return 404, {}
 
     def _mint(self, claims: dict[str, Any]) -> str:
         now = int(time.time())
@@ -112,11 +92,6 @@ class PlatformIssuer:
             "ref": ref, "ref_type": "branch", "ref_protected": ref_protected,
             "ci_config_ref_uri": f"gitlab.example/acme/billing//.gitlab-ci.yml@refs/heads/{ref}",
             "runner_environment": "gitlab-hosted", "environment": "production"})
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
