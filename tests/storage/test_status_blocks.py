@@ -106,18 +106,25 @@ def _reserve_in_child(open_args: tuple[str | None, str, str | None], n: int,
         store.close()
 
 
-def test_reservations_from_several_processes_never_collide(open_sql_store: Callable[[], Store],
-                                                           sql_open_args: tuple[str | None, str, str | None]) -> None:
-    open_sql_store().migrate()
+def _blocks_from_processes(target: Callable[..., None], open_args: tuple[str | None, str, str | None],
+                           processes: int = 3) -> list[tuple[int, int, int]]:
+    """Run `target(open_args, n, queue)` in `processes` spawned processes at once; the blocks they reserved."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_reserve_in_child, args=(sql_open_args, n, out)) for n in range(3)]
+    procs = [ctx.Process(target=target, args=(open_args, n, out)) for n in range(processes)]
     for p in procs:
         p.start()
     blocks = [b for _ in procs for b in out.get(timeout=120)]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
+    return blocks
+
+
+def test_reservations_from_several_processes_never_collide(open_sql_store: Callable[[], Store],
+                                                           sql_open_args: tuple[str | None, str, str | None]) -> None:
+    open_sql_store().migrate()
+    blocks = _blocks_from_processes(_reserve_in_child, sql_open_args)
     assert len(blocks) == 45 and not _ranges_overlap(blocks)
 
 
@@ -168,14 +175,6 @@ def _reserve_batches_in_child(open_args: tuple[str | None, str, str | None], n: 
 def test_batches_from_several_processes_never_collide(open_sql_store: Callable[[], Store],
                                                       sql_open_args: tuple[str | None, str, str | None]) -> None:
     open_sql_store().migrate()
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_reserve_batches_in_child, args=(sql_open_args, n, out)) for n in range(3)]
-    for p in procs:
-        p.start()
-    blocks = [b for _ in procs for b in out.get(timeout=120)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    blocks = _blocks_from_processes(_reserve_batches_in_child, sql_open_args)
     assert len(blocks) == 3 * (23 + 10) and not _ranges_overlap(blocks)
     assert all(start + size <= SIZE for _, start, size in blocks)
