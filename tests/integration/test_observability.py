@@ -136,7 +136,13 @@ def test_every_contract_series_moves_after_real_requests_with_two_workers(tmp_pa
                       "warden_client_secret_oldest_age_seconds", "warden_registry_staleness_seconds",
                       "process_resident_memory_bytes"):
             assert gauge in text, gauge
-        assert _sum(after, "warden_rate_limited_total") >= 0
+        # a client limited to one token a minute: its second request is refused by the rate limit
+        limited = cli_json("clients", "create", "limited", "--grant", "https://api.example=read",
+                           "--rate-limit", "0.0167", env=env)
+        assert wait_until(lambda: server.token(limited["client_id"], limited["client_secret"]).status_code == 200)
+        assert server.token(limited["client_id"], limited["client_secret"]).status_code == 429
+        limited_now = _samples(httpx.get(f"{server.url}/metrics").text)
+        assert _sum(limited_now, "warden_rate_limited_total", limit="client") >= 1
         for needle in (secret, rotated, token):
             assert needle not in text
     finally:
