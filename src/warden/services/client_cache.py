@@ -1,8 +1,9 @@
 """The bounded parts of the registry: the hot clients (LRU) and the ids known not to exist (TTL).
 
 `ClientCache` holds at most `capacity` client entries and evicts the least recently
-used; a hit moves the entry to the back (one C-level call, so the token path stays a
-dictionary read). `AbsentClients` remembers client ids the store did not have, for a
+used; once it is half full a hit moves the entry to the back (one C-level call, so the
+token path stays a dictionary read). Below that nothing can be evicted soon, so a
+registry that fits (the common case) pays nothing for recency it will never use. `AbsentClients` remembers client ids the store did not have, for a
 short time and in bounded number, so repeating an unknown id costs no query; the
 registry forgets an id here as soon as the change log names it (a client created
 meanwhile is found on the next request).
@@ -30,10 +31,11 @@ class ClientCache(Generic[V]):
         self.capacity = capacity
         self._entries: OrderedDict[str, V] = OrderedDict()
         self.evictions = 0
+        self._tracking = False  # recency is kept once half full (see the module docstring)
 
     def get(self, client_id: str) -> V | None:
         entry = self._entries.get(client_id)
-        if entry is not None:
+        if entry is not None and self._tracking:
             try:
                 self._entries.move_to_end(client_id)
             except KeyError:  # evicted by another thread between the two calls
@@ -48,6 +50,7 @@ class ClientCache(Generic[V]):
         """Insert or replace; return how many entries were evicted to make room."""
         self._entries[client_id] = entry
         self._entries.move_to_end(client_id)
+        self._tracking = self._tracking or 2 * len(self._entries) >= self.capacity
         return self._evict_overflow()
 
     def pop(self, client_id: str) -> V | None:
@@ -56,6 +59,7 @@ class ClientCache(Generic[V]):
     def replace(self, entries: dict[str, V]) -> int:
         """Start over with `entries` (a full load); return how many did not fit."""
         self._entries = OrderedDict(entries)
+        self._tracking = 2 * len(self._entries) >= self.capacity
         return self._evict_overflow()
 
     def _evict_overflow(self) -> int:

@@ -294,3 +294,23 @@ def test_federated_identities_of_a_complete_registry_come_from_memory() -> None:
     world.registry.refresh(world.clock.now())
     assert federated(world, "repo:x") == {"fed-a"}
     assert world.store.federated_queries == 0
+
+
+def test_recency_is_kept_once_the_cache_is_half_full_and_drives_eviction():
+    from warden.services.client_cache import ClientCache
+
+    cache: ClientCache[str] = ClientCache(4)
+    cache.put("a", "A")
+    assert list(cache._entries) == ["a"] and not cache._tracking  # far from full: a hit costs nothing more
+    cache.put("b", "B")
+    assert cache._tracking
+    cache.get("a")  # now used after b
+    cache.put("c", "C")
+    cache.put("d", "D")
+    assert cache.put("e", "E") == 1
+    assert cache.peek("b") is None and cache.peek("a") == "A"  # the least recently used went, not the oldest
+    full = ClientCache[str](10)
+    full.replace({f"c{n}": str(n) for n in range(3)})
+    assert not full._tracking
+    full.replace({f"c{n}": str(n) for n in range(6)})
+    assert full._tracking
